@@ -1,0 +1,46 @@
+# BeaZap — the two set-up commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+
+.PHONY: demo test env lint bench-ingest bench-silver bench-metrics bench-ops bench-llm serve dagster clean
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
+
+env: $(UV)  ## create .venv and install the locked dependencies
+	$(UV) sync --frozen
+
+demo: env  ## run the whole pipeline on embedded defaults and print a summary
+	$(UV) run beazap demo
+
+test: env  ## run the test suite (needs PostgreSQL on 127.0.0.1:5432 and Redis on :6379)
+	$(UV) run pytest
+
+lint: env
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+serve: env
+	$(UV) run beazap serve
+
+dagster: env
+	$(UV) run dagster dev -w workspace.yaml
+
+bench-ingest: env
+	$(UV) run python -m benchmarks.ingest
+
+bench-silver: env
+	$(UV) run python -m benchmarks.silver
+
+bench-metrics: env
+	$(UV) run python -m benchmarks.metrics
+
+bench-ops: env
+	$(UV) run python -m benchmarks.ops
+
+bench-llm: env
+	$(UV) run python -m benchmarks.llm
+
+clean:
+	rm -rf .beazap .venv .pytest_cache

@@ -1,0 +1,48 @@
+"""The BeaZap FastAPI application: webhook receiver, metrics API and operational API.
+
+``create_app()`` is the factory used by ``beazap serve`` (uvicorn ``--factory``) and the tests.
+Errors always answer JSON: ``{"error": "...", "detail": ...}``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.routes import insights, metrics, operations, webhooks
+from beazap.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="BeaZap",
+        version="0.1.0",
+        description="WhatsApp customer-service analytics over Evolution API: webhook receiver, "
+        "metrics and operational API.",
+    )
+    app.state.settings = settings
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code, content={"error": exc.detail}, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422, content={"error": "invalid request", "detail": jsonable_errors(exc)}
+        )
+
+    app.include_router(webhooks.router)
+    app.include_router(metrics.router)
+    app.include_router(operations.router)
+    app.include_router(insights.router)
+    return app
+
+
+def jsonable_errors(exc: RequestValidationError) -> list[dict[str, object]]:
+    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()]

@@ -1,0 +1,1 @@
+"""FastAPI routers, one module per area; ``api.app.create_app`` includes them all."""

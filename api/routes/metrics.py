@@ -1,0 +1,5 @@
+"""API routes: metrics (filled in by its issue)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

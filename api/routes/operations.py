@@ -1,0 +1,5 @@
+"""API routes: operations (filled in by its issue)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

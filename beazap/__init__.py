@@ -1,0 +1,1 @@
+"""BeaZap core: settings, logging, identity helpers and the ``beazap`` command line."""

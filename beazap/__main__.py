@@ -1,0 +1,5 @@
+"""``python -m beazap`` runs the CLI."""
+
+from beazap.cli import app
+
+app()

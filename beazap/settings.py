@@ -1,0 +1,81 @@
+"""BeaZap settings: one pydantic-settings model read from ``BEAZAP_*`` env vars and ``.env``.
+
+Every component (receiver, workers, Dagster resources, CLI) builds its configuration from
+:func:`get_settings`, so one environment configures the whole deployment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(".beazap")
+
+
+class Settings(BaseSettings):
+    """All BeaZap configuration. Environment variables are ``BEAZAP_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BEAZAP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- storage -----------------------------------------------------------------------------
+    lake_uri: str = Field(
+        default=str(DEFAULT_HOME / "lake"),
+        description="Root of the Delta lake: a local folder or s3://bucket/prefix.",
+    )
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_HOME / 'beazap.db'}",
+        description="Operational store (SQLAlchemy URL): SQLite file by default, "
+        "postgresql+psycopg://… in production.",
+    )
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+    cache_url: str | None = Field(
+        default=None, description="redis://… for the metrics cache; in-process cache when unset."
+    )
+
+    # --- S3 (only read when lake_uri starts with s3://) -------------------------------------------
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_allow_http: bool = False
+    s3_conditional_put: bool = Field(
+        default=True, description="Use etag conditional put so several writers can commit safely."
+    )
+
+    # --- receiver ----------------------------------------------------------------------------------
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Webhook bodies above this get 413.")
+    group_commit_max_rows: int = Field(default=2000, description="Flush a bronze batch at this many rows.")
+    group_commit_max_wait_ms: int = Field(default=25, description="…or after this many milliseconds.")
+    instance_cache_refresh_seconds: float = Field(
+        default=30.0, description="How often the receiver reloads instance tokens from the ops store."
+    )
+
+    # --- domain defaults ---------------------------------------------------------------------------
+    default_timezone: str = "America/Sao_Paulo"
+    session_timeout_hours: float = Field(default=24.0, description="Inactivity that expires a conversation.")
+    reopen_window_hours: float = Field(default=24.0, description="Inbound within this after resolve = reopen.")
+
+    # --- logging -----------------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = Field(default=False, description="JSON log lines (production) instead of console.")
+
+    @field_validator("lake_uri")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/") or value
+
+    @property
+    def lake_is_s3(self) -> bool:
+        return self.lake_uri.startswith("s3://")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached). Tests call ``get_settings.cache_clear()`` after env changes."""
+    return Settings()

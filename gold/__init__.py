@@ -1,0 +1,1 @@
+"""BeaZap gold package."""

@@ -1,0 +1,1 @@
+"""BeaZap ops package."""

@@ -1,0 +1,1 @@
+"""BeaZap orchestration package."""

@@ -1,0 +1,1 @@
+"""BeaZap silver package."""

@@ -1,0 +1,1 @@
+"""BeaZap storage package."""
