@@ -32,9 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            status_code=422, content={"error": "invalid request", "detail": jsonable_errors(exc)}
-        )
+        return JSONResponse(status_code=422, content={"error": "invalid request", "detail": jsonable_errors(exc)})
 
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
@@ -44,5 +42,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, object]]:
-    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()]
+    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]

@@ -25,13 +25,15 @@ def get_scope(
 ) -> TenantScope:
     """Resolve the caller's bearer token (401 JSON error when missing, unknown or revoked)."""
     if credentials is None or not credentials.credentials:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
     engine = getattr(request.app.state, "engine", None) or get_engine()
     scope = resolve_token(engine, credentials.credentials)
     if scope is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"}
+        )
     return scope
 
 

@@ -51,8 +51,8 @@ def normalize_phone(raw: str | None) -> str | None:
     """
     if not raw or ("@" in raw and not is_phone_jid(raw)):
         return None
-    digits = "".join(ch for ch in jid_user(raw) if ch.isdigit()) if "@" in raw else "".join(
-        ch for ch in raw if ch.isdigit()
+    digits = (
+        "".join(ch for ch in jid_user(raw) if ch.isdigit()) if "@" in raw else "".join(ch for ch in raw if ch.isdigit())
     )
     if not 8 <= len(digits) <= 15:
         return None

@@ -18,12 +18,38 @@ import structlog
 # 8+ digits, optionally with a leading + and separators, or the digits of a JID/LID.
 _PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{6,}\d(?=@|\b)")
 _SECRET_KEYS = frozenset(
-    {"apikey", "api_key", "authorization", "token", "password", "secret", "jwt", "jwt_key", "key_secret",
-     "evolution_api_key", "llm_api_key", "s3_secret_access_key", "webhook_token"}
+    {
+        "apikey",
+        "api_key",
+        "authorization",
+        "token",
+        "password",
+        "secret",
+        "jwt",
+        "jwt_key",
+        "key_secret",
+        "evolution_api_key",
+        "llm_api_key",
+        "s3_secret_access_key",
+        "webhook_token",
+    }
 )
 _TEXT_KEYS = frozenset(
-    {"text", "body", "message", "conversation", "caption", "content", "payload", "transcript", "summary",
-     "raw", "push_name", "pushname", "name"}
+    {
+        "text",
+        "body",
+        "message",
+        "conversation",
+        "caption",
+        "content",
+        "payload",
+        "transcript",
+        "summary",
+        "raw",
+        "push_name",
+        "pushname",
+        "name",
+    }
 )
 MASK = "[masked]"
 REDACTED = "[redacted]"
@@ -71,8 +97,12 @@ def configure_logging(level: str = "INFO", json: bool = False, stream: Any = Non
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
-        processors=[*shared[:1], structlog.stdlib.filter_by_level, *shared[1:],
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            *shared[:1],
+            structlog.stdlib.filter_by_level,
+            *shared[1:],
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

@@ -18,9 +18,7 @@ DEFAULT_HOME = Path(".beazap")
 class Settings(BaseSettings):
     """All BeaZap configuration. Environment variables are ``BEAZAP_<FIELD>`` (upper case)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BEAZAP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="BEAZAP_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- storage -----------------------------------------------------------------------------
     lake_uri: str = Field(
@@ -29,8 +27,7 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_HOME / 'beazap.db'}",
-        description="Operational store (SQLAlchemy URL): SQLite file by default, "
-        "postgresql+psycopg://… in production.",
+        description="Operational store (SQLAlchemy URL): SQLite file by default, postgresql+psycopg://… in production.",
     )
     db_pool_size: int = 10
     db_max_overflow: int = 20

@@ -115,6 +115,4 @@ class Lake:
     def write(self, table: str, data: pa.Table, mode: str = "append", **kwargs: Any) -> None:
         """``write_deltalake`` with this lake's storage options."""
         self.ensure_root()
-        write_deltalake(
-            self.uri(table), data, mode=mode, storage_options=self.storage_options or None, **kwargs
-        )
+        write_deltalake(self.uri(table), data, mode=mode, storage_options=self.storage_options or None, **kwargs)

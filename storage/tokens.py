@@ -45,7 +45,10 @@ def create_token(engine: Engine, account_id: str, scope: str = "admin", name: st
     with engine.begin() as conn:
         conn.execute(
             insert(api_tokens).values(
-                id=uuid.uuid4().hex, account_id=account_id, name=name, scope=scope,
+                id=uuid.uuid4().hex,
+                account_id=account_id,
+                name=name,
+                scope=scope,
                 token_hash=secrets.hash_token(token),
             )
         )

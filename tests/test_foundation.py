@@ -68,7 +68,9 @@ def test_logs_mask_phones_text_and_secrets() -> None:
     configure_logging(json=True, stream=stream)
     get_logger("t").info(
         "inbound from 5511987654321@s.whatsapp.net",
-        apikey="whk_supersecret", text="meu CPF e pedido 4821", phone="+55 11 98765-4321",
+        apikey="whk_supersecret",
+        text="meu CPF e pedido 4821",
+        phone="+55 11 98765-4321",
         data={"message": {"conversation": "oi"}},
     )
     line = json.loads(stream.getvalue().strip().splitlines()[-1])

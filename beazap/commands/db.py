@@ -6,12 +6,11 @@ import typer
 
 from beazap.commands.common import console, fail, setup
 
-db_app = typer.Typer(help="Operational database (SQLite by default, PostgreSQL in production).",
-                     no_args_is_help=True)
+db_app = typer.Typer(help="Operational database (SQLite by default, PostgreSQL in production).", no_args_is_help=True)
 
 
 @db_app.command("upgrade")
-def upgrade(revision: str = typer.Argument("head", help="Alembic revision to migrate to.")) -> None:
+def upgrade(revision: str = typer.Argument("heads", help="Alembic revision to migrate to.")) -> None:
     """Create or migrate the operational database schema (idempotent)."""
     setup()
     from sqlalchemy.exc import OperationalError
