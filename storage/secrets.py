@@ -54,3 +54,14 @@ def encrypt(plaintext: str) -> str:
 
 def decrypt(ciphertext: str) -> str:
     return _fernet().decrypt(ciphertext.encode("ascii")).decode("utf-8")
+
+
+def keyed_hash(value: str, purpose: str) -> str:
+    """HMAC-SHA256 hex of ``value`` under a key derived from the deployment secret and ``purpose``.
+
+    Used where a record must name something without storing it (e.g. the erasure audit keeps the
+    keyed hash of an erased phone number, never the number itself).
+    """
+    secret = _fernet()._signing_key + _fernet()._encryption_key  # type: ignore[attr-defined]
+    key = hashlib.sha256(b"beazap:" + purpose.encode() + b":" + secret).digest()
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()

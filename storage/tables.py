@@ -74,3 +74,21 @@ instances = Table(
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     Index(None, "account_id"),
 )
+
+# LGPD erasure audit (ops/governance/erasure.py): proves an erasure happened without keeping the
+# personal data — the subject is a keyed hash (HMAC with the deployment secret), never the phone.
+erasure_audit = Table(
+    "erasure_audit",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("subject_hash", String(64), nullable=False),  # keyed hash of the E.164 phone
+    Column("lid_hashes", JSON, nullable=False),  # keyed hashes of the LIDs erased with it
+    Column("requested_by", String(200), nullable=False),
+    Column("requested_at", TS, nullable=False),
+    Column("completed_at", TS),
+    Column("status", String(20), nullable=False),  # running | completed | failed
+    Column("tables", JSON),  # {"layer/table" or "ops:table": rows changed}
+    Column("verified_at", TS),
+    Column("verification", JSON),  # {"clean": bool, "leftovers": [...]} without personal data
+    Index(None, "subject_hash"),
+)

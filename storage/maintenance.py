@@ -1,0 +1,177 @@
+"""Lake maintenance: compaction (``optimize``), checkpoints and ``vacuum`` of Delta tables.
+
+Small appends (the receiver's group commits) leave many small files; compaction rewrites them into
+large ones, a checkpoint lets readers skip replaying the whole JSON log, and ``vacuum`` deletes
+files that no retained version references any more (after compaction, retention deletes and
+erasure). Each function works on one ``layer/name`` table of a :class:`~storage.lake.Lake` and
+returns plain dicts, so Dagster schedules and the CLI only report them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from deltalake import DeltaTable
+
+from beazap.logging import get_logger
+from storage.lake import LAYERS, Lake
+
+log = get_logger(__name__)
+
+DEFAULT_VACUUM_RETENTION_HOURS = 168  # Delta's own default: 7 days of time travel for readers
+
+
+@dataclass(frozen=True)
+class MaintenanceResult:
+    """What one maintenance step did to one table."""
+
+    table: str
+    action: str
+    version_before: int | None
+    version_after: int | None
+    files_added: int = 0
+    files_removed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def list_tables(lake: Lake, layers: Iterable[str] = LAYERS) -> list[str]:
+    """Every Delta table (``layer/name``) present in ``lake`` for ``layers`` (local or S3)."""
+    found: list[str] = []
+    for layer in layers:
+        for name in _child_dirs(lake, layer):
+            table = f"{layer}/{name}"
+            if lake.exists(table):
+                found.append(table)
+    return sorted(found)
+
+
+def _child_dirs(lake: Lake, layer: str) -> list[str]:
+    import pyarrow.fs as pafs
+
+    if lake.is_s3:
+        fs, base = pafs.FileSystem.from_uri(f"{lake.root}/{layer}")
+        fs = _s3_filesystem(lake) or fs
+    else:
+        fs, base = pafs.LocalFileSystem(), f"{lake.root}/{layer}"
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+    except OSError:
+        return []
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+
+def _s3_filesystem(lake: Lake) -> Any:
+    import pyarrow.fs as pafs
+
+    opts = lake.storage_options
+    scheme_endpoint = opts.get("AWS_ENDPOINT_URL")
+    kwargs: dict[str, Any] = {"region": opts.get("AWS_REGION", "us-east-1")}
+    if "AWS_ACCESS_KEY_ID" in opts:
+        kwargs["access_key"] = opts["AWS_ACCESS_KEY_ID"]
+        kwargs["secret_key"] = opts.get("AWS_SECRET_ACCESS_KEY")
+    if scheme_endpoint:
+        scheme, _, host = scheme_endpoint.partition("://")
+        kwargs["endpoint_override"] = host or scheme_endpoint
+        kwargs["scheme"] = scheme if host else "https"
+    return pafs.S3FileSystem(**kwargs)
+
+
+def optimize(lake: Lake, table: str, target_size: int | None = None) -> MaintenanceResult:
+    """Compact small files of ``table`` into large ones (one commit; readers are never blocked)."""
+    dt = lake.open(table)
+    before = dt.version()
+    metrics = dt.optimize.compact(target_size=target_size)
+    dt.update_incremental()
+    result = MaintenanceResult(
+        table=table,
+        action="optimize",
+        version_before=before,
+        version_after=dt.version(),
+        files_added=int(metrics.get("numFilesAdded", 0)),
+        files_removed=int(metrics.get("numFilesRemoved", 0)),
+    )
+    log.info("lake.optimize", **result.as_dict())
+    return result
+
+
+def checkpoint(lake: Lake, table: str) -> MaintenanceResult:
+    """Write a checkpoint at the current version and drop log files past the log retention."""
+    dt = lake.open(table)
+    version = dt.version()
+    dt.create_checkpoint()
+    dt.cleanup_metadata()
+    result = MaintenanceResult(table=table, action="checkpoint", version_before=version, version_after=version)
+    log.info("lake.checkpoint", **result.as_dict())
+    return result
+
+
+def vacuum(
+    lake: Lake,
+    table: str,
+    retention_hours: int = DEFAULT_VACUUM_RETENTION_HOURS,
+    dry_run: bool = False,
+) -> MaintenanceResult:
+    """Delete files no version newer than ``retention_hours`` references.
+
+    ``retention_hours=0`` removes every unreferenced file at once (erasure): time travel to older
+    versions then stops working, which is the point.
+    """
+    dt = lake.open(table)
+    version = dt.version()
+    removed = dt.vacuum(
+        retention_hours=retention_hours,
+        dry_run=dry_run,
+        enforce_retention_duration=False,
+        full=False,
+    )
+    result = MaintenanceResult(
+        table=table,
+        action="vacuum-dry-run" if dry_run else "vacuum",
+        version_before=version,
+        version_after=lake.open(table).version(),
+        files_removed=len(removed),
+    )
+    log.info("lake.vacuum", **result.as_dict())
+    return result
+
+
+def maintain(
+    lake: Lake,
+    tables: Iterable[str] | None = None,
+    *,
+    compact: bool = True,
+    make_checkpoint: bool = True,
+    vacuum_retention_hours: int | None = None,
+) -> list[MaintenanceResult]:
+    """Compact, checkpoint and (when ``vacuum_retention_hours`` is set) vacuum several tables."""
+    results: list[MaintenanceResult] = []
+    for table in tables if tables is not None else list_tables(lake):
+        if not lake.exists(table):
+            continue
+        if compact:
+            results.append(optimize(lake, table))
+        if make_checkpoint:
+            results.append(checkpoint(lake, table))
+        if vacuum_retention_hours is not None:
+            results.append(vacuum(lake, table, retention_hours=vacuum_retention_hours))
+    return results
+
+
+def table_stats(dt: DeltaTable) -> dict[str, Any]:
+    """Row count (from the log's file stats when present), file count and version of a table."""
+    actions = dt.get_add_actions(flatten=True)
+    import pyarrow as pa
+
+    tbl = pa.table(actions)
+    rows: int | None = None
+    if "num_records" in tbl.column_names:
+        values = tbl.column("num_records").to_pylist()
+        if all(v is not None for v in values):
+            rows = int(sum(values))
+    if rows is None:
+        rows = dt.to_pyarrow_dataset().count_rows()
+    return {"version": dt.version(), "files": tbl.num_rows, "rows": rows}
