@@ -1,0 +1,57 @@
+-- attendant_daily (gold/attendant_daily): per instance × day × attendant: messages sent and
+-- conversations resolved (event day), conversations opened that ended up assigned to them, first
+-- responses with FRT count/mean/median/p90, resolution count/mean/median/p90 and handling time
+-- (durations on the day the conversation opened). METRICS.md § Attribution (FRT → first responder;
+-- resolution/handling → assignee at resolution; messages → sender, else assignee at that moment) and
+-- § Clocks. team_id is the attendant's team at their latest activity of the day.
+with parts as (
+    select instance_id, day, attendant_id as k, arg_max(team_id, event_at) as team_id,
+           count(*)::bigint as messages_sent,
+           null::bigint as conversations_resolved, null::bigint as conversations_assigned,
+           null::bigint as first_responses, null::double as frt_mean_seconds, null::double as frt_median_seconds,
+           null::double as frt_p90_seconds, null::double as frt_business_median_seconds,
+           null::bigint as resolutions, null::double as resolution_mean_seconds,
+           null::double as resolution_median_seconds, null::double as resolution_p90_seconds,
+           null::double as handling_median_seconds
+    from work.messages_enriched where attendant_id is not null
+    group by instance_id, day, attendant_id
+    union all
+    select instance_id, resolved_day, assignee_id, arg_max(team_id, resolved_at), null, count(*), null,
+           null, null, null, null, null, null, null, null, null, null
+    from gold.conversation_facts where resolved_at is not null
+    group by instance_id, resolved_day, assignee_id
+    union all
+    select instance_id, opened_day, assignee_id, arg_max(team_id, opened_at), null, null, count(*),
+           null, null, null, null, null, null, null, null, null, null
+    from gold.conversation_facts where assignee_id is not null
+    group by instance_id, opened_day, assignee_id
+    union all
+    select instance_id, opened_day, first_responder_id, arg_max(first_responder_team_id, first_response_at), null, null, null,
+           count(*), avg(frt_seconds), quantile_cont(frt_seconds, 0.5), quantile_cont(frt_seconds, 0.9),
+           quantile_cont(frt_business_seconds, 0.5), null, null, null, null, null
+    from gold.conversation_facts where first_response_at is not null and first_responder_id is not null
+    group by instance_id, opened_day, first_responder_id
+    union all
+    select instance_id, opened_day, assignee_id, arg_max(team_id, resolved_at), null, null, null,
+           null, null, null, null, null,
+           count(*), avg(resolution_seconds), quantile_cont(resolution_seconds, 0.5),
+           quantile_cont(resolution_seconds, 0.9), quantile_cont(handling_seconds, 0.5)
+    from gold.conversation_facts where resolved_at is not null
+    group by instance_id, opened_day, assignee_id
+)
+select instance_id, day, coalesce(k, 'unattributed') as attendant_id,
+       coalesce(max(team_id), 'none') as team_id,
+       coalesce(max(messages_sent), 0)::bigint as messages_sent,
+       coalesce(max(conversations_resolved), 0)::bigint as conversations_resolved,
+       coalesce(max(conversations_assigned), 0)::bigint as conversations_assigned,
+       coalesce(max(first_responses), 0)::bigint as first_responses,
+       max(frt_mean_seconds) as frt_mean_seconds, max(frt_median_seconds) as frt_median_seconds,
+       max(frt_p90_seconds) as frt_p90_seconds, max(frt_business_median_seconds) as frt_business_median_seconds,
+       coalesce(max(resolutions), 0)::bigint as resolutions,
+       max(resolution_mean_seconds) as resolution_mean_seconds,
+       max(resolution_median_seconds) as resolution_median_seconds,
+       max(resolution_p90_seconds) as resolution_p90_seconds,
+       max(handling_median_seconds) as handling_median_seconds
+from parts
+group by all
+order by instance_id, day, attendant_id

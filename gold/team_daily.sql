@@ -1,0 +1,56 @@
+-- team_daily (gold/team_daily): per instance × day × team: messages sent and conversations resolved
+-- (event day), conversations opened for the team, first responses with FRT count/mean/median/p90,
+-- resolution count/mean/median/p90 and handling time (durations on the day the conversation opened).
+-- METRICS.md § Attribution (team = the attendant's team at that moment, from the assignment log) and
+-- § Clocks. Conversations and messages with no team are under team_id 'none'.
+with parts as (
+    select instance_id, day, team_id as k, arg_max(team_id, event_at) as team_id,
+           count(*)::bigint as messages_sent,
+           null::bigint as conversations_resolved, null::bigint as conversations_assigned,
+           null::bigint as first_responses, null::double as frt_mean_seconds, null::double as frt_median_seconds,
+           null::double as frt_p90_seconds, null::double as frt_business_median_seconds,
+           null::bigint as resolutions, null::double as resolution_mean_seconds,
+           null::double as resolution_median_seconds, null::double as resolution_p90_seconds,
+           null::double as handling_median_seconds
+    from work.messages_enriched where attendant_id is not null
+    group by instance_id, day, team_id
+    union all
+    select instance_id, resolved_day, team_id, arg_max(team_id, resolved_at), null, count(*), null,
+           null, null, null, null, null, null, null, null, null, null
+    from gold.conversation_facts where resolved_at is not null
+    group by instance_id, resolved_day, team_id
+    union all
+    select instance_id, opened_day, team_id, arg_max(team_id, opened_at), null, null, count(*),
+           null, null, null, null, null, null, null, null, null, null
+    from gold.conversation_facts where team_id is not null
+    group by instance_id, opened_day, team_id
+    union all
+    select instance_id, opened_day, first_responder_team_id, arg_max(first_responder_team_id, first_response_at), null, null, null,
+           count(*), avg(frt_seconds), quantile_cont(frt_seconds, 0.5), quantile_cont(frt_seconds, 0.9),
+           quantile_cont(frt_business_seconds, 0.5), null, null, null, null, null
+    from gold.conversation_facts where first_response_at is not null and first_responder_id is not null
+    group by instance_id, opened_day, first_responder_team_id
+    union all
+    select instance_id, opened_day, team_id, arg_max(team_id, resolved_at), null, null, null,
+           null, null, null, null, null,
+           count(*), avg(resolution_seconds), quantile_cont(resolution_seconds, 0.5),
+           quantile_cont(resolution_seconds, 0.9), quantile_cont(handling_seconds, 0.5)
+    from gold.conversation_facts where resolved_at is not null
+    group by instance_id, opened_day, team_id
+)
+select instance_id, day, coalesce(k, 'none') as team_id,
+       
+       coalesce(max(messages_sent), 0)::bigint as messages_sent,
+       coalesce(max(conversations_resolved), 0)::bigint as conversations_resolved,
+       coalesce(max(conversations_assigned), 0)::bigint as conversations_assigned,
+       coalesce(max(first_responses), 0)::bigint as first_responses,
+       max(frt_mean_seconds) as frt_mean_seconds, max(frt_median_seconds) as frt_median_seconds,
+       max(frt_p90_seconds) as frt_p90_seconds, max(frt_business_median_seconds) as frt_business_median_seconds,
+       coalesce(max(resolutions), 0)::bigint as resolutions,
+       max(resolution_mean_seconds) as resolution_mean_seconds,
+       max(resolution_median_seconds) as resolution_median_seconds,
+       max(resolution_p90_seconds) as resolution_p90_seconds,
+       max(handling_median_seconds) as handling_median_seconds
+from parts
+group by all
+order by instance_id, day, team_id
