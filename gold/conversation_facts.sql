@@ -102,6 +102,8 @@ select x.conversation_id, x.instance_id, x.contact_key, x.origin, x.status,
             when coalesce(x.next_reply_pending, 0) > 0 then 'pending'
             when coalesce(x.next_reply_met, 0) > 0 then 'met'
        end as next_reply_sla,
+       coalesce(x.next_reply_met, 0) as next_reply_met, coalesce(x.next_reply_breached, 0) as next_reply_breached,
+       coalesce(x.next_reply_pending, 0) as next_reply_pending,
        x.next_reply_overdue_seconds,
        x.resolution_target_seconds, x.resolution_basis,
        case when x.resolution_target_seconds is null or x.status = 'expired' then null
