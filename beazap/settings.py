@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     cache_url: str | None = Field(
         default=None, description="redis://… for the metrics cache; in-process cache when unset."
     )
+    # --- metrics API (gold) -------------------------------------------------------------------------
+    cache_ttl_seconds: float = Field(default=90.0, gt=0, description="Metrics cache TTL (60–120 s recommended).")
+    cache_prefix: str = Field(default="beazap:metrics", description="Key prefix of the metrics cache in Redis.")
+    metrics_max_span_days: int = Field(default=400, ge=1, description="Longest from..to range a metrics query may ask.")
+    gold_refresh_seconds: float = Field(
+        default=2.0, gt=0, description="How often the metrics API checks gold's Delta versions for changes."
+    )
 
     # --- S3 (only read when lake_uri starts with s3://) -------------------------------------------
     s3_endpoint_url: str | None = None
@@ -57,6 +64,20 @@ class Settings(BaseSettings):
     default_timezone: str = "America/Sao_Paulo"
     session_timeout_hours: float = Field(default=24.0, description="Inactivity that expires a conversation.")
     reopen_window_hours: float = Field(default=24.0, description="Inbound within this after resolve = reopen.")
+
+    # --- operational store (issue 6) -------------------------------------------------------------
+    live_window_days: int = Field(default=90, description="Messages kept in the live store (partitions dropped after).")
+    projector_poll_ms: int = Field(default=200, description="How often `beazap worker` looks for new bronze versions.")
+    projector_batch_rows: int = Field(default=5000, description="Bronze rows applied per projector transaction.")
+    sla_first_response_minutes: float = Field(default=15.0, description="Default FRT target (instance policy wins).")
+    sla_next_reply_minutes: float = Field(default=30.0, description="Default next-reply target.")
+    sla_resolution_minutes: float = Field(default=24 * 60.0, description="Default resolution target.")
+    sla_at_risk_ratio: float = Field(default=0.8, description="Open clocks past this share of target are at risk.")
+    evolution_timeout_seconds: float = Field(default=10.0, description="Timeout of one Evolution API call.")
+    evolution_retries: int = Field(default=3, description="Attempts on Evolution 5xx/timeouts (with backoff).")
+    public_webhook_url: str | None = Field(
+        default=None, description="URL Evolution posts webhooks to (POST /v1/instances/{id}/webhook)."
+    )
 
     # --- logging -----------------------------------------------------------------------------------
     log_level: str = "INFO"

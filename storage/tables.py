@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
+    false,
     func,
+    text,
     true,
 )
 
@@ -91,4 +95,175 @@ erasure_audit = Table(
     Column("verified_at", TS),
     Column("verification", JSON),  # {"clean": bool, "leftovers": [...]} without personal data
     Index(None, "subject_hash"),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Operational core (issue 6): teams, attendants, live conversations and messages, the action
+# log, the projector's cursors and the send idempotency ledger. Migration 0002_ops_core.
+# ---------------------------------------------------------------------------------------------
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("instance_id", String(100), ForeignKey("instances.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Index(None, "instance_id"),
+)
+
+attendants = Table(
+    "attendants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("instance_id", String(100), ForeignKey("instances.id", ondelete="CASCADE"), nullable=False),
+    Column("team_id", String(64), ForeignKey("teams.id", ondelete="SET NULL")),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320)),
+    Column("capacity", Integer, nullable=False, server_default="5"),  # open conversations at most
+    Column("available", Boolean, nullable=False, server_default=true()),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("last_assigned_at", TS),  # round-robin order
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Index(None, "instance_id"),
+    Index(None, "team_id"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(64), primary_key=True),  # beazap.identity.conversation_id (== silver)
+    Column("instance_id", String(100), ForeignKey("instances.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_key", String(100), nullable=False),
+    Column("chat_jid", String(100)),
+    Column("origin", String(10), nullable=False),  # inbound | outbound
+    Column("opening_message_id", String(100), nullable=False),
+    Column("opened_at", TS, nullable=False),
+    Column("first_response_at", TS),
+    Column("first_response_message_id", String(100)),
+    Column("first_responder_id", String(64)),
+    Column("last_message_at", TS, nullable=False),
+    Column("last_inbound_at", TS),
+    Column("awaiting_since", TS),  # first customer message not yet answered (next-reply clock)
+    Column("status", String(10), nullable=False),  # open | resolved | expired
+    Column("resolved_at", TS),
+    Column("resolved_by", String(64)),
+    Column("expired_at", TS),
+    Column("closed_at", TS),
+    Column("first_assigned_at", TS),
+    Column("assignee_id", String(64)),
+    Column("team_id", String(64)),
+    Column("inbound_count", Integer, nullable=False, server_default="0"),
+    Column("outbound_count", Integer, nullable=False, server_default="0"),
+    Column("previous_conversation_id", String(64)),
+    Column("is_reopen", Boolean, nullable=False, server_default=false()),
+    Column("reopened", Boolean, nullable=False, server_default=false()),
+    Column("version", Integer, nullable=False, server_default="1"),  # optimistic concurrency of actions
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    # The seed's indexes, exactly, plus what the projector and the queue need.
+    Index("ix_conversations_instance_id_opened_at", "instance_id", "opened_at"),
+    Index("ix_conversations_instance_id_status", "instance_id", "status"),
+    Index(
+        "ix_conversations_sla_open",
+        "instance_id",
+        "status",
+        postgresql_where=text("status = 'open' AND first_response_at IS NULL"),
+        sqlite_where=text("status = 'open' AND first_response_at IS NULL"),
+    ),
+    Index("ix_conversations_instance_id_contact_key_opened_at", "instance_id", "contact_key", "opened_at"),
+    Index("ix_conversations_assignee_id_status", "assignee_id", "status"),
+)
+
+# On PostgreSQL this table is range-partitioned by month on ``timestamp`` (migration 0002 writes
+# the DDL; ``storage.partitions`` keeps future partitions and drops those past the live window).
+# A partitioned table's unique keys must contain the partition column, so the message key is
+# (instance_id, message_id, timestamp): WhatsApp's timestamp of a message id never changes.
+messages = Table(
+    "messages",
+    metadata,
+    Column("instance_id", String(100), primary_key=True),
+    Column("message_id", String(100), primary_key=True),
+    Column("timestamp", TS, primary_key=True),  # messageTimestamp (event time, UTC)
+    Column("conversation_id", String(64)),
+    Column("contact_key", String(100)),
+    Column("chat_jid", String(100)),
+    Column("direction", String(10), nullable=False),  # inbound | outbound
+    Column("kind", String(20), nullable=False),
+    Column("text", Text),
+    Column("status", String(20)),
+    Column("edited", Boolean, nullable=False, server_default=false()),
+    Column("revoked", Boolean, nullable=False, server_default=false()),
+    Column("automated", Boolean, nullable=False, server_default=false()),
+    Column("sender_attendant_id", String(64)),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Index("ix_messages_conversation_id_timestamp", "conversation_id", "timestamp"),
+    postgresql_partition_by='RANGE ("timestamp")',
+)
+
+# The action log: every assign/transfer/unassign/resolve/reopen/route/message_sent with actor and
+# time. ``source`` = 'store' for actions taken here (extracted to bronze/ops_events) or 'lake' for
+# actions read from bronze/ops_events. ``conversation_id`` is NULL until the action is applied.
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # == bronze/ops_events.action_id
+    Column("instance_id", String(100), nullable=False),
+    Column("conversation_id", String(64)),
+    Column("contact_key", String(100)),
+    Column("action", String(20), nullable=False),
+    Column("actor_id", String(64)),
+    Column("attendant_id", String(64)),
+    Column("team_id", String(64)),
+    Column("message_id", String(100)),  # message_sent: the message it names
+    Column("occurred_at", TS, nullable=False),
+    Column("details", JSON),
+    Column("source", String(10), nullable=False, server_default="store"),
+    Column("extracted_at", TS),  # when it was appended to bronze/ops_events (store actions)
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Index(None, "conversation_id", "occurred_at"),
+    Index(None, "instance_id", "contact_key", "occurred_at"),
+    Index(None, "instance_id", "message_id"),
+    Index(None, "source", "extracted_at"),
+)
+
+# Message events (acks, edits, revokes) that arrived before their message: applied on arrival.
+pending_message_events = Table(
+    "pending_message_events",
+    metadata,
+    Column("instance_id", String(100), primary_key=True),
+    Column("message_id", String(100), primary_key=True),
+    Column("status", String(20)),
+    Column("text", Text),
+    Column("edited", Boolean, nullable=False, server_default=false()),
+    Column("revoked", Boolean, nullable=False, server_default=false()),
+    Column("received_at", TS, nullable=False, server_default=func.now()),
+)
+
+# Where each consumer stands in a bronze table (Delta version + rows already applied of it).
+projector_cursors = Table(
+    "projector_cursors",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("row_offset", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+)
+
+# Idempotency ledger of POST /v1/conversations/{id}/messages: a key is sent at most once.
+outbound_requests = Table(
+    "outbound_requests",
+    metadata,
+    Column("instance_id", String(100), primary_key=True),
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("conversation_id", String(64), nullable=False),
+    Column("attendant_id", String(64)),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", String(10), nullable=False),  # sending | sent | failed
+    Column("message_id", String(100)),
+    Column("response", JSON),
+    Column("error", Text),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
 )

@@ -6,6 +6,7 @@ from alembic import context
 
 from beazap.settings import get_settings
 from storage.db import make_engine
+from storage.migrate import include_name
 from storage.tables import metadata
 
 config = context.config
@@ -39,6 +40,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
