@@ -1,0 +1,392 @@
+"""Find and rewrite one subject's rows in Delta tables, and scan a table's files for leftovers.
+
+Rewrites are single Delta commits:
+- ``bronze/webhook_events``: a ``MERGE`` on ``(receipt_id, received_date)`` that replaces the
+  payload (and its hash) of the affected rows only; the change feed records it as an *update*, so
+  tailing consumers that read inserts do not see new events.
+- every other table: the partitions holding affected rows are read, scrubbed and written back with
+  ``overwrite`` + ``predicate`` (replace-where), or the whole table when it is not partitioned.
+
+:func:`scan_table_files` reads **every** file under a table's folder — current data, files only old
+versions reference, change-data files, JSON commits and checkpoints — which is what erasure
+verification needs (vacuum alone keeps ``_change_data`` files and the log's column statistics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import write_deltalake
+
+from bronze.schema import QUARANTINE, WEBHOOK_EVENTS
+from ops.governance.subject import ERASED, TEXT_KEYS, Scrubber
+from storage.lake import Lake
+from storage.maintenance import delta_dataset, table_filesystem
+
+BATCH_FILTER_LIMIT = 200  # needles/values per filter expression
+
+
+@dataclass
+class TableScrub:
+    """What erasure changed in one table."""
+
+    table: str
+    rows: int = 0
+    partitions: list[str] = field(default_factory=list)
+    version: int | None = None
+
+
+def _string_columns(schema: pa.Schema) -> list[str]:
+    return [
+        f.name
+        for f in schema
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)
+    ]
+
+
+def _binary_columns(schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+
+
+def affected_filter(schema: pa.Schema, scrubber: Scrubber) -> ds.Expression | None:
+    """A dataset filter true for rows that hold any identifier (or any mapped old value)."""
+    expr: ds.Expression | None = None
+    mapped = list(scrubber.value_map)
+    for name in _string_columns(schema) + _binary_columns(schema):
+        col = ds.field(name)
+        for needle in scrubber.subject.needles:
+            term = pc.match_substring(col, needle)
+            expr = term if expr is None else expr | term
+        if mapped and name in _string_columns(schema):
+            term = pc.is_in(col, value_set=pa.array(mapped, pa.string()))
+            expr = term if expr is None else expr | term
+    return expr
+
+
+def _row_affected(row: dict[str, Any], scrubber: Scrubber, strings: list[str], binaries: list[str]) -> bool:
+    for name in strings:
+        value = row.get(name)
+        if value is not None and (value in scrubber.value_map or scrubber.matches(value)):
+            return True
+    for name in binaries:
+        value = row.get(name)
+        if value is not None and scrubber.matches(value.decode("utf-8", "replace")):
+            return True
+    return False
+
+
+def scrub_rows(rows: list[dict[str, Any]], schema: pa.Schema, scrubber: Scrubber) -> tuple[list[dict[str, Any]], int]:
+    """Scrub affected rows in place; returns the rows and how many were affected."""
+    strings = _string_columns(schema)
+    binaries = _binary_columns(schema)
+    changed = 0
+    for row in rows:
+        if not _row_affected(row, scrubber, strings, binaries):
+            continue
+        changed += 1
+        for name in strings:
+            value = row.get(name)
+            if value is None:
+                continue
+            lowered = name.lower()
+            if lowered in TEXT_KEYS:
+                row[name] = ERASED if value else value
+            elif lowered in ("payload", "details") or value[:1] in ("{", "["):
+                row[name] = scrubber.json_text(value, erase_text=True)
+            else:
+                row[name] = scrubber.text(value, name)
+        for name in binaries:
+            value = row.get(name)
+            if value is not None:
+                scrubbed = scrubber.json_text(value.decode("utf-8", "replace"), erase_text=True)
+                row[name] = (scrubbed or "").encode("utf-8")
+        if "payload_hash" in row and "payload" in row and row["payload"] is not None:
+            row["payload_hash"] = hashlib.sha256(row["payload"].encode("utf-8")).hexdigest()
+    return rows, changed
+
+
+def _partition_predicate(schema: pa.Schema, column: str, values: list[Any]) -> str:
+    quoted = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def scrub_table(lake: Lake, table: str, scrubber: Scrubber) -> TableScrub:
+    """Rewrite the affected rows of ``table`` (any schema) with ``scrubber``; one Delta commit."""
+    result = TableScrub(table=table)
+    dt = lake.open_or_none(table)
+    if dt is None:
+        return result
+    dataset = delta_dataset(lake, table, dt)
+    schema = dataset.schema
+    expr = affected_filter(schema, scrubber)
+    if expr is None:
+        return result
+    hits = dataset.to_table(filter=expr)
+    if hits.num_rows == 0:
+        return result
+    if table == WEBHOOK_EVENTS:
+        keep = [scrubber.matches(p) for p in hits.column("payload").to_pylist()]
+        hits = hits.filter(pa.array(keep, pa.bool_()))
+        if hits.num_rows == 0:
+            return result
+        return _merge_bronze(lake, dt, hits, scrubber, result)
+    partition_cols = list(dt.metadata().partition_columns)
+    if partition_cols:
+        col = partition_cols[0]
+        values = sorted(set(hits.column(col).to_pylist()), key=str)
+        part_filter = pc.is_in(ds.field(col), value_set=pa.array(values, schema.field(col).type))
+        current = dataset.to_table(filter=part_filter)
+        predicate = _partition_predicate(schema, col, values)
+        result.partitions = [str(v) for v in values]
+    else:
+        current = dataset.to_table()
+        predicate = None
+    rows, changed = scrub_rows(current.to_pylist(), schema, scrubber)
+    if changed == 0:
+        return result
+    new = pa.Table.from_pylist(rows, schema=schema)
+    write_deltalake(
+        lake.uri(table),
+        new,
+        mode="overwrite",
+        predicate=predicate,
+        partition_by=partition_cols or None,
+        storage_options=lake.storage_options or None,
+    )
+    result.rows = changed
+    result.version = lake.open(table).version()
+    return result
+
+
+def _merge_bronze(lake: Lake, dt: Any, hits: pa.Table, scrubber: Scrubber, result: TableScrub) -> TableScrub:
+    rows = hits.select(["receipt_id", "received_date", "payload", "payload_hash"]).to_pylist()
+    for row in rows:
+        old_hash = row["payload_hash"]
+        row["payload"] = scrubber.json_text(row["payload"], erase_text=True)
+        row["payload_hash"] = hashlib.sha256(row["payload"].encode("utf-8")).hexdigest()
+        scrubber.value_map[old_hash] = row["payload_hash"]
+    source = pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("receipt_id", pa.string()),
+                ("received_date", pa.date32()),
+                ("payload", pa.string()),
+                ("payload_hash", pa.string()),
+            ]
+        ),
+    )
+    (
+        dt.merge(
+            source,
+            predicate="t.receipt_id = s.receipt_id AND t.received_date = s.received_date",
+            source_alias="s",
+            target_alias="t",
+            streamed_exec=False,
+        )
+        .when_matched_update({"payload": "s.payload", "payload_hash": "s.payload_hash"})
+        .execute()
+    )
+    result.rows = len(rows)
+    result.partitions = sorted({str(r["received_date"]) for r in rows})
+    result.version = lake.open(WEBHOOK_EVENTS).version()
+    return result
+
+
+def discover_lids(lake: Lake, scrubber: Scrubber) -> None:
+    """Add to the subject every LID seen next to its phone in bronze payloads or silver contacts."""
+    subject = scrubber.subject
+    for table, phone_col, lid_col in (
+        ("silver/contacts", "phone_e164", "lid"),
+        ("silver/messages", "contact_phone", "contact_lid"),
+    ):
+        dt = lake.open_or_none(table)
+        if dt is None:
+            continue
+        dataset = delta_dataset(lake, table, dt)
+        names = set(dataset.schema.names)
+        if not {phone_col, lid_col} <= names:
+            continue
+        found = dataset.to_table(columns=[lid_col], filter=ds.field(phone_col) == subject.phone_e164)
+        subject.add_lids(found.column(lid_col).to_pylist())
+    dt = lake.open_or_none(WEBHOOK_EVENTS)
+    if dt is not None:
+        expr: ds.Expression | None = None
+        for needle in sorted(subject.variants):
+            term = pc.match_substring(ds.field("payload"), needle)
+            expr = term if expr is None else expr | term
+        hits = delta_dataset(lake, WEBHOOK_EVENTS, dt).to_table(columns=["payload"], filter=expr)
+        for payload in hits.column("payload").to_pylist():
+            subject.add_lids(f"{lid}@lid" for lid in scrubber.lids_near_phone(payload))
+    scrubber.rebuild()
+
+
+def map_conversations(lake: Lake, scrubber: Scrubber, table: str = "silver/conversations") -> int:
+    """Register new ids for the subject's conversations (their contact key becomes the pseudonym)."""
+    dt = lake.open_or_none(table)
+    if dt is None:
+        return 0
+    rows = delta_dataset(lake, table, dt).to_table(
+        columns=["conversation_id", "instance_id", "contact_key", "opening_message_id"]
+    )
+    count = 0
+    for row in rows.to_pylist():
+        if row["contact_key"] and scrubber.matches(row["contact_key"]):
+            scrubber.map_conversation(row["instance_id"], row["conversation_id"], row["opening_message_id"] or "")
+            count += 1
+    return count
+
+
+# -- scanning every file of a table ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileHit:
+    path: str
+    kind: str  # data | change_data | log | checkpoint | other
+    referenced: bool
+
+
+def _file_kind(rel: str) -> str:
+    if rel.startswith("_delta_log/"):
+        return "checkpoint" if rel.endswith(".parquet") else "log"
+    if rel.startswith("_change_data/"):
+        return "change_data"
+    return "data" if rel.endswith(".parquet") else "other"
+
+
+def _parquet_strings(table: pa.Table) -> list[pa.Array]:
+    arrays: list[pa.Array] = []
+    pending = [table.column(i).combine_chunks() for i in range(table.num_columns)]
+    while pending:
+        arr = pending.pop()
+        t = arr.type
+        if pa.types.is_struct(t):
+            pending.extend(arr.field(i) for i in range(t.num_fields))
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            pending.append(arr.flatten())
+        elif pa.types.is_map(t):
+            pending.append(arr.keys)
+            pending.append(arr.items)
+        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+            arrays.append(arr)
+    return arrays
+
+
+def _referenced_paths(dt: Any) -> set[str]:
+    if dt is None:
+        return set()
+    from urllib.parse import unquote
+
+    paths = pa.table(dt.get_add_actions()).column("path").to_pylist()
+    return {unquote(p) for p in paths} | set(paths)
+
+
+def _bytes_hit(data: bytes, scrubber: Scrubber) -> bool:
+    return scrubber.matches(data.decode("utf-8", "replace"))
+
+
+def scan_table_files(lake: Lake, table: str, scrubber: Scrubber) -> list[FileHit]:
+    """Every file under ``table``'s folder that still contains one of the subject's identifiers."""
+    fs, base = table_filesystem(lake, table)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    except OSError:
+        return []
+    dt = lake.open_or_none(table)
+    referenced = _referenced_paths(dt)
+    hits: list[FileHit] = []
+    for info in infos:
+        if info.type != pafs.FileType.File:
+            continue
+        rel = info.path[len(base) :].lstrip("/")
+        kind = _file_kind(rel)
+        with fs.open_input_file(info.path) as handle:
+            data = handle.read()
+        found = False
+        if rel.endswith(".parquet"):
+            try:
+                parsed = pq.read_table(pa.BufferReader(data))
+            except (pa.ArrowInvalid, OSError):
+                found = _bytes_hit(data, scrubber)
+            else:
+                needles = scrubber.subject.needles + (["@lid"] if scrubber.lid_hashes else [])
+                for arr in _parquet_strings(parsed):
+                    for needle in needles:
+                        if pc.any(pc.match_substring(arr, needle)).as_py():
+                            candidates = pc.filter(arr, pc.match_substring(arr, needle)).to_pylist()
+                            if any(_bytes_hit(v if isinstance(v, bytes) else v.encode(), scrubber) for v in candidates):
+                                found = True
+                                break
+                    if found:
+                        break
+        else:
+            found = _bytes_hit(data, scrubber)
+        if found:
+            hits.append(FileHit(path=rel, kind=kind, referenced=rel in referenced))
+    return hits
+
+
+def purge_unreferenced(lake: Lake, table: str, hits: list[FileHit]) -> list[str]:
+    """Delete files that hold identifiers but no current version needs.
+
+    Old data and change-data files are deleted; JSON commits and checkpoints older than the
+    latest checkpoint are deleted too (the table state is fully described by that checkpoint).
+    Call :func:`storage.maintenance.checkpoint` at the latest version first.
+    """
+    fs, base = table_filesystem(lake, table)
+    dt = lake.open(table)
+    latest_checkpoint = _latest_checkpoint_version(fs, base)
+    deleted: list[str] = []
+    for hit in hits:
+        if hit.referenced:
+            continue
+        if hit.kind in ("log", "checkpoint"):
+            version = _log_version(hit.path)
+            if latest_checkpoint is None or version is None:
+                continue
+            if hit.kind == "log" and version > latest_checkpoint:
+                continue
+            if hit.kind == "checkpoint" and version >= latest_checkpoint:
+                continue
+        fs.delete_file(f"{base}/{hit.path}")
+        deleted.append(hit.path)
+    del dt
+    return deleted
+
+
+def _log_version(rel: str) -> int | None:
+    name = rel.rsplit("/", 1)[-1].split(".", 1)[0]
+    return int(name) if name.isdigit() else None
+
+
+def _latest_checkpoint_version(fs: pafs.FileSystem, base: str) -> int | None:
+    import json
+
+    path = f"{base}/_delta_log/_last_checkpoint"
+    try:
+        with fs.open_input_file(path) as handle:
+            return int(json.loads(handle.read())["version"])
+    except (OSError, FileNotFoundError, KeyError, ValueError):
+        return None
+
+
+__all__ = [
+    "QUARANTINE",
+    "FileHit",
+    "TableScrub",
+    "affected_filter",
+    "discover_lids",
+    "map_conversations",
+    "purge_unreferenced",
+    "scan_table_files",
+    "scrub_rows",
+    "scrub_table",
+]
