@@ -79,6 +79,21 @@ class Settings(BaseSettings):
         default=None, description="URL Evolution posts webhooks to (POST /v1/instances/{id}/webhook)."
     )
 
+    # --- governance: retention, maintenance, orchestration (issue 7) ------------------------------
+    retention_bronze_days: int = Field(default=730, ge=1, description="Raw webhooks kept in bronze (24 months).")
+    retention_silver_days: int = Field(default=730, ge=1, description="Silver messages & co. kept (24 months).")
+    retention_gold_days: int | None = Field(default=None, description="Gold aggregates kept forever when unset.")
+    retention_table_days: dict[str, int] = Field(
+        default_factory=dict, description='Per-table override, e.g. {"silver/messages": 365} (JSON in the env).'
+    )
+    vacuum_retention_hours: int = Field(
+        default=168, ge=0, description="Delta time travel kept by scheduled vacuum (files older are deleted)."
+    )
+    freshness_bronze_minutes: float = Field(default=60.0, description="Bronze older than this fails its check.")
+    freshness_gold_minutes: float = Field(default=10.0, description="Gold this far behind bronze fails its check.")
+    max_reject_rate: float = Field(default=0.01, description="Silver reject rate above this fails its check.")
+    automation_observe_seconds: int = Field(default=30, description="How often Dagster observes bronze versions.")
+
     # --- logging -----------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = Field(default=False, description="JSON log lines (production) instead of console.")
