@@ -94,6 +94,38 @@ class Settings(BaseSettings):
     max_reject_rate: float = Field(default=0.01, description="Silver reject rate above this fails its check.")
     automation_observe_seconds: int = Field(default=30, description="How often Dagster observes bronze versions.")
 
+    # --- LLM routing and analysis (issue 8; docs/llm.md) ---------------------------------------------
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible server (…/v1). Unset = rule-based routing and analysis only."
+    )
+    llm_api_key: SecretStr | None = Field(default=None, description="API key of the LLM server (never logged).")
+    llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to the LLM server.")
+    llm_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of one LLM request.")
+    llm_max_retries: int = Field(default=3, ge=1, description="Attempts per LLM request (errors, invalid answers).")
+    llm_max_concurrency: int = Field(default=16, ge=1, description="LLM requests in flight at most (per process).")
+    llm_daily_request_budget: int = Field(default=5000, ge=0, description="LLM requests per tenant per UTC day.")
+    llm_daily_token_budget: int = Field(default=5_000_000, ge=0, description="LLM tokens per tenant per UTC day.")
+    llm_transcript_token_budget: int = Field(default=2000, ge=100, description="Transcript tokens sent at most.")
+    llm_prompt_version: str = Field(default="v1", description="Bump to re-analyse everything with a new prompt.")
+    llm_topics: list[str] = Field(
+        default=[
+            "billing",
+            "delivery",
+            "technical_support",
+            "sales",
+            "account",
+            "cancellation",
+            "complaint",
+            "scheduling",
+            "other",
+        ],
+        description="Topic taxonomy of conversation insights (JSON list in the environment).",
+    )
+    llm_route_settle_seconds: float = Field(
+        default=2.0, ge=0, description="Wait after a conversation opens so routing sees its first messages."
+    )
+    llm_route_poll_ms: int = Field(default=500, ge=10, description="How often the routing worker polls its queue.")
+
     # --- logging -----------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = Field(default=False, description="JSON log lines (production) instead of console.")

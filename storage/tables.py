@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
     func,
     text,
@@ -265,5 +267,81 @@ outbound_requests = Table(
     Column("response", JSON),
     Column("error", Text),
     Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+)
+
+# Routing configuration of an instance (issue 6): {"auto_assign": bool, "router": "round_robin",
+# "default_team_id": "…"}. Added by 0002_ops_core.
+instances.append_column(Column("routing", JSON))
+
+# ---------------------------------------------------------------------------------------------
+# LLM routing and analysis (issue 8): the routing job queue, per-tenant daily usage, the answer
+# cache and per-instance routing rules. Migration 0003_llm (a branch off 0001_initial).
+# ---------------------------------------------------------------------------------------------
+
+# Work for the routing worker. Claimed with FOR UPDATE SKIP LOCKED on PostgreSQL, with one atomic
+# UPDATE … RETURNING on SQLite; a claim is a lease (``locked_until``) so a crashed worker's jobs return.
+llm_jobs = Table(
+    "llm_jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(20), nullable=False),  # route
+    Column("instance_id", String(100), ForeignKey("instances.id", ondelete="CASCADE"), nullable=False),
+    Column("conversation_id", String(64), nullable=False),
+    Column("contact_key", String(100)),
+    Column("status", String(10), nullable=False, server_default="queued"),  # queued | running | done | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("run_after", TS, nullable=False),
+    Column("locked_by", String(100)),
+    Column("locked_until", TS),
+    Column("last_error", Text),
+    Column("result", JSON),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    UniqueConstraint("kind", "conversation_id"),
+    Index(None, "status", "run_after"),
+    Index(None, "instance_id"),
+)
+
+# Requests and tokens spent per tenant, UTC day and purpose (route | analysis): the budget and /v1/llm/usage.
+llm_usage = Table(
+    "llm_usage",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("purpose", String(20), primary_key=True),
+    Column("requests", BigInteger, nullable=False, server_default="0"),
+    Column("prompt_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("completion_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("failures", BigInteger, nullable=False, server_default="0"),
+    Column("cache_hits", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+)
+
+# Validated LLM answers by tenant + redacted content hash + prompt version + model: unchanged
+# conversations are never sent twice.
+llm_cache = Table(
+    "llm_cache",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("purpose", String(20), primary_key=True),
+    Column("content_hash", String(64), primary_key=True),
+    Column("prompt_version", String(40), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("result", JSON, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False, server_default="0"),
+    Column("completion_tokens", Integer, nullable=False, server_default="0"),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+)
+
+# Per-instance routing rules (keywords → team, after-hours team, default team, LLM on/off).
+llm_routing = Table(
+    "llm_routing",
+    metadata,
+    Column("instance_id", String(100), ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True),
+    Column("default_team_id", String(64)),
+    Column("after_hours_team_id", String(64)),
+    Column("rules", JSON),  # [{"team_id": …, "keywords": [...], "urgency": "high"}]
+    Column("use_llm", Boolean, nullable=False, server_default=true()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
 )
