@@ -1,0 +1,408 @@
+"""SQL the metrics endpoints run against the in-memory gold copy (see ``metrics_store``).
+
+Every query reads one period *and* the previous period of the same length in one pass (a
+``period`` label column), filtered by the caller's instances. Values are inlined as escaped SQL
+literals (instance ids are already checked against the caller's scope; team/attendant ids are
+escaped) so DuckDB can prune by its zone maps.
+
+Filter semantics: ``team_id``/``attendant_id`` restrict messages to those sent by the attendants /
+teams (inbound messages have neither), and conversations to those assigned to them (assignee at
+resolution, or current while open).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+
+from gold.runner import BUCKETS
+
+
+def lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def in_list(column: str, values: Sequence[str]) -> str:
+    return f"{column} in ({', '.join(lit(v) for v in values)})"
+
+
+@dataclass(frozen=True)
+class Filters:
+    instance_ids: list[str]
+    start: date
+    end: date
+    team_ids: list[str] = field(default_factory=list)
+    attendant_ids: list[str] = field(default_factory=list)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def prev_end(self) -> date:
+        return self.start - timedelta(days=1)
+
+    @property
+    def prev_start(self) -> date:
+        return self.start - timedelta(days=self.days)
+
+    def where(self, day_col: str, *, who: str | None = None, team: str | None = None, both: bool = True) -> str:
+        """WHERE clause: instances + day range (both periods when ``both``) + team/attendant filters."""
+        first = self.prev_start if both else self.start
+        parts = [
+            in_list("instance_id", self.instance_ids) if self.instance_ids else "false",
+            f"{day_col} between date '{first.isoformat()}' and date '{self.end.isoformat()}'",
+        ]
+        if who and self.attendant_ids:
+            parts.append(in_list(who, self.attendant_ids))
+        if team and self.team_ids:
+            parts.append(in_list(team, self.team_ids))
+        return " and ".join(parts)
+
+    def period(self, day_col: str) -> str:
+        return f"case when {day_col} >= date '{self.start.isoformat()}' then 'current' else 'previous' end"
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def by_period(result: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r.pop("period"): r for r in result}
+
+
+def change_pct(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key, value in current.items():
+        before = previous.get(key)
+        if isinstance(value, int | float) and isinstance(before, int | float) and before:
+            out[key] = round((value - before) / before * 100.0, 2)
+        else:
+            out[key] = None
+    return out
+
+
+FRT_STATS = """
+    count(*) filter (where frt_seconds is not null) as first_responses,
+    avg(frt_seconds) as frt_mean_seconds,
+    quantile_cont(frt_seconds, 0.5) as frt_median_seconds,
+    quantile_cont(frt_seconds, 0.9) as frt_p90_seconds,
+    quantile_cont(frt_business_seconds, 0.5) as frt_business_median_seconds,
+    quantile_cont(resolution_seconds, 0.5) as resolution_median_seconds,
+    quantile_cont(resolution_seconds, 0.9) as resolution_p90_seconds,
+    100.0 * count(*) filter (where frt_sla = 'met')
+        / nullif(count(*) filter (where frt_sla in ('met', 'breached')), 0) as frt_sla_achievement_pct,
+    100.0 * sum(next_reply_met) / nullif(sum(next_reply_met) + sum(next_reply_breached), 0)
+        as next_reply_sla_achievement_pct,
+    100.0 * count(*) filter (where resolution_sla = 'met')
+        / nullif(count(*) filter (where resolution_sla in ('met', 'breached')), 0) as resolution_sla_achievement_pct
+"""
+
+
+def overview(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {"current": {}, "previous": {}}
+    vol = rows(
+        con,
+        f"select {f.period('day')} as period, "
+        "coalesce(sum(messages) filter (where direction = 'inbound'), 0)::bigint as messages_inbound, "
+        "coalesce(sum(messages) filter (where direction = 'outbound'), 0)::bigint as messages_outbound, "
+        "coalesce(sum(automated_messages), 0)::bigint as messages_automated "
+        f"from gold.daily_volume where {f.where('day', who='attendant_id', team='team_id')} group by 1",
+    )
+    conv = rows(
+        con,
+        f"select {f.period('day')} as period, sum(opened)::bigint as conversations_opened, "
+        "sum(resolved)::bigint as conversations_resolved, sum(expired)::bigint as conversations_expired, "
+        "sum(reopened)::bigint as conversations_reopened, "
+        f"coalesce(sum(backlog) filter (where day = date '{f.end}' or day = date '{f.prev_end}'), 0)::bigint"
+        " as backlog_end "
+        f"from gold.daily_conversations where {f.where('day', who='assignee_id', team='team_id')} group by 1",
+    )
+    facts = rows(
+        con,
+        f"select {f.period('opened_day')} as period, {FRT_STATS} from gold.conversation_facts "
+        f"where {f.where('opened_day', who='assignee_id', team='team_id')} group by 1",
+    )
+    calls = rows(
+        con,
+        f"select {f.period('day')} as period, sum(offered)::bigint as calls_offered, "
+        f"sum(missed)::bigint as calls_missed from gold.calls_daily where {f.where('day')} group by 1",
+    )
+    for result in (vol, conv, facts, calls):
+        for period, values in by_period(result).items():
+            out[period].update({k: v for k, v in values.items() if k != "first_responses"})
+    return out
+
+
+GRANULARITY_BUCKET = {
+    "hour": ("strftime(day, '%Y-%m-%d') || 'T' || lpad(hour::varchar, 2, '0') || ':00'", "day"),
+    "day": ("strftime(day, '%Y-%m-%d')", "day"),
+    "week": ("strftime(date_trunc('week', day), '%G-W%V')", "date_trunc('week', day)::date"),
+    "month": ("strftime(day, '%Y-%m')", "date_trunc('month', day)::date"),
+}
+BY_COLUMN = {"none": None, "instance": "instance_id", "kind": "kind", "chat_type": "chat_type"}
+
+
+def volume(con: duckdb.DuckDBPyConnection, f: Filters, granularity: str, by: str) -> dict[str, Any]:
+    label, start = GRANULARITY_BUCKET[granularity]
+    table = "gold.hourly_volume" if granularity == "hour" else "gold.daily_volume"
+    extra = BY_COLUMN[by]
+    dim_select = ""
+    group_extra = ""
+    if extra == "instance_id":
+        dim_select, group_extra = ", instance_id", ", instance_id"
+    elif extra:
+        dim_select, group_extra = f", {extra} as key", ", key"
+    where = f.where("day", who="attendant_id", team="team_id", both=False)
+    series = rows(
+        con,
+        f"select {label} as bucket, min({start}) as bucket_start{dim_select}, "
+        "coalesce(sum(messages) filter (where direction = 'inbound'), 0)::bigint as inbound, "
+        "coalesce(sum(messages) filter (where direction = 'outbound'), 0)::bigint as outbound, "
+        "coalesce(sum(automated_messages), 0)::bigint as automated, sum(messages)::bigint as total "
+        f"from {table} where {where} group by bucket{group_extra} order by bucket{group_extra}",
+    )
+    if granularity != "hour" and by in ("none", "instance"):
+        conv_extra = ", instance_id" if by == "instance" else ""
+        conv = rows(
+            con,
+            f"select {label} as bucket{conv_extra}, sum(opened)::bigint as conversations_opened, "
+            "sum(resolved)::bigint as conversations_resolved from gold.daily_conversations "
+            f"where {f.where('day', who='assignee_id', team='team_id', both=False)} group by bucket{conv_extra}",
+        )
+        index = {(r["bucket"], r.get("instance_id")): r for r in conv}
+        for r in series:
+            c = index.get((r["bucket"], r.get("instance_id")), {})
+            r["conversations_opened"] = c.get("conversations_opened", 0)
+            r["conversations_resolved"] = c.get("conversations_resolved", 0)
+    totals = by_period(
+        rows(
+            con,
+            f"select {f.period('day')} as period, "
+            "coalesce(sum(messages) filter (where direction = 'inbound'), 0)::bigint as inbound, "
+            "coalesce(sum(messages) filter (where direction = 'outbound'), 0)::bigint as outbound, "
+            "coalesce(sum(automated_messages), 0)::bigint as automated, "
+            "coalesce(sum(messages), 0)::bigint as total "
+            f"from gold.daily_volume where {f.where('day', who='attendant_id', team='team_id')} group by 1",
+        )
+    )
+    return {"rows": series, "totals": totals.get("current", {}), "previous_totals": totals.get("previous", {})}
+
+
+def heatmap(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
+    cells = rows(
+        con,
+        "select weekday, hour, sum(inbound_messages)::bigint as inbound_messages, "
+        "sum(conversations_opened)::bigint as conversations_opened from gold.heatmap "
+        f"where {f.where('day', both=False)} group by weekday, hour order by weekday, hour",
+    )
+    totals = by_period(
+        rows(
+            con,
+            f"select {f.period('day')} as period, sum(inbound_messages)::bigint as inbound_messages, "
+            f"sum(conversations_opened)::bigint as conversations_opened from gold.heatmap where {f.where('day')} "
+            "group by 1",
+        )
+    )
+    return {"cells": cells, "totals": totals.get("current", {}), "previous_totals": totals.get("previous", {})}
+
+
+def _clock_union(f: Filters) -> str:
+    facts_where = f.where("opened_day", who="assignee_id", team="team_id")
+    waits_where = f.where("opened_day", who="assignee_id", team="team_id")
+    period = f.period("opened_day")
+    return f"""
+        select {period} as period, 'first_response' as clock, frt_seconds as cal, frt_business_seconds as bus,
+               frt_sla as sla, frt_overdue_seconds as overdue
+        from gold.conversation_facts where {facts_where} and origin = 'inbound'
+        union all
+        select {period}, 'next_reply', reply_seconds, reply_business_seconds, sla_outcome, sla_overdue_seconds
+        from gold.reply_waits where {waits_where}
+        union all
+        select {period}, 'resolution', resolution_seconds, resolution_business_seconds, resolution_sla,
+               resolution_overdue_seconds
+        from gold.conversation_facts where {facts_where}
+        union all
+        select {period}, 'handling', handling_seconds, handling_business_seconds, null, null
+        from gold.conversation_facts where {facts_where} and handling_seconds is not null
+    """
+
+
+def sla(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
+    bucket_cols = ", ".join(
+        f"count(*) filter (where duration_bucket_s = {lit(b)})::bigint as {lit(b).replace(chr(39), chr(34))}"
+        for b in BUCKETS
+    )
+    stats = rows(
+        con,
+        f"""
+        with v as ({_clock_union(f)}),
+        long as (
+            select period, clock, 'calendar' as basis, cal as s, sla, overdue from v
+            union all select period, clock, 'business', bus, sla, overdue from v
+        ),
+        b as (
+            select *, case when s is null then null when s < 60 then '<1m' when s < 300 then '1-5m'
+                when s < 900 then '5-15m' when s < 1800 then '15-30m' when s < 3600 then '30-60m'
+                when s < 14400 then '1-4h' when s < 86400 then '4-24h' else '>24h' end as duration_bucket_s
+            from long
+        )
+        select period, clock, basis, count(s)::bigint as count, avg(s) as mean_seconds,
+               quantile_cont(s, 0.5) as median_seconds, quantile_cont(s, 0.9) as p90_seconds,
+               count(*) filter (where sla = 'met')::bigint as sla_met,
+               count(*) filter (where sla = 'breached')::bigint as sla_breached,
+               count(*) filter (where sla = 'pending')::bigint as sla_pending,
+               100.0 * count(*) filter (where sla = 'met')
+                   / nullif(count(*) filter (where sla in ('met', 'breached')), 0) as achievement_pct,
+               sum(overdue) filter (where sla = 'breached') as breached_overdue_seconds,
+               {bucket_cols}
+        from b group by period, clock, basis order by period, clock, basis
+        """,
+    )
+    clocks: dict[str, list[dict[str, Any]]] = {"current": [], "previous": []}
+    for r in stats:
+        period = r.pop("period")
+        r["buckets"] = {b: r.pop(b) for b in BUCKETS}
+        clocks[period].append(r)
+    days = rows(
+        con,
+        f"""
+        select opened_day as day, count(*)::bigint as conversations,
+               quantile_cont(frt_seconds, 0.5) as frt_median_seconds,
+               quantile_cont(frt_seconds, 0.9) as frt_p90_seconds,
+               100.0 * count(*) filter (where frt_sla = 'met')
+                   / nullif(count(*) filter (where frt_sla in ('met', 'breached')), 0) as frt_achievement_pct,
+               100.0 * sum(next_reply_met) / nullif(sum(next_reply_met) + sum(next_reply_breached), 0)
+                   as next_reply_achievement_pct,
+               quantile_cont(resolution_seconds, 0.5) as resolution_median_seconds,
+               100.0 * count(*) filter (where resolution_sla = 'met')
+                   / nullif(count(*) filter (where resolution_sla in ('met', 'breached')), 0)
+                   as resolution_achievement_pct
+        from gold.conversation_facts
+        where {f.where("opened_day", who="assignee_id", team="team_id", both=False)}
+        group by opened_day order by opened_day
+        """,
+    )
+    return {"clocks": clocks["current"], "previous_clocks": clocks["previous"], "rows": days}
+
+
+def performance(con: duckdb.DuckDBPyConnection, f: Filters, dimension: str, sort: str) -> dict[str, Any]:
+    """Attendant (dimension='attendant') or team ranking with the previous period per row."""
+    if dimension == "attendant":
+        msg_key, frt_key, res_key = "attendant_id", "first_responder_id", "assignee_id"
+        team_expr = "max(team_id)"
+    else:
+        msg_key, frt_key, res_key = "team_id", "first_responder_team_id", "team_id"
+        team_expr = "null"
+    ids_filter = f.attendant_ids if dimension == "attendant" else f.team_ids
+
+    def where(day: str, key: str) -> str:
+        clause = f.where(day)
+        if ids_filter:
+            clause += " and " + in_list(key, ids_filter)
+        if dimension == "attendant" and f.team_ids:
+            clause += " and " + in_list("team_id", f.team_ids)
+        return clause
+
+    sql = f"""
+        with m as (
+            select {f.period("day")} as period, {msg_key} as id, {team_expr} as team_id,
+                   sum(messages)::bigint as messages_sent
+            from gold.daily_volume where {where("day", msg_key)} and {msg_key} is not null
+            group by 1, 2
+        ),
+        fr as (
+            select {f.period("opened_day")} as period, {frt_key} as id,
+                   count(*)::bigint as first_responses,
+                   quantile_cont(frt_seconds, 0.5) as frt_median_seconds,
+                   quantile_cont(frt_seconds, 0.9) as frt_p90_seconds,
+                   100.0 * count(*) filter (where frt_sla = 'met')
+                       / nullif(count(*) filter (where frt_sla in ('met', 'breached')), 0) as frt_achievement_pct
+            from gold.conversation_facts where {where("opened_day", frt_key)} and first_response_at is not null
+            group by 1, 2
+        ),
+        rs as (
+            select {f.period("opened_day")} as period, {res_key} as id,
+                   count(*) filter (where {res_key} is not null)::bigint as conversations_assigned,
+                   quantile_cont(resolution_seconds, 0.5) as resolution_median_seconds,
+                   quantile_cont(resolution_seconds, 0.9) as resolution_p90_seconds
+            from gold.conversation_facts where {where("opened_day", res_key)} group by 1, 2
+        ),
+        rv as (
+            select {f.period("resolved_day")} as period, {res_key} as id,
+                   count(*)::bigint as conversations_resolved
+            from gold.conversation_facts
+            where {where("resolved_day", res_key)} and resolved_at is not null group by 1, 2
+        ),
+        keys as (
+            select period, id from m union select period, id from fr union select period, id from rs
+            union select period, id from rv
+        )
+        select k.period, k.id, m.team_id,
+               coalesce(m.messages_sent, 0) as messages_sent,
+               coalesce(rs.conversations_assigned, 0) as conversations_assigned,
+               coalesce(rv.conversations_resolved, 0) as conversations_resolved,
+               coalesce(fr.first_responses, 0) as first_responses,
+               fr.frt_median_seconds, fr.frt_p90_seconds, fr.frt_achievement_pct,
+               rs.resolution_median_seconds, rs.resolution_p90_seconds
+        from keys k
+        left join m using (period, id) left join fr using (period, id)
+        left join rs using (period, id) left join rv using (period, id)
+        where k.id is not null
+    """
+    result = rows(con, sql)
+    current = {r["id"]: r for r in result if r["period"] == "current"}
+    previous = {r["id"]: r for r in result if r["period"] == "previous"}
+    for r in list(current.values()) + list(previous.values()):
+        r.pop("period")
+    descending = sort not in ("frt_median_seconds", "frt_p90_seconds", "resolution_median_seconds")
+    ordered = sorted(
+        current.values(),
+        key=lambda r: (r.get(sort) is None, -(r.get(sort) or 0) if descending else (r.get(sort) or 0), r["id"]),
+    )
+    out = []
+    for rank, r in enumerate(ordered, start=1):
+        r["rank"] = rank
+        r["previous"] = previous.get(r["id"], {})
+        out.append(r)
+    return {"rows": out}
+
+
+def calls(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
+    sums = (
+        "sum(offered)::bigint as offered, sum(accepted)::bigint as accepted, sum(rejected)::bigint as rejected, "
+        "sum(missed)::bigint as missed, coalesce(sum(offered) filter (where media = 'voice'), 0)::bigint as voice, "
+        "coalesce(sum(offered) filter (where media = 'video'), 0)::bigint as video"
+    )
+    totals = by_period(
+        rows(con, f"select {f.period('day')} as period, {sums} from gold.calls_daily where {f.where('day')} group by 1")
+    )
+    days = rows(
+        con,
+        f"select day, {sums} from gold.calls_daily where {f.where('day', both=False)} group by day order by day",
+    )
+    return {"totals": totals.get("current", {}), "previous_totals": totals.get("previous", {}), "rows": days}
+
+
+def facts_page(
+    con: duckdb.DuckDBPyConnection,
+    f: Filters,
+    *,
+    extra: list[str],
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    clauses = [f.where("opened_day", who="assignee_id", team="team_id", both=False), *extra]
+    if after is not None:
+        clauses.append(f"(opened_at, conversation_id) > ({lit(after[0])}::timestamptz, {lit(after[1])})")
+    return rows(
+        con,
+        f"select * from gold.conversation_facts where {' and '.join(clauses)} "
+        f"order by opened_at, conversation_id limit {int(limit)}",
+    )
