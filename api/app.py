@@ -10,7 +10,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api.routes import insights, metrics, operations, webhooks
+from api.routes import admin, insights, metrics, operations, webhooks
 from beazap.settings import Settings, get_settings
 
 
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(operations.router)
     app.include_router(insights.router)
+    app.include_router(admin.router)
     return app
 
 

@@ -88,10 +88,15 @@ def erase_contact(
     *,
     requested_by: str = "cli",
     dry_run: bool = False,
+    instances: frozenset[str] | None = None,
 ) -> ErasureReport:
-    """Erase one contact everywhere (see module docstring). ``dry_run`` only counts."""
+    """Erase one contact everywhere (see module docstring). ``dry_run`` only counts.
+
+    ``instances`` limits the erasure to rows of those instances (a tenant's request over the API);
+    the CLI erases across all instances.
+    """
     subject = Subject.from_phone(phone)
-    scrubber = Scrubber(subject)
+    scrubber = Scrubber(subject, instances=instances)
     lake_scrub.discover_lids(lake, scrubber)
     conversations = lake_scrub.map_conversations(lake, scrubber)
     subject_hash = keyed_hash(subject.phone_e164, PHONE_PURPOSE)
@@ -152,13 +157,19 @@ def purge_old_copies(lake: Lake, scrubber: Scrubber, tables: list[str]) -> int:
     return purged
 
 
-def verify_erasure(lake: Lake, engine: Engine, phone: str, *, record: bool = True) -> VerifyReport:
-    """Scan every file of every lake table and every ops-store row for the subject."""
+def verify_erasure(
+    lake: Lake, engine: Engine, phone: str, *, record: bool = True, instances: frozenset[str] | None = None
+) -> VerifyReport:
+    """Scan every file of every lake table and every ops-store row for the subject.
+
+    With ``instances``, data rows of other instances are ignored (log files and checkpoints cannot
+    be attributed to an instance and are always checked).
+    """
     subject = Subject.from_phone(phone)
     subject_hash = keyed_hash(subject.phone_e164, PHONE_PURPOSE)
     with engine.connect() as conn:
         audits = conn.execute(sa.select(erasure_audit).where(erasure_audit.c.subject_hash == subject_hash)).all()
-    scrubber = Scrubber(subject)
+    scrubber = Scrubber(subject, instances=instances)
     scrubber.lid_hashes = frozenset(h for a in audits for h in (a._mapping["lid_hashes"] or []))
     report = VerifyReport(subject_hash=subject_hash, audits=len(audits))
     for table in maintenance.list_tables(lake):

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from deltalake import write_deltalake
 
 from bronze.schema import QUARANTINE, WEBHOOK_EVENTS
-from ops.governance.subject import ERASED, TEXT_KEYS, Scrubber
+from ops.governance.subject import ERASED, INSTANCE_COLUMNS, TEXT_KEYS, Scrubber
 from storage.lake import Lake
 from storage.maintenance import delta_dataset, table_filesystem
 
@@ -67,10 +67,17 @@ def affected_filter(schema: pa.Schema, scrubber: Scrubber) -> ds.Expression | No
         if mapped and name in _string_columns(schema):
             term = pc.is_in(col, value_set=pa.array(mapped, pa.string()))
             expr = term if expr is None else expr | term
+    if expr is not None and scrubber.instances is not None:
+        for column in INSTANCE_COLUMNS:
+            if column in schema.names:
+                expr = expr & pc.is_in(ds.field(column), value_set=pa.array(sorted(scrubber.instances), pa.string()))
+                break
     return expr
 
 
 def _row_affected(row: dict[str, Any], scrubber: Scrubber, strings: list[str], binaries: list[str]) -> bool:
+    if not scrubber.in_scope(row):
+        return False
     for name in strings:
         value = row.get(name)
         if value is not None and (value in scrubber.value_map or scrubber.matches(value)):
@@ -132,7 +139,10 @@ def scrub_table(lake: Lake, table: str, scrubber: Scrubber) -> TableScrub:
     if hits.num_rows == 0:
         return result
     if table == WEBHOOK_EVENTS:
-        keep = [scrubber.matches(p) for p in hits.column("payload").to_pylist()]
+        keep = [
+            scrubber.matches(p) and scrubber.in_scope({"instance": i})
+            for p, i in zip(hits.column("payload").to_pylist(), hits.column("instance").to_pylist(), strict=True)
+        ]
         hits = hits.filter(pa.array(keep, pa.bool_()))
         if hits.num_rows == 0:
             return result
@@ -238,7 +248,7 @@ def map_conversations(lake: Lake, scrubber: Scrubber, table: str = "silver/conve
     )
     count = 0
     for row in rows.to_pylist():
-        if row["contact_key"] and scrubber.matches(row["contact_key"]):
+        if row["contact_key"] and scrubber.matches(row["contact_key"]) and scrubber.in_scope(row):
             scrubber.map_conversation(row["instance_id"], row["conversation_id"], row["opening_message_id"] or "")
             count += 1
     return count
@@ -280,6 +290,14 @@ def _parquet_strings(table: pa.Table) -> list[pa.Array]:
     return arrays
 
 
+def _scope_rows(table: pa.Table, scrubber: Scrubber) -> pa.Table:
+    for column in INSTANCE_COLUMNS:
+        if column in table.column_names and pa.types.is_string(table.schema.field(column).type):
+            mask = pc.is_in(table.column(column), value_set=pa.array(sorted(scrubber.instances or ()), pa.string()))
+            return table.filter(mask)
+    return table
+
+
 def _referenced_paths(dt: Any) -> set[str]:
     if dt is None:
         return set()
@@ -317,6 +335,8 @@ def scan_table_files(lake: Lake, table: str, scrubber: Scrubber) -> list[FileHit
             except (pa.ArrowInvalid, OSError):
                 found = _bytes_hit(data, scrubber)
             else:
+                if scrubber.instances is not None:
+                    parsed = _scope_rows(parsed, scrubber)
                 needles = scrubber.subject.needles + (["@lid"] if scrubber.lid_hashes else [])
                 for arr in _parquet_strings(parsed):
                     for needle in needles:

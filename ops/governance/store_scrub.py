@@ -61,6 +61,8 @@ def find_rows(engine: Engine, table: sa.Table, scrubber: Scrubber) -> list[dict[
     clause = _match_clause(table, needles, list(scrubber.value_map))
     if clause is None:
         return []
+    if scrubber.instances is not None and "instance_id" in table.c:
+        clause = sa.and_(clause, table.c.instance_id.in_(sorted(scrubber.instances)))
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(sa.select(table).where(clause))]
     return [r for r in rows if _row_matches(table, r, scrubber)]

@@ -21,6 +21,7 @@ import orjson
 from beazap.identity import conversation_id, normalize_phone
 
 ERASED = "[erased]"
+INSTANCE_COLUMNS = ("instance_id", "instance")
 LID_PURPOSE = "erasure-lid"
 PHONE_PURPOSE = "erasure-phone"
 _LID_RE = re.compile(r"(?<!\d)(\d{6,20})(?::\d+)?@lid")
@@ -107,8 +108,10 @@ class Subject:
 class Scrubber:
     """Rewrites values so that no identifier of ``subject`` remains (see module docstring)."""
 
-    def __init__(self, subject: Subject, pseudonym: str | None = None) -> None:
+    def __init__(self, subject: Subject, pseudonym: str | None = None, instances: frozenset[str] | None = None) -> None:
         self.subject = subject
+        # When set, only rows of these instances are touched (a tenant's own erasure request).
+        self.instances = instances
         self.pseudonym = pseudonym or new_pseudonym()
         self.pseudo_jid = f"{self.pseudonym}@lid"
         self.lid_hashes: frozenset[str] = frozenset()  # keyed hashes of erased LIDs (verification)
@@ -126,6 +129,15 @@ class Scrubber:
         self._pattern = self._compile()
 
     # -- detection -------------------------------------------------------------------------------
+    def in_scope(self, row: dict[str, Any]) -> bool:
+        """False for rows of another tenant's instance (when the erasure is scoped)."""
+        if self.instances is None:
+            return True
+        for column in INSTANCE_COLUMNS:
+            if column in row:
+                return row[column] in self.instances
+        return True
+
     def matches(self, value: str | None) -> bool:
         """True when ``value`` holds one of the subject's identifiers (or an erased LID, by hash)."""
         if not value:
