@@ -21,6 +21,7 @@ SLA_WHERE = "status = 'open' AND first_response_at IS NULL"
 
 
 def upgrade() -> None:
+    op.add_column("instances", sa.Column("routing", sa.JSON(), nullable=True))
     op.create_table(
         "teams",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -237,3 +238,5 @@ def downgrade() -> None:
     op.drop_table("attendants")
     op.drop_index(op.f("ix_teams_instance_id"), table_name="teams")
     op.drop_table("teams")
+    with op.batch_alter_table("instances") as batch_op:
+        batch_op.drop_column("routing")

@@ -1,0 +1,807 @@
+"""Live projector: keeps the operational store's conversations and messages current from bronze.
+
+It tails ``bronze/webhook_events`` by Delta version through the change data feed and applies each
+batch of rows in ONE database transaction that also moves its cursor (``projector_cursors``), so a
+crash or a database outage can neither lose nor double an event: the next run starts from the
+committed cursor. It also ingests ``bronze/ops_events`` (actions written to the lake by the
+simulator or another store; idempotent by ``action_id``) and applies pending actions to the
+conversation that was open for the contact when they happened (``METRICS.md``).
+
+``run_once(lake, engine)`` applies everything available and returns how many bronze rows and
+actions it applied; ``beazap worker`` calls it in a loop (:func:`run_forever`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
+
+from beazap.logging import get_logger
+from beazap.settings import Settings, get_settings
+from bronze.schema import OPS_EVENTS, WEBHOOK_EVENTS
+from ops import parse as pz
+from ops import sessions as ss
+from ops.store_sql import aware, chunks, insert_ignore, read_cursor, row_dict, upsert, write_cursor
+from storage.lake import Lake
+from storage.tables import actions, conversations, messages, pending_message_events
+
+log = get_logger(__name__)
+
+WEBHOOK_CURSOR = "webhook_events"
+OPS_CURSOR = "ops_events"
+MAX_VERSIONS_PER_READ = 500
+
+
+class VersionConflictError(Exception):
+    """A conversation changed under the projector (an API action); the batch is retried."""
+
+
+@dataclass
+class _Batch:
+    """In-memory state of one transaction's worth of bronze rows."""
+
+    convs: dict[str, ss.Conversation] = field(default_factory=dict)
+    loaded_version: dict[str, int] = field(default_factory=dict)  # id -> version as loaded
+    snapshots: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    new_ids: list[str] = field(default_factory=list)
+    latest: dict[tuple[str, str], str] = field(default_factory=dict)  # (instance, contact) -> id
+    applied_actions: list[dict[str, Any]] = field(default_factory=list)
+
+
+_SNAP_COLS = ss.MESSAGE_COLUMNS + ss.ACTION_COLUMNS + ("is_reopen",)
+
+
+def _snapshot(conv: ss.Conversation) -> tuple[Any, ...]:
+    return tuple(conv.get(c) for c in _SNAP_COLS)
+
+
+class Projector:
+    """Applies bronze to the operational store. One projector per database at a time."""
+
+    def __init__(self, lake: Lake, engine: Engine, settings: Settings | None = None) -> None:
+        self.lake = lake
+        self.engine = engine
+        self.settings = settings or get_settings()
+        self.policy = ss.Policy(
+            timeout=timedelta(hours=self.settings.session_timeout_hours),
+            reopen_window=timedelta(hours=self.settings.reopen_window_hours),
+        )
+        self.batch_rows = max(1, self.settings.projector_batch_rows)
+        self.on_new_conversations: Callable[[list[str]], None] | None = None
+        self._last_sweep = 0.0
+
+    # ------------------------------------------------------------------ entry points
+    def run_once(self, *, now: datetime | None = None) -> int:
+        applied = self._ingest_ops_events()
+        applied += self._apply_webhooks()
+        if applied:
+            applied += self._drain_actions()
+        self.expire_idle(now=now)
+        return applied
+
+    # ------------------------------------------------------------------ bronze reading
+    def _load(self, table: str, start: int, end: int, columns: list[str]) -> pa.Table:
+        dt = self.lake.open(table)
+        reader = dt.load_cdf(starting_version=start, ending_version=end)
+        data = _plain_strings(pa.table(reader))
+        data = data.filter(pc.equal(data["_change_type"], "insert"))
+        data = data.select([*columns, "_commit_version"])
+        order = pc.sort_indices(data, sort_keys=[("_commit_version", "ascending")])  # stable
+        return data.take(order)
+
+    def _pending_window(self, table: str, cursor_name: str) -> tuple[int, int, int] | None:
+        """(start version, end version, rows of start already applied) or None when caught up."""
+        if not self.lake.exists(table):
+            return None
+        latest = self.lake.open(table).version()
+        with self.engine.connect() as conn:
+            version, offset = read_cursor(conn, cursor_name)
+        if version >= latest:
+            return None
+        return version + 1, min(latest, version + MAX_VERSIONS_PER_READ), offset
+
+    # ------------------------------------------------------------------ ops events (actions)
+    def _ingest_ops_events(self) -> int:
+        total = 0
+        while (window := self._pending_window(OPS_EVENTS, OPS_CURSOR)) is not None:
+            start, end, _offset = window
+            data = self._load(
+                OPS_EVENTS,
+                start,
+                end,
+                [
+                    "action_id",
+                    "instance",
+                    "conversation_id",
+                    "contact_key",
+                    "action",
+                    "actor_id",
+                    "attendant_id",
+                    "team_id",
+                    "occurred_at",
+                    "details",
+                ],
+            )
+            rows = [self._action_row(r) for r in data.drop_columns(["_commit_version"]).to_pylist()]
+            with self.engine.begin() as conn:
+                for part in chunks(rows, 1000):
+                    conn.execute(insert_ignore(conn, actions), part)
+                write_cursor(conn, OPS_CURSOR, end, 0)
+            total += len(rows)
+        return total
+
+    @staticmethod
+    def _action_row(r: dict[str, Any]) -> dict[str, Any]:
+        details: Any = None
+        message_id = None
+        if r.get("details"):
+            try:
+                details = orjson.loads(r["details"])
+            except orjson.JSONDecodeError:
+                details = {"raw": r["details"]}
+            if isinstance(details, dict) and isinstance(details.get("message_id"), str):
+                message_id = details["message_id"]
+        return {
+            "id": r["action_id"],
+            "instance_id": r["instance"],
+            "conversation_id": None,  # set when applied here (the lake's id is informational)
+            "contact_key": r.get("contact_key"),
+            "action": r["action"],
+            "actor_id": r.get("actor_id"),
+            "attendant_id": r.get("attendant_id"),
+            "team_id": r.get("team_id"),
+            "message_id": message_id,
+            "occurred_at": aware(r["occurred_at"]),
+            "details": details,
+            "source": "lake",
+        }
+
+    # ------------------------------------------------------------------ webhook events
+    def _apply_webhooks(self) -> int:
+        total = 0
+        while (window := self._pending_window(WEBHOOK_EVENTS, WEBHOOK_CURSOR)) is not None:
+            start, end, offset = window
+            data = self._load(WEBHOOK_EVENTS, start, end, ["instance", "event", "payload"])
+            versions = data["_commit_version"].to_pylist()
+            pos = offset
+            n = len(data)
+            if pos >= n:
+                with self.engine.begin() as conn:
+                    write_cursor(conn, WEBHOOK_CURSOR, end, 0)
+                continue
+            while pos < n:
+                stop = min(pos + self.batch_rows, n)
+                if stop == n:
+                    cursor = (end, 0)
+                else:
+                    next_version = int(versions[stop])
+                    first = bisect.bisect_left(versions, next_version)
+                    cursor = (next_version - 1, stop - first)
+                chunk = data.slice(pos, stop - pos)
+                self._apply_chunk_with_retry(chunk, cursor)
+                total += stop - pos
+                pos = stop
+        return total
+
+    def _apply_chunk_with_retry(self, chunk: pa.Table, cursor: tuple[int, int]) -> None:
+        instances = chunk["instance"].to_pylist()
+        events = chunk["event"].to_pylist()
+        payloads = chunk["payload"].to_pylist()
+        facts: list[pz.Message | pz.MessageUpdate] = []
+        for inst, ev, payload in zip(instances, events, payloads, strict=True):
+            if ev in pz.RELEVANT_EVENTS:
+                facts.extend(pz.parse(inst, ev, payload))
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    new_ids = self._apply_facts(conn, facts)
+                    write_cursor(conn, WEBHOOK_CURSOR, *cursor)
+                break
+            except VersionConflictError:
+                log.info("projector.retry_conflict", attempt=attempt)
+        else:
+            raise RuntimeError("projector: conversations kept changing under the batch; giving up this run")
+        if new_ids and self.on_new_conversations is not None:
+            try:
+                self.on_new_conversations(new_ids)
+            except Exception as exc:  # routing must never stop the projector
+                log.warning("projector.routing_failed", error=type(exc).__name__)
+
+    # ------------------------------------------------------------------ the core of a batch
+    def _apply_facts(self, conn: Connection, facts: list[pz.Message | pz.MessageUpdate]) -> list[str]:
+        msgs: dict[tuple[str, str], pz.Message] = {}
+        updates: list[pz.MessageUpdate] = []
+        for fact in facts:
+            if isinstance(fact, pz.Message):
+                key = (fact.instance_id, fact.message_id)
+                seen = msgs.get(key)
+                if seen is None:
+                    msgs[key] = fact
+                else:
+                    seen.status = pz.better_status(seen.status, fact.status)
+            else:
+                updates.append(fact)
+        if not msgs and not updates:
+            return []
+        targets = set(msgs) | {(u.instance_id, u.message_id) for u in updates}
+        existing = self._existing_messages(conn, targets)
+        new_msgs = sorted((m for k, m in msgs.items() if k not in existing), key=lambda m: m.timestamp)
+
+        # Duplicates of stored messages only move their status.
+        for key, m in msgs.items():
+            if key in existing and m.status:
+                updates.append(pz.MessageUpdate(m.instance_id, m.message_id, status=m.status))
+
+        new_keys = {(m.instance_id, m.message_id) for m in new_msgs}
+        unknown = {(u.instance_id, u.message_id) for u in updates} - set(existing) - new_keys
+        pending = self._pending(conn, new_keys | unknown)
+        sent = self._message_sent(conn, {(m.instance_id, m.message_id) for m in new_msgs if m.direction == "outbound"})
+
+        batch = _Batch()
+        contacts = {(m.instance_id, m.contact_key) for m in new_msgs}
+        self._load_latest(conn, batch, contacts)
+        max_ts = new_msgs[-1].timestamp if new_msgs else None
+        acts = self._unapplied_actions(conn, contacts, max_ts) if contacts else []
+
+        timeline: list[tuple[datetime, int, Any]] = [(m.timestamp, 0, m) for m in new_msgs]
+        timeline += [(a["occurred_at"], 1, a) for a in acts]
+        timeline.sort(key=lambda item: (item[0], item[1]))
+
+        message_rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for _ts, kind, item in timeline:
+            if kind == 0:
+                message_rows[(item.instance_id, item.message_id)] = self._place_message(
+                    conn, batch, item, sent.get((item.instance_id, item.message_id))
+                )
+            else:
+                self._place_action(conn, batch, item)
+
+        # Pending events that were waiting for these messages.
+        for key, row in message_rows.items():
+            p = pending.get(key)
+            if p:
+                _merge_update(row, pz.MessageUpdate(key[0], key[1], p["status"], p["text"], p["edited"], p["revoked"]))
+        existing_changes: dict[tuple[str, str], dict[str, Any]] = {}
+        pending_changes: dict[tuple[str, str], dict[str, Any]] = {}
+        for u in updates:
+            key = (u.instance_id, u.message_id)
+            if key in message_rows:
+                _merge_update(message_rows[key], u)
+            elif key in existing:
+                row = existing_changes.setdefault(key, dict(existing[key]))
+                _merge_update(row, u)
+            else:
+                row = pending_changes.setdefault(
+                    key,
+                    pending.get(key)
+                    or {
+                        "instance_id": key[0],
+                        "message_id": key[1],
+                        "status": None,
+                        "text": None,
+                        "edited": False,
+                        "revoked": False,
+                    },
+                )
+                _merge_update(row, u)
+
+        self._write(conn, batch, message_rows, existing, existing_changes, pending, pending_changes)
+        return [cid for cid in batch.new_ids if batch.convs[cid]["origin"] == "inbound"]
+
+    def _place_message(
+        self, conn: Connection, batch: _Batch, m: pz.Message, sent: tuple[bool, str | None] | None
+    ) -> dict[str, Any]:
+        key = (m.instance_id, m.contact_key)
+        latest_id = batch.latest.get(key)
+        latest = batch.convs.get(latest_id) if latest_id else None
+        target: ss.Conversation | None = None
+        if latest is not None and m.timestamp < latest["opened_at"]:
+            target = self._conversation_at(conn, batch, m.instance_id, m.contact_key, m.timestamp) or latest
+        elif ss.place(latest, m, self.policy) == "attach":
+            target = latest
+        if target is None:
+            target = ss.open_conversation(m, latest, self.policy)
+            if target["id"] in batch.convs:  # the same opening message twice: keep the first
+                target = batch.convs[target["id"]]
+            else:
+                batch.convs[target["id"]] = target
+                batch.new_ids.append(target["id"])
+                batch.latest[key] = target["id"]
+        automated, sender = sent if sent else (False, None)
+        ss.add_message(target, m, automated=automated, sender_attendant_id=sender)
+        return {
+            "instance_id": m.instance_id,
+            "message_id": m.message_id,
+            "timestamp": m.timestamp,
+            "conversation_id": target["id"],
+            "contact_key": m.contact_key,
+            "chat_jid": m.chat_jid,
+            "direction": m.direction,
+            "kind": m.kind,
+            "text": m.text,
+            "status": m.status,
+            "edited": False,
+            "revoked": False,
+            "automated": automated,
+            "sender_attendant_id": sender,
+        }
+
+    def _place_action(self, conn: Connection, batch: _Batch, action: dict[str, Any]) -> None:
+        key = (action["instance_id"], action["contact_key"])
+        latest_id = batch.latest.get(key)
+        conv = batch.convs.get(latest_id) if latest_id else None
+        if conv is None or conv["opened_at"] > action["occurred_at"]:
+            conv = self._conversation_at(conn, batch, key[0], key[1], action["occurred_at"])
+        if not ss.accepts_action(conv, action["action"], action["occurred_at"]):
+            return
+        assert conv is not None
+        ss.apply_action(conv, action)
+        batch.applied_actions.append({"b_id": action["id"], "conversation_id": conv["id"]})
+
+    # ------------------------------------------------------------------ loading
+    def _existing_messages(self, conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+        out: dict[tuple[str, str], dict] = {}
+        by_instance: dict[str, list[str]] = {}
+        for inst, mid in keys:
+            by_instance.setdefault(inst, []).append(mid)
+        cols = [
+            messages.c[c] for c in ("instance_id", "message_id", "timestamp", "status", "text", "edited", "revoked")
+        ]
+        for inst, ids in by_instance.items():
+            for part in chunks(ids):
+                for row in conn.execute(
+                    select(*cols).where(messages.c.instance_id == inst, messages.c.message_id.in_(part))
+                ):
+                    out[(row.instance_id, row.message_id)] = row_dict(row)
+        return out
+
+    def _pending(self, conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+        out: dict[tuple[str, str], dict] = {}
+        by_instance: dict[str, list[str]] = {}
+        for inst, mid in keys:
+            by_instance.setdefault(inst, []).append(mid)
+        t = pending_message_events
+        for inst, ids in by_instance.items():
+            for part in chunks(ids):
+                for row in conn.execute(select(t).where(t.c.instance_id == inst, t.c.message_id.in_(part))):
+                    out[(row.instance_id, row.message_id)] = row_dict(row)
+        return out
+
+    def _message_sent(
+        self, conn: Connection, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[bool, str | None]]:
+        out: dict[tuple[str, str], tuple[bool, str | None]] = {}
+        by_instance: dict[str, list[str]] = {}
+        for inst, mid in keys:
+            by_instance.setdefault(inst, []).append(mid)
+        a = actions
+        for inst, ids in by_instance.items():
+            for part in chunks(ids):
+                rows = conn.execute(
+                    select(a.c.message_id, a.c.actor_id, a.c.attendant_id, a.c.details).where(
+                        a.c.instance_id == inst, a.c.message_id.in_(part), a.c.action == "message_sent"
+                    )
+                )
+                for row in rows:
+                    automated = bool((row.details or {}).get("automated")) if isinstance(row.details, dict) else False
+                    sender = None if automated else (row.attendant_id or row.actor_id)
+                    out[(inst, row.message_id)] = (automated, sender)
+        return out
+
+    def _load_latest(self, conn: Connection, batch: _Batch, contacts: set[tuple[str, str]]) -> None:
+        c = conversations
+        c2 = conversations.alias("c2")
+        newest = (
+            select(func.max(c2.c.opened_at))
+            .where(c2.c.instance_id == c.c.instance_id, c2.c.contact_key == c.c.contact_key)
+            .scalar_subquery()
+        )
+        by_instance: dict[str, list[str]] = {}
+        for inst, ck in contacts:
+            by_instance.setdefault(inst, []).append(ck)
+        for inst, keys in by_instance.items():
+            for part in chunks(keys):
+                rows = conn.execute(
+                    select(c).where(c.c.instance_id == inst, c.c.contact_key.in_(part), c.c.opened_at == newest)
+                )
+                for row in rows:
+                    conv = self._remember(batch, row_dict(row))
+                    batch.latest[(inst, conv["contact_key"])] = conv["id"]
+
+    def _remember(self, batch: _Batch, conv: ss.Conversation) -> ss.Conversation:
+        conv.pop("updated_at", None)
+        if conv["id"] in batch.convs:
+            return batch.convs[conv["id"]]
+        batch.convs[conv["id"]] = conv
+        batch.loaded_version[conv["id"]] = conv["version"]
+        batch.snapshots[conv["id"]] = _snapshot(conv)
+        return conv
+
+    def _conversation_at(
+        self, conn: Connection, batch: _Batch, instance: str, contact: str | None, at: datetime
+    ) -> ss.Conversation | None:
+        """The contact's conversation with the latest ``opened_at`` not after ``at``."""
+        if contact is None:
+            return None
+        best: ss.Conversation | None = None
+        for conv in batch.convs.values():
+            same = conv["instance_id"] == instance and conv["contact_key"] == contact
+            if same and conv["opened_at"] <= at and (best is None or conv["opened_at"] > best["opened_at"]):
+                best = conv
+        c = conversations
+        row = conn.execute(
+            select(c)
+            .where(c.c.instance_id == instance, c.c.contact_key == contact, c.c.opened_at <= at)
+            .order_by(c.c.opened_at.desc())
+            .limit(1)
+        ).first()
+        if row is not None:
+            found = self._remember(batch, row_dict(row))
+            if best is None or found["opened_at"] > best["opened_at"]:
+                best = found
+        return best
+
+    def _unapplied_actions(
+        self, conn: Connection, contacts: set[tuple[str, str]], max_ts: datetime | None
+    ) -> list[dict[str, Any]]:
+        a = actions
+        out: list[dict[str, Any]] = []
+        by_instance: dict[str, list[str]] = {}
+        for inst, ck in contacts:
+            by_instance.setdefault(inst, []).append(ck)
+        for inst, keys in by_instance.items():
+            for part in chunks(keys):
+                q = select(a).where(
+                    a.c.instance_id == inst,
+                    a.c.contact_key.in_(part),
+                    a.c.conversation_id.is_(None),
+                    a.c.action.in_(sorted(ss.CONVERSATION_ACTIONS)),
+                )
+                if max_ts is not None:
+                    q = q.where(a.c.occurred_at <= max_ts)
+                out.extend(row_dict(r) for r in conn.execute(q))
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def _write(
+        self,
+        conn: Connection,
+        batch: _Batch,
+        message_rows: dict[tuple[str, str], dict[str, Any]],
+        existing: dict[tuple[str, str], dict],
+        existing_changes: dict[tuple[str, str], dict[str, Any]],
+        pending: dict[tuple[str, str], dict],
+        pending_changes: dict[tuple[str, str], dict[str, Any]],
+    ) -> None:
+        now = datetime.now(UTC)
+        new_set = set(batch.new_ids)
+        if batch.new_ids:
+            conn.execute(insert(conversations), [{**batch.convs[i], "updated_at": now} for i in batch.new_ids])
+        changed = [
+            conv
+            for cid, conv in batch.convs.items()
+            if cid not in new_set and _snapshot(conv) != batch.snapshots.get(cid)
+        ]
+        if changed:
+            cols = (*ss.MESSAGE_COLUMNS, *ss.ACTION_COLUMNS)
+            stmt = (
+                update(conversations)
+                .where(conversations.c.id == bindparam("b_id"), conversations.c.version == bindparam("b_version"))
+                .values({c: bindparam(f"v_{c}") for c in cols} | {"updated_at": now})
+            )
+            params = [
+                {"b_id": conv["id"], "b_version": batch.loaded_version[conv["id"]]} | {f"v_{c}": conv[c] for c in cols}
+                for conv in changed
+            ]
+            result = conn.execute(stmt, params)
+            if result.rowcount != len(params):
+                raise VersionConflictError
+        if message_rows:
+            for part in chunks(list(message_rows.values()), 2000):
+                conn.execute(insert_ignore(conn, messages), part)
+        if existing_changes:
+            stmt = (
+                update(messages)
+                .where(
+                    messages.c.instance_id == bindparam("b_instance"),
+                    messages.c.message_id == bindparam("b_message"),
+                    messages.c.timestamp == bindparam("b_ts"),
+                )
+                .values(
+                    status=bindparam("v_status"),
+                    text=bindparam("v_text"),
+                    edited=bindparam("v_edited"),
+                    revoked=bindparam("v_revoked"),
+                )
+            )
+            params = [
+                {
+                    "b_instance": k[0],
+                    "b_message": k[1],
+                    "b_ts": row["timestamp"],
+                    "v_status": row["status"],
+                    "v_text": row["text"],
+                    "v_edited": row["edited"],
+                    "v_revoked": row["revoked"],
+                }
+                for k, row in existing_changes.items()
+                if any(row[c] != existing[k][c] for c in ("status", "text", "edited", "revoked"))
+            ]
+            if params:
+                conn.execute(stmt, params)
+        consumed = [k for k in message_rows if k in pending]
+        if consumed:
+            t = pending_message_events
+            conn.execute(
+                t.delete().where(t.c.instance_id == bindparam("b_i"), t.c.message_id == bindparam("b_m")),
+                [{"b_i": i, "b_m": m} for i, m in consumed],
+            )
+        if pending_changes:
+            cols = ["status", "text", "edited", "revoked"]
+            conn.execute(
+                upsert(conn, pending_message_events, ["instance_id", "message_id"], cols),
+                [{k: row[k] for k in ("instance_id", "message_id", *cols)} for row in pending_changes.values()],
+            )
+        if batch.applied_actions:
+            conn.execute(
+                update(actions)
+                .where(actions.c.id == bindparam("b_id"))
+                .values(conversation_id=bindparam("conversation_id")),
+                batch.applied_actions,
+            )
+        # message_sent actions are applied with their message: record which conversation they touched.
+        sent_keys = [
+            (row["instance_id"], row["message_id"], row["conversation_id"])
+            for row in message_rows.values()
+            if row["direction"] == "outbound"
+        ]
+        if sent_keys:
+            conn.execute(
+                update(actions)
+                .where(
+                    actions.c.instance_id == bindparam("b_i"),
+                    actions.c.message_id == bindparam("b_m"),
+                    actions.c.action == "message_sent",
+                    actions.c.conversation_id.is_(None),
+                )
+                .values(conversation_id=bindparam("b_c")),
+                [{"b_i": i, "b_m": m, "b_c": c} for i, m, c in sent_keys],
+            )
+
+    # ------------------------------------------------------------------ late actions and expiry
+    def _drain_actions(self, limit: int = 5000) -> int:
+        """Apply stored actions whose conversation exists now (they arrived before its messages or
+        after them): conversation actions by contact and time, ``message_sent`` by message id."""
+        applied = 0
+        a, c, m = actions, conversations, messages
+        for _attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    applied = self._drain_in(conn, a, c, m, limit)
+                return applied
+            except VersionConflictError:
+                continue
+        return applied
+
+    def _drain_in(self, conn: Connection, a: Any, c: Any, m: Any, limit: int) -> int:
+        q = (
+            select(a, c.c.id.label("target_id"), c.c.opened_at.label("target_opened_at"))
+            .join(
+                c,
+                and_(
+                    c.c.instance_id == a.c.instance_id,
+                    c.c.contact_key == a.c.contact_key,
+                    c.c.opened_at <= a.c.occurred_at,
+                    or_(c.c.closed_at.is_(None), c.c.closed_at >= a.c.occurred_at, a.c.action == "reopen"),
+                ),
+            )
+            .where(a.c.conversation_id.is_(None), a.c.action.in_(sorted(ss.CONVERSATION_ACTIONS)))
+            .order_by(a.c.occurred_at)
+            .limit(limit)
+        )
+        best: dict[str, dict[str, Any]] = {}
+        for row in conn.execute(q):
+            r = row_dict(row)
+            if r["id"] not in best or r["target_opened_at"] > best[r["id"]]["target_opened_at"]:
+                best[r["id"]] = r
+        batch = _Batch()
+        if best:
+            ids = sorted({r["target_id"] for r in best.values()})
+            for part in chunks(ids):
+                for row in conn.execute(select(c).where(c.c.id.in_(part))):
+                    self._remember(batch, row_dict(row))
+        for r in sorted(best.values(), key=lambda r: r["occurred_at"]):
+            conv = batch.convs[r["target_id"]]
+            if ss.accepts_action(conv, r["action"], r["occurred_at"]):
+                ss.apply_action(conv, r)
+                batch.applied_actions.append({"b_id": r["id"], "conversation_id": conv["id"]})
+        self._write(conn, batch, {}, {}, {}, {}, {})
+        applied = len(batch.applied_actions)
+        applied += self._drain_message_sent(conn, limit)
+        return applied
+
+    def _drain_message_sent(self, conn: Connection, limit: int) -> int:
+        a, m, c = actions, messages, conversations
+        rows = conn.execute(
+            select(
+                a.c.id,
+                a.c.actor_id,
+                a.c.attendant_id,
+                a.c.details,
+                m.c.instance_id,
+                m.c.message_id,
+                m.c.timestamp,
+                m.c.conversation_id,
+            )
+            .join(m, and_(m.c.instance_id == a.c.instance_id, m.c.message_id == a.c.message_id))
+            .where(a.c.conversation_id.is_(None), a.c.action == "message_sent")
+            .limit(limit)
+        ).all()
+        for row in rows:
+            automated = bool(row.details.get("automated")) if isinstance(row.details, dict) else False
+            sender = None if automated else (row.attendant_id or row.actor_id)
+            conn.execute(
+                update(m)
+                .where(
+                    m.c.instance_id == row.instance_id, m.c.message_id == row.message_id, m.c.timestamp == row.timestamp
+                )
+                .values(automated=automated, sender_attendant_id=sender)
+            )
+            conn.execute(update(a).where(a.c.id == row.id).values(conversation_id=row.conversation_id))
+            conv = conn.execute(select(c).where(c.c.id == row.conversation_id)).first()
+            if conv is None:
+                continue
+            if conv.first_response_message_id == row.message_id and automated:
+                self._recompute_first_response(conn, row_dict(conv))
+            elif conv.first_response_message_id == row.message_id and sender:
+                conn.execute(update(c).where(c.c.id == conv.id).values(first_responder_id=sender))
+        return len(rows)
+
+    def _recompute_first_response(self, conn: Connection, conv: dict[str, Any]) -> None:
+        m, c = messages, conversations
+        first = conn.execute(
+            select(m.c.message_id, m.c.timestamp, m.c.sender_attendant_id)
+            .where(
+                m.c.conversation_id == conv["id"],
+                m.c.direction == "outbound",
+                m.c.automated.is_(False),
+                m.c.timestamp >= conv["opened_at"],
+            )
+            .order_by(m.c.timestamp)
+            .limit(1)
+        ).first()
+        values: dict[str, Any] = {
+            "first_response_at": None,
+            "first_response_message_id": None,
+            "first_responder_id": None,
+        }
+        if first is not None:
+            values = {
+                "first_response_at": aware(first.timestamp),
+                "first_response_message_id": first.message_id,
+                "first_responder_id": first.sender_attendant_id or conv["assignee_id"] or "unattributed",
+            }
+        conn.execute(update(c).where(c.c.id == conv["id"]).values(**values))
+
+    def expire_idle(self, *, now: datetime | None = None, every_seconds: float = 30.0) -> int:
+        """Expire open conversations idle for longer than the session timeout.
+
+        "Now" is each instance's watermark (its latest message time seen), exactly as silver decides
+        ``expired``, so replays of old data and the live stream agree with gold. ``now`` caps it.
+        """
+        if now is None and time.monotonic() - self._last_sweep < every_seconds:
+            return 0
+        self._last_sweep = time.monotonic()
+        c = conversations
+        total = 0
+        with self.engine.begin() as conn:
+            marks = conn.execute(select(c.c.instance_id, func.max(c.c.last_message_at)).group_by(c.c.instance_id))
+            params: list[dict[str, Any]] = []
+            for instance_id, watermark in marks.all():
+                mark = aware(watermark)
+                if now is not None and mark is not None:
+                    mark = max(mark, now)
+                if mark is None:
+                    continue
+                cutoff = mark - self.policy.timeout
+                rows = conn.execute(
+                    select(c.c.id, c.c.last_message_at)
+                    .where(c.c.instance_id == instance_id, c.c.status == "open", c.c.last_message_at < cutoff)
+                    .limit(20000)
+                ).all()
+                params += [
+                    {
+                        "b_id": r.id,
+                        "b_last": r.last_message_at,
+                        "v_expired": aware(r.last_message_at) + self.policy.timeout,
+                    }
+                    for r in rows
+                ]
+            if params:
+                stmt = (
+                    update(c)
+                    .where(
+                        c.c.id == bindparam("b_id"), c.c.status == "open", c.c.last_message_at == bindparam("b_last")
+                    )
+                    .values(
+                        status="expired",
+                        closed_at=bindparam("b_last"),
+                        expired_at=bindparam("v_expired"),
+                        updated_at=datetime.now(UTC),
+                    )
+                )
+                total = conn.execute(stmt, params).rowcount
+        return int(total or 0)
+
+
+def _plain_strings(data: pa.Table) -> pa.Table:
+    """delta-rs returns ``string_view`` columns; compute kernels want plain strings."""
+    fields = [pa.field(f.name, pa.string()) if pa.types.is_string_view(f.type) else f for f in data.schema]
+    return data.cast(pa.schema(fields))
+
+
+def _merge_update(row: dict[str, Any], u: pz.MessageUpdate) -> None:
+    row["status"] = pz.better_status(row.get("status"), u.status)
+    if u.edited:
+        row["edited"] = True
+        if u.text is not None:
+            row["text"] = u.text
+    if u.revoked:
+        row["revoked"] = True
+
+
+def run_once(lake: Lake, engine: Engine, *, settings: Settings | None = None) -> int:
+    """Apply every bronze row and action not yet applied; returns how many were applied."""
+    return Projector(lake, engine, settings).run_once()
+
+
+_DB_DOWN = (OperationalError, DBAPIError)
+
+
+def run_forever(
+    lake: Lake,
+    engine: Engine,
+    *,
+    settings: Settings | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    on_new_conversations: Callable[[list[str]], None] | None = None,
+) -> None:
+    """``beazap worker``: poll bronze and apply; a database outage pauses here (exponential backoff
+    with tenacity) and the next successful run catches up from the committed cursor."""
+    settings = settings or get_settings()
+    projector = Projector(lake, engine, settings)
+    projector.on_new_conversations = on_new_conversations
+    poll = settings.projector_poll_ms / 1000
+
+    def _log_retry(state: Any) -> None:
+        log.warning("projector.database_unavailable", attempt=state.attempt_number)
+
+    @retry(
+        retry=retry_if_exception_type(_DB_DOWN),
+        wait=wait_exponential(multiplier=0.2, max=10),
+        stop=stop_never,
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    def _step() -> int:
+        if stop():
+            return 0
+        return projector.run_once()
+
+    while not stop():
+        applied = _step()
+        if applied:
+            log.info("projector.applied", rows=applied)
+        else:
+            time.sleep(poll)
