@@ -40,6 +40,7 @@ from beazap.settings import Settings, get_settings
 from storage.lake import Lake
 
 router = APIRouter(tags=["metrics"])
+MIN_DATE, MAX_DATE = date(1970, 1, 1), date(9000, 12, 31)
 
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}, "example": "day,offered,missed\n2026-03-02,4,1\n"}}},
@@ -85,6 +86,11 @@ def get_filters(
     attendant_id: Annotated[list[str] | None, Query(description="Attendant id(s); repeat for several.")] = None,
 ) -> q.Filters:
     instances = allowed_instances(scope, instance_id)
+    for given in (from_, to):
+        if given is not None and not (MIN_DATE <= given <= MAX_DATE):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"dates must be between {MIN_DATE} and {MAX_DATE}"
+            )
     end = to or datetime.now(UTC).date()
     start = from_ or end - timedelta(days=29)
     if start > end:
@@ -95,8 +101,6 @@ def get_filters(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"the range spans {span} days; the maximum is {max_span}"
         )
-    if start.year < 1970 or end.year > 9000:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "dates must be between 1970 and 9000")
     return q.Filters(
         instance_ids=instances,
         start=start,
