@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     instance_cache_refresh_seconds: float = Field(
         default=30.0, description="How often the receiver reloads instance tokens from the ops store."
     )
+    instance_miss_refresh_seconds: float = Field(
+        default=1.0, ge=0, description="Unknown instance/token: reload credentials at most this often."
+    )
+    receiver_enabled: bool = Field(default=True, description="Run the webhook receiver in this API process.")
+    receiver_commit_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="A webhook whose bronze commit takes longer is answered 503."
+    )
 
     # --- domain defaults ---------------------------------------------------------------------------
     default_timezone: str = "America/Sao_Paulo"
@@ -125,6 +132,10 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="Wait after a conversation opens so routing sees its first messages."
     )
     llm_route_poll_ms: int = Field(default=500, ge=10, description="How often the routing worker polls its queue.")
+
+    # --- silver ------------------------------------------------------------------------------------
+    silver_memory_limit: str = Field(default="3GB", description="DuckDB memory limit for silver runs (spills beyond).")
+    silver_threads: int | None = Field(default=None, description="DuckDB threads for silver (default: all cores).")
 
     # --- logging -----------------------------------------------------------------------------------
     log_level: str = "INFO"

@@ -27,6 +27,8 @@ REJECTS = "silver/rejects"
 STATUS_RANK = {"error": 0, "pending": 1, "server_ack": 2, "delivery_ack": 3, "read": 4, "played": 5}
 KINDS = ("text", "image", "audio", "video", "document", "sticker", "location", "contact", "reaction", "poll", "other")
 
+REACTIONS_TYPE = pa.list_(pa.struct([("actor_key", pa.string()), ("emoji", pa.string()), ("reacted_at", TS)]))
+
 MESSAGES_SCHEMA = pa.schema(
     [
         ("instance_id", pa.string()),
@@ -60,6 +62,9 @@ MESSAGES_SCHEMA = pa.schema(
         ("via", pa.string()),  # app (messages.upsert fromMe) | api (send.message) | customer
         ("conversation_id", pa.string()),  # direct chats: the conversation it belongs to
         ("payload_hash", pa.string()),  # hash of the bronze payload that set the content
+        # --- added by silver (additive) ---
+        ("edited_at", TS),  # time of the latest edit (null when never edited)
+        ("reactions", REACTIONS_TYPE),  # latest reaction per actor ('' emoji = removed)
     ]
 )
 MESSAGES_KEY = ("instance_id", "message_id")
@@ -124,6 +129,7 @@ CONTACTS_SCHEMA = pa.schema(
         ("push_name", pa.string()),
         ("first_seen_at", TS),
         ("last_seen_at", TS),
+        ("push_name_at", TS),  # added: when push_name was seen (latest wins)
     ]
 )
 CONTACTS_KEY = ("instance_id", "contact_key")
@@ -198,6 +204,7 @@ OPS_EVENTS_SCHEMA = pa.schema(
         ("attendant_id", pa.string()),
         ("team_id", pa.string()),
         ("occurred_at", TS),
+        ("details", pa.string()),  # added: the action's details JSON, as extracted
     ]
 )
 OPS_EVENTS_KEY = ("action_id",)

@@ -1,0 +1,715 @@
+"""Build silver from bronze: ``build_silver(lake, *, full=False, settings=None)``.
+
+One run = one batch: the bronze ``webhook_events`` and ``ops_events`` rows committed after the
+cursor (``silver/_state``), read through the change data feed, or everything with ``full=True``.
+DuckDB parses and folds the batch (``silver.parse``, ``silver.messages``), sessionizes only the
+contacts the batch touches (``silver.sessionize``) and writes with Delta ``merge``; a full rebuild
+runs the same SQL over all of bronze and overwrites. Folding rules are associative and
+idempotent, so incremental runs in any batching give the same tables as one full rebuild.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterable
+
+import duckdb
+import pyarrow as pa
+
+from beazap.identity import is_lid_jid, is_phone_jid, jid_user, normalize_phone
+from beazap.logging import get_logger
+from beazap.settings import Settings, get_settings
+from bronze import schema as bronze_schema
+from silver import io
+from silver import schema as S  # noqa: N812
+from silver.messages import build_parts, existing_as_parts, finalize_sql, fold
+from silver.parse import parse
+from silver.sessionize import sessionize
+from silver.state import SilverState
+from storage.lake import Lake
+
+log = get_logger(__name__)
+
+SKIP_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+
+
+# --------------------------------------------------------------------------------------------------
+# bronze readers
+# --------------------------------------------------------------------------------------------------
+
+
+def _changed_rows(lake: Lake, table: str, after: int, upto: int, schema: pa.Schema) -> pa.Table:
+    """Rows inserted into ``table`` in versions ``(after, upto]`` (change data feed, no compactions)."""
+    dt = lake.open(table)
+    history = dt.history(limit=max(upto - after, 1) + 5)
+    skip = {int(h["version"]) for h in history if h.get("operation") in SKIP_OPERATIONS}
+    data = pa.table(dt.load_cdf(starting_version=after + 1, ending_version=upto))
+    if data.num_rows == 0:
+        return schema.empty_table()
+    con = duckdb.connect()
+    try:
+        con.register("cdf", data)
+        skip_sql = f"and _commit_version not in ({','.join(map(str, sorted(skip)))})" if skip else ""
+        cols = ", ".join(f'"{f.name}"' for f in schema)
+        return con.sql(f"select {cols} from cdf where _change_type = 'insert' {skip_sql}").fetch_arrow_table()
+    finally:
+        con.close()
+
+
+def _source(lake: Lake, table: str, schema: pa.Schema, after: int, upto: int, full: bool) -> object:
+    dt = lake.open_or_none(table)
+    if dt is None or upto < 0:
+        return schema.empty_table()
+    if full:
+        return dt.to_pyarrow_dataset()
+    if upto <= after:
+        return schema.empty_table()
+    return _changed_rows(lake, table, after, upto, schema)
+
+
+# --------------------------------------------------------------------------------------------------
+# identities
+# --------------------------------------------------------------------------------------------------
+
+
+def _jid_map(values: Iterable[str | None]) -> pa.Table:
+    """Distinct JIDs / raw keys → (E.164 phone, normalized LID). Python runs once per distinct value."""
+    jids, phones, lids = [], [], []
+    for value in values:
+        if not value:
+            continue
+        phone = normalize_phone(value) if (is_phone_jid(value) or "@" not in value) else None
+        lid = f"{jid_user(value)}@lid" if is_lid_jid(value) else None
+        jids.append(value)
+        phones.append(phone)
+        lids.append(lid)
+    return pa.table({"jid": jids, "phone": phones, "lid": lids}, schema=_JM_SCHEMA)
+
+
+_JM_SCHEMA = pa.schema([("jid", pa.string()), ("phone", pa.string()), ("lid", pa.string())])
+
+
+def _register_jids(con: duckdb.DuckDBPyConnection) -> None:
+    rows = con.sql(
+        """
+        select distinct j from (
+            select unnest(direct_jids) as j from p_msg union all select unnest(part_jids) from p_msg
+            union all select jid from p_contacts union all select phone_jid from p_contacts
+            union all select lid_jid from p_contacts
+            union all select participant_jid from p_gp union all select phone_jid from p_gp
+            union all select lid_jid from p_gp union all select author_jid from p_gp
+            union all select from_jid from p_calls union all select chat_jid from p_calls
+            union all select owner_jid from p_groups union all select contact_key from ops_raw
+        ) where j is not null
+        """
+    ).fetchall()
+    con.register("jm_arrow", _jid_map(r[0] for r in rows))
+    con.execute("create or replace temp table jm as select * from jm_arrow")
+    con.unregister("jm_arrow")
+
+
+# --------------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------------
+
+
+def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"set memory_limit = '{settings.silver_memory_limit}'")
+    con.execute(f"set temp_directory = '{tempfile.gettempdir()}/beazap-silver-duckdb'")
+    con.execute("set preserve_insertion_order = false")
+    if settings.silver_threads:
+        con.execute(f"set threads = {int(settings.silver_threads)}")
+    return con
+
+
+def build_silver(lake: Lake, *, full: bool = False, settings: Settings | None = None) -> dict[str, dict]:
+    """Bring silver up to date with bronze; returns per-table stats.
+
+    ``stats[table]`` has ``rows_written`` (rows upserted/appended/overwritten), ``rows_total``,
+    ``bronze_version`` (bronze/webhook_events version processed up to), ``ops_version`` and
+    ``rejects`` (rows sent to silver/rejects in this run) plus ``seconds`` for the whole run under
+    the ``_run`` key.
+    """
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    state = SilverState() if full else SilverState.load(lake)
+    b_dt = lake.open_or_none(bronze_schema.WEBHOOK_EVENTS)
+    o_dt = lake.open_or_none(bronze_schema.OPS_EVENTS)
+    b_to = b_dt.version() if b_dt is not None else -1
+    o_to = o_dt.version() if o_dt is not None else -1
+    if not full and state.bronze_version < 0 and state.ops_version < 0:
+        full = True  # first run: nothing to increment on
+    if not full and b_to <= state.bronze_version and o_to <= state.ops_version:
+        return _stats(lake, {}, b_to=state.bronze_version, o_to=state.ops_version, rejects=0, started=started)
+    run = _Run(lake, settings, full=full, state=state, b_to=b_to, o_to=o_to)
+    try:
+        written = run.execute()
+    finally:
+        run.con.close()
+    state.bronze_version = b_to
+    state.ops_version = o_to
+    state.save(lake)
+    stats = _stats(lake, written, b_to=b_to, o_to=o_to, rejects=run.rejects, started=started)
+    log.info(
+        "silver_built",
+        full=full,
+        bronze_version=b_to,
+        ops_version=o_to,
+        messages=written.get(S.MESSAGES, 0),
+        conversations=written.get(S.CONVERSATIONS, 0),
+        rejects=run.rejects,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    return stats
+
+
+ALL_TABLES = (
+    S.MESSAGES,
+    S.MESSAGE_EVENTS,
+    S.CONVERSATIONS,
+    S.CONTACTS,
+    S.GROUPS,
+    S.GROUP_PARTICIPANTS,
+    S.CALLS,
+    S.CONNECTION_EVENTS,
+    S.OPS_EVENTS,
+    S.REJECTS,
+)
+
+
+def _stats(lake: Lake, written: dict[str, int], *, b_to: int, o_to: int, rejects: int, started: float) -> dict:
+    out: dict[str, dict] = {}
+    for table in ALL_TABLES:
+        dt = lake.open_or_none(table)
+        total = _count(dt) if dt is not None else 0
+        out[table] = {
+            "rows_written": int(written.get(table, 0)),
+            "rows_total": total,
+            "bronze_version": b_to,
+            "ops_version": o_to,
+            "rejects": rejects if table == S.REJECTS else 0,
+        }
+    out["_run"] = {"seconds": round(time.perf_counter() - started, 3), "bronze_version": b_to, "ops_version": o_to}
+    return out
+
+
+def _count(dt: object) -> int:
+    try:
+        return int(dt.count())  # type: ignore[attr-defined]
+    except Exception:
+        return int(dt.to_pyarrow_dataset().count_rows())  # type: ignore[attr-defined]
+
+
+class _Run:
+    """One silver run over one batch of bronze rows."""
+
+    def __init__(self, lake: Lake, settings: Settings, *, full: bool, state: SilverState, b_to: int, o_to: int):
+        self.lake = lake
+        self.settings = settings
+        self.full = full
+        self.state = state
+        self.b_to = b_to
+        self.o_to = o_to
+        # one monotonically increasing number per run, recorded as the Delta app transaction version
+        self.version = (b_to + 1) * 1_000_000_000 + (o_to + 1)
+        self.con = _connect(settings)
+        self.rejects = 0
+        self.timeout_s = settings.session_timeout_hours * 3600.0
+        self.reopen_s = settings.reopen_window_hours * 3600.0
+
+    # ---------------------------------------------------------------------------------------------
+    def execute(self) -> dict[str, int]:
+        con, lake = self.con, self.lake
+        src = _source(
+            lake,
+            bronze_schema.WEBHOOK_EVENTS,
+            bronze_schema.WEBHOOK_EVENTS_SCHEMA,
+            self.state.bronze_version,
+            self.b_to,
+            self.full,
+        )
+        ops = _source(
+            lake,
+            bronze_schema.OPS_EVENTS,
+            bronze_schema.OPS_EVENTS_SCHEMA,
+            self.state.ops_version,
+            self.o_to,
+            self.full,
+        )
+        con.register("src", src)
+        con.register("ops_src", ops)
+        con.execute(
+            """
+            create or replace temp table ops_raw as
+            select distinct on (action_id) action_id, instance as instance_id, conversation_id, contact_key, action,
+                   actor_id, attendant_id, team_id, occurred_at, details
+            from ops_src order by action_id
+            """
+        )
+        parse(con)
+        _register_jids(con)
+        con.execute(
+            """
+            create or replace temp table ops_new as
+            select o.action_id, o.instance_id, o.conversation_id,
+                   coalesce(j.phone, j.lid, o.contact_key) as contact_key, o.action, o.actor_id, o.attendant_id,
+                   o.team_id, o.occurred_at, o.details
+            from ops_raw o left join jm j on j.jid = o.contact_key
+            """
+        )
+        # partial message rows need the push name too (contacts)
+        build_parts(con)
+        self._register_existing()
+        self._contacts()
+        written: dict[str, int] = {}
+        written.update(self._messages_and_conversations())
+        written.update(self._entities())
+        return written
+
+    # ---------------------------------------------------------------------------------------------
+    def _register_existing(self) -> None:
+        con, lake = self.con, self.lake
+        specs = {
+            "ex_messages": (S.MESSAGES, S.MESSAGES_SCHEMA),
+            "ex_conversations": (S.CONVERSATIONS, S.CONVERSATIONS_SCHEMA),
+            "ex_contacts": (S.CONTACTS, S.CONTACTS_SCHEMA),
+            "ex_ops": (S.OPS_EVENTS, S.OPS_EVENTS_SCHEMA),
+            "ex_calls": (S.CALLS, S.CALLS_SCHEMA),
+            "ex_groups": (S.GROUPS, S.GROUPS_SCHEMA),
+        }
+        for name, (table, schema) in specs.items():
+            if self.full:
+                con.register(name, schema.empty_table())
+            else:
+                io.register(con, name, lake, table, schema)
+
+    # ---------------------------------------------------------------------------------------------
+    def _contacts(self) -> None:
+        """LID ↔ phone map and the contacts fold (table rewritten whole: one row per contact)."""
+        con = self.con
+        con.execute(
+            """
+            create or replace temp table contact_parts as
+            select instance_id, contact_phone as phone, contact_lid as lid, push_name, event_at as push_name_at,
+                   event_at as first_seen_at, event_at as last_seen_at
+            from parts where chat_type = 'direct' and event_at is not null
+            union all
+            select c.instance_id, coalesce(a.phone, b.phone), coalesce(a.lid, d.lid), c.push_name, c.received_at,
+                   null, null
+            from p_contacts c left join jm a on a.jid = c.jid left join jm b on b.jid = c.phone_jid
+                 left join jm d on d.jid = c.lid_jid
+            union all
+            select g.instance_id, coalesce(a.phone, b.phone), coalesce(a.lid, d.lid), null, null, null, null
+            from p_gp g left join jm a on a.jid = g.participant_jid left join jm b on b.jid = g.phone_jid
+                 left join jm d on d.jid = g.lid_jid
+            where coalesce(a.phone, b.phone) is not null and coalesce(a.lid, d.lid) is not null
+            union all
+            select instance_id, phone_e164, lid, push_name, push_name_at, first_seen_at, last_seen_at from ex_contacts
+            """
+        )
+        con.execute(
+            """
+            create or replace temp table lidmap as
+            select instance_id, lid, min(phone) as phone
+            from contact_parts where lid is not null and phone is not null group by all
+            """
+        )
+        con.execute(
+            """
+            create or replace temp table contacts_out as
+            with k as (
+                select p.*, coalesce(p.phone, m.phone, p.lid) as contact_key
+                from contact_parts p left join lidmap m on m.instance_id = p.instance_id and m.lid = p.lid
+                where coalesce(p.phone, p.lid) is not null
+            )
+            select instance_id, contact_key,
+                   case when contact_key like '+%' then contact_key end as phone_e164,
+                   min(lid) as lid,
+                   arg_max(push_name, {'a': push_name_at, 'b': push_name}) filter (where push_name is not null)
+                       as push_name,
+                   min(first_seen_at) as first_seen_at, max(last_seen_at) as last_seen_at,
+                   max(push_name_at) filter (where push_name is not null) as push_name_at
+            from k group by instance_id, contact_key
+            """
+        )
+        # LIDs that had their own contact row and now map to a phone: their history moves to the phone
+        con.execute(
+            """
+            create or replace temp table newly_mapped as
+            select distinct c.instance_id, c.contact_key as lid, m.phone
+            from ex_contacts c join lidmap m on m.instance_id = c.instance_id and m.lid = c.contact_key
+            """
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    def _messages_and_conversations(self) -> dict[str, int]:
+        con = self.con
+        contact_expr = "coalesce(p.contact_phone, m.phone, p.contact_lid)"
+        # contacts whose conversations may change: new content, moved LIDs, ops actions
+        con.execute(
+            f"""
+            create or replace temp table affected0 as
+            select distinct p.instance_id, {contact_expr} as contact_key
+            from parts p left join lidmap m on m.instance_id = p.instance_id and m.lid = p.contact_lid
+            where p.chat_type = 'direct' and p.event_at is not null and {contact_expr} is not null
+            union select instance_id, phone from newly_mapped
+            union select instance_id, lid from newly_mapped
+            union select o.instance_id, coalesce(m.phone, o.contact_key) from ops_new o
+                  left join lidmap m on m.instance_id = o.instance_id and m.lid = o.contact_key
+                  where o.contact_key is not null
+            """
+        )
+        if self.full:
+            fold(con, "parts")
+            con.execute("create or replace temp table ex_rows as select * from ex_messages")
+        else:
+            con.execute("create or replace temp table part_keys as select distinct instance_id, message_id from parts")
+            con.execute(
+                """
+                create or replace temp table ex_rows as
+                select x.* from ex_messages x
+                where exists (select 1 from part_keys k where k.instance_id = x.instance_id
+                                                          and k.message_id = x.message_id)
+                   or exists (select 1 from affected0 a where a.instance_id = x.instance_id
+                                                          and a.contact_key = x.contact_key)
+                """
+            )
+            con.execute(
+                f"""
+                create or replace temp table all_parts as
+                select {_PARTS_COLS} from parts
+                union all by name
+                select * from ({existing_as_parts("ex_rows")}) e
+                where exists (select 1 from part_keys k where k.instance_id = e.instance_id
+                                                          and k.message_id = e.message_id)
+                   or exists (select 1 from newly_mapped n where n.instance_id = e.instance_id
+                                                            and n.lid = e.contact_lid)
+                """
+            )
+            fold(con, "all_parts")
+        con.execute(
+            "create or replace temp table msg_conv (instance_id varchar, message_id varchar, conversation_id varchar)"
+        )
+        con.execute(f"create or replace temp table fin0 as {finalize_sql('folded')}")
+        # watermark per instance: the latest message event time seen (the "now" for expiry)
+        con.execute(
+            """
+            create or replace temp table wm_batch as
+            select instance_id, max(event_at) as wm from fin0 where event_at is not null group by all
+            """
+        )
+        prev = pa.table(
+            {
+                "instance_id": list(self.state.watermarks),
+                "wm": pa.array(list(self.state.watermarks.values()), type=S.TS),
+            }
+        )
+        con.register("wm_prev", prev)
+        con.execute(
+            """
+            create or replace temp table wm as
+            select instance_id, max(wm) as wm from (select * from wm_batch union all select * from wm_prev) group by all
+            """
+        )
+        for inst, wm in con.sql("select instance_id, wm from wm").fetchall():
+            self.state.watermarks[inst] = wm
+        if not self.full:
+            # message_sent for an existing message changes its conversation's first response too
+            con.execute(
+                """
+                insert into affected0
+                select distinct f.instance_id, f.contact_key from fin0 f
+                where f.chat_type = 'direct' and f.contact_key is not null and f.event_at is not null
+                  and exists (select 1 from ops_new o where o.action = 'message_sent'
+                              and o.instance_id = f.instance_id
+                              and json_extract_string(o.details, '$.message_id') = f.message_id)
+                  and not exists (select 1 from affected0 a where a.instance_id = f.instance_id
+                                                             and a.contact_key = f.contact_key)
+                """
+            )
+            con.execute(
+                """
+                insert into ex_rows
+                select x.* from ex_messages x
+                where exists (select 1 from affected0 a where a.instance_id = x.instance_id
+                                                          and a.contact_key = x.contact_key)
+                  and not exists (select 1 from ex_rows e where e.instance_id = x.instance_id
+                                                            and e.message_id = x.message_id)
+                """
+            )
+        tl_cols = "instance_id, contact_key, message_id, event_at, direction, automated, sender_attendant_id, chat_jid"
+        if self.full:
+            con.execute(
+                f"""create or replace temp table tl_msgs as select {tl_cols} from fin0
+                    where chat_type = 'direct' and event_at is not null and contact_key is not null"""
+            )
+            self._ops_keyed(filtered=False)
+        else:
+            con.execute(
+                f"""
+                create or replace temp table tl_msgs as
+                select {tl_cols} from fin0 f
+                where f.chat_type = 'direct' and f.event_at is not null and f.contact_key is not null
+                  and exists (select 1 from affected0 a where a.instance_id = f.instance_id
+                                                         and a.contact_key = f.contact_key)
+                union all
+                select {tl_cols} from ex_rows x
+                where x.chat_type = 'direct' and x.event_at is not null
+                  and exists (select 1 from affected0 a where a.instance_id = x.instance_id
+                                                         and a.contact_key = x.contact_key)
+                  and not exists (select 1 from fin0 f where f.instance_id = x.instance_id
+                                                         and f.message_id = x.message_id)
+                """
+            )
+            self._ops_keyed(filtered=True)
+        sessionize(con, timeout_s=self.timeout_s, reopen_s=self.reopen_s)
+        written: dict[str, int] = {}
+        if self.full:
+            rel = con.sql(
+                "select f.* exclude (conversation_id), mc.conversation_id from fin0 f "
+                "left join msg_conv mc using (instance_id, message_id)"
+            )
+            io.overwrite(self.lake, S.MESSAGES, rel, S.MESSAGES_SCHEMA, S.MESSAGES_PARTITIONS, self.version)
+            written[S.MESSAGES] = con.execute("select count(*) from fin0").fetchall()[0][0]
+            io.overwrite(
+                self.lake,
+                S.CONVERSATIONS,
+                con.sql("select * from conv_out"),
+                S.CONVERSATIONS_SCHEMA,
+                S.CONVERSATIONS_PARTITIONS,
+                self.version,
+            )
+            written[S.CONVERSATIONS] = con.execute("select count(*) from conv_out").fetchall()[0][0]
+            return written
+        # incremental: changed messages (new/refolded + conversation id moves)
+        con.execute(
+            """
+            create or replace temp table msg_write as
+            select f.* exclude (conversation_id), mc.conversation_id from fin0 f
+            left join msg_conv mc using (instance_id, message_id)
+            union all by name
+            select x.* exclude (conversation_id), mc.conversation_id from ex_rows x
+            join msg_conv mc using (instance_id, message_id)
+            where mc.conversation_id is distinct from x.conversation_id
+              and not exists (select 1 from fin0 f where f.instance_id = x.instance_id and f.message_id = x.message_id)
+            """
+        )
+        months = [
+            r[0]
+            for r in con.sql(
+                "select distinct event_month from msg_write union select distinct x.event_month from ex_rows x "
+                "join msg_write w using (instance_id, message_id)"
+            ).fetchall()
+        ]
+        written[S.MESSAGES] = io.merge(
+            self.lake,
+            S.MESSAGES,
+            io.relation_table(con.sql("select * from msg_write"), S.MESSAGES_SCHEMA),
+            S.MESSAGES_SCHEMA,
+            S.MESSAGES_PARTITIONS,
+            S.MESSAGES_KEY,
+            self.version,
+            target_filter=_in_filter("t.event_month", months),
+        )
+        # conversations: recomputed contacts replace theirs; quiet open ones past the timeout expire
+        con.execute(
+            f"""
+            create or replace temp table conv_write as
+            select * exclude (sess), false as _delete from conv_out
+            union all by name
+            select x.*, true as _delete from ex_conversations x
+            where exists (select 1 from affected0 a where a.instance_id = x.instance_id
+                                                    and a.contact_key = x.contact_key)
+              and not exists (select 1 from conv_out c where c.conversation_id = x.conversation_id)
+            union all by name
+            select x.* replace ('expired' as status,
+                                x.last_message_at + to_microseconds(cast({self.timeout_s} * 1e6 as bigint))
+                                    as expired_at,
+                                x.last_message_at as closed_at),
+                   false as _delete
+            from ex_conversations x join wm w using (instance_id)
+            where x.status = 'open' and epoch(w.wm) - epoch(x.last_message_at) > {self.timeout_s}
+              and not exists (select 1 from affected0 a where a.instance_id = x.instance_id
+                                                        and a.contact_key = x.contact_key)
+            """
+        )
+        cmonths = [r[0] for r in con.sql("select distinct opened_month from conv_write").fetchall()]
+        schema = S.CONVERSATIONS_SCHEMA.append(pa.field("_delete", pa.bool_()))
+        written[S.CONVERSATIONS] = io.merge(
+            self.lake,
+            S.CONVERSATIONS,
+            io.relation_table(con.sql("select * from conv_write"), schema),
+            S.CONVERSATIONS_SCHEMA,
+            S.CONVERSATIONS_PARTITIONS,
+            S.CONVERSATIONS_KEY,
+            self.version,
+            target_filter=_in_filter("t.opened_month", cmonths),
+            delete_flag="_delete",
+        )
+        return written
+
+    def _ops_keyed(self, *, filtered: bool) -> None:
+        """``tl_ops``: ops actions (new + already in silver) with LID keys resolved to phones."""
+        where = (
+            "where exists (select 1 from affected0 a where a.instance_id = k.instance_id "
+            "and a.contact_key = k.contact_key)"
+            if filtered
+            else ""
+        )
+        self.con.execute(
+            f"""
+            create or replace temp table tl_ops as
+            select * from (
+                select distinct on (o.action_id) o.action_id, o.instance_id,
+                       coalesce(m.phone, o.contact_key) as contact_key, o.action, o.actor_id, o.attendant_id,
+                       o.team_id, o.occurred_at
+                from (select * from ops_new union all by name
+                      select * from ex_ops where action in ('assign', 'transfer', 'unassign', 'resolve', 'reopen')) o
+                left join lidmap m on m.instance_id = o.instance_id and m.lid = o.contact_key
+                where o.contact_key is not null
+                order by o.action_id
+            ) k {where}
+            """
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    def _entities(self) -> dict[str, int]:
+        con, lake, v = self.con, self.lake, self.version
+        written: dict[str, int] = {}
+        # contacts: whole table (small: one row per contact)
+        io.overwrite(lake, S.CONTACTS, con.sql("select * from contacts_out"), S.CONTACTS_SCHEMA, None, v)
+        written[S.CONTACTS] = con.execute("select count(*) from contacts_out").fetchall()[0][0]
+        # message history, participants, connection events, ops events, rejects: append-only
+        appends = {
+            S.MESSAGE_EVENTS: (
+                "select *, strftime(event_at, '%Y-%m') as event_month from p_events",
+                S.MESSAGE_EVENTS_SCHEMA,
+                S.MESSAGE_EVENTS_PARTITIONS,
+            ),
+            S.GROUP_PARTICIPANTS: (
+                """select g.instance_id, g.group_jid, coalesce(b.phone, a.phone, a.lid, g.participant_jid)
+                          as participant_key, g.action, g.admin, coalesce(c.phone, c.lid, g.author_jid) as author_key,
+                          g.event_at, g.receipt_id
+                   from p_gp g left join jm a on a.jid = g.participant_jid left join jm b on b.jid = g.phone_jid
+                        left join jm c on c.jid = g.author_jid""",
+                S.GROUP_PARTICIPANTS_SCHEMA,
+                None,
+            ),
+            S.CONNECTION_EVENTS: ("select * from p_conn", S.CONNECTION_EVENTS_SCHEMA, None),
+            S.OPS_EVENTS: ("select * from ops_new", S.OPS_EVENTS_SCHEMA, None),
+            S.REJECTS: ("select * from p_rejects", S.REJECTS_SCHEMA, None),
+        }
+        for table, (sql, schema, parts) in appends.items():
+            if self.full:
+                io.overwrite(lake, table, con.sql(sql), schema, parts, v)
+                written[table] = con.execute(f"select count(*) from ({sql})").fetchall()[0][0]
+            else:
+                written[table] = io.append(lake, table, io.relation_table(con.sql(sql), schema), schema, parts, v)
+        self.rejects = con.execute("select count(*) from p_rejects").fetchall()[0][0]
+        # calls and groups: folded per key
+        self._calls(written)
+        self._groups(written)
+        return written
+
+    def _calls(self, written: dict[str, int]) -> None:
+        con = self.con
+        con.execute(
+            """
+            create or replace temp table call_parts as
+            select c.instance_id, c.call_id, c.chat_jid,
+                   coalesce(j.phone, lm.phone, j.lid) as contact_key, c.is_video, c.is_group, c.group_jid,
+                   case when c.status in ('offer', 'ringing') then c.at end as offered_at,
+                   case when c.status = 'accept' then c.at end as accepted_at,
+                   case when c.status in ('reject', 'timeout', 'terminate') then c.at end as ended_at,
+                   case c.status when 'accept' then 4 when 'reject' then 3 when 'timeout' then 2
+                                 when 'terminate' then 2 else 1 end as outcome_rank,
+                   c.status as last_status, c.at as last_at
+            from p_calls c left join jm j on j.jid = coalesce(c.from_jid, c.chat_jid)
+                 left join lidmap lm on lm.instance_id = c.instance_id and lm.lid = j.lid
+            """
+        )
+        con.execute(
+            """
+            insert into call_parts
+            select x.instance_id, x.call_id, x.chat_jid, x.contact_key, x.is_video, x.is_group, x.group_jid,
+                   x.offered_at, x.accepted_at, x.ended_at,
+                   case x.outcome when 'accepted' then 4 when 'rejected' then 3 when 'missed' then 2 else 1 end,
+                   x.last_status, greatest(x.offered_at, x.accepted_at, x.ended_at)
+            from ex_calls x where exists (select 1 from p_calls p where p.instance_id = x.instance_id
+                                                                   and p.call_id = x.call_id)
+            """
+        )
+        rel = con.sql(
+            """
+            select instance_id, call_id, min(chat_jid) as chat_jid, min(contact_key) as contact_key,
+                   bool_or(is_video) as is_video, bool_or(is_group) as is_group, min(group_jid) as group_jid,
+                   min(offered_at) as offered_at, min(accepted_at) as accepted_at, max(ended_at) as ended_at,
+                   case max(outcome_rank) when 4 then 'accepted' when 3 then 'rejected' when 2 then 'missed'
+                        else 'offered' end as outcome,
+                   arg_max(last_status, {'a': last_at, 'b': last_status}) as last_status,
+                   strftime(coalesce(min(offered_at), min(accepted_at), max(ended_at)), '%Y-%m') as event_month
+            from call_parts group by instance_id, call_id
+            """
+        )
+        self._write_folded(S.CALLS, rel, S.CALLS_SCHEMA, S.CALLS_KEY, written)
+
+    def _groups(self, written: dict[str, int]) -> None:
+        con = self.con
+        con.execute(
+            """
+            create or replace temp table group_parts as
+            select g.instance_id, g.group_jid, g.subject, coalesce(j.phone, j.lid, g.owner_jid) as owner_key,
+                   g.description, g.created_at, g.size, g.updated_at
+            from p_groups g left join jm j on j.jid = g.owner_jid
+            union all
+            select x.* from ex_groups x
+            where exists (select 1 from p_groups p where p.instance_id = x.instance_id and p.group_jid = x.group_jid)
+            """
+        )
+        latest = ",\n".join(
+            f"arg_max({c}, {{'a': updated_at, 'b': {c}}}) filter (where {c} is not null) as {c}"
+            for c in ("subject", "owner_key", "description", "created_at", "size")
+        )
+        rel = con.sql(
+            f"select instance_id, group_jid, {latest}, max(updated_at) as updated_at from group_parts group by all"
+        )
+        self._write_folded(S.GROUPS, rel, S.GROUPS_SCHEMA, S.GROUPS_KEY, written)
+
+    def _write_folded(
+        self,
+        table: str,
+        rel: duckdb.DuckDBPyRelation,
+        schema: pa.Schema,
+        keys: tuple[str, ...],
+        written: dict[str, int],
+    ) -> None:
+        if self.full:
+            io.overwrite(self.lake, table, rel, schema, None, self.version)
+            written[table] = rel.count("*").fetchall()[0][0]
+        else:
+            written[table] = io.merge(
+                self.lake, table, io.relation_table(rel, schema), schema, None, keys, self.version
+            )
+
+
+_PARTS_COLS = (
+    "instance_id, message_id, chat_jid, chat_type, contact_phone, contact_lid, participant_key, direction, kind, "
+    "content_text, media_mimetype, media_size, media_seconds, quoted_message_id, event_at, first_received_at, "
+    "last_received_at, status_rank, edited_at, edit_text, revoked, reactions, sender_attendant_id, automated, "
+    "source, via_api, payload_hash"
+)
+
+
+def _in_filter(column: str, values: list[str | None]) -> str | None:
+    """``column in (...)`` (plus ``is null``) to prune merge target partitions; None = no pruning."""
+    vals = sorted({v for v in values if v is not None})
+    parts = []
+    if vals:
+        quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in vals)
+        parts.append(f"{column} in ({quoted})")
+    if any(v is None for v in values):
+        parts.append(f"{column} is null")
+    return " or ".join(parts) if parts else None
