@@ -191,8 +191,12 @@ def run(
     settings: Settings | None = None,
     now: datetime | None = None,
     vacuum_now: bool = False,
+    layers: tuple[str, ...] = ("bronze", "silver", "gold"),
 ) -> RetentionReport:
-    """Plan (``dry_run``) or apply retention to every lake table with a rule and the ops store."""
+    """Plan (``dry_run``) or apply retention to the lake tables of ``layers`` and the ops store.
+
+    Pass ``engine=None`` to leave the ops store alone (e.g. one Dagster op per layer).
+    """
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
     report = RetentionReport(dry_run=dry_run)
@@ -211,7 +215,7 @@ def run(
                     break
     for rule in rules:
         days = keep_days(settings, rule.table)
-        if days is None or rule.table not in present:
+        if days is None or rule.table not in present or rule.table.split("/", 1)[0] not in layers:
             continue
         item = _lake_item(lake, rule, days, now, dry_run)
         report.items.append(item)

@@ -1,0 +1,257 @@
+"""Dagster assets: every bronze, silver and gold Delta table, grouped by layer.
+
+- **bronze** tables written by the receiver are *observable source assets*: their data version is
+  the Delta table version, reported by the ``bronze_observer`` sensor (and the UI's "Observe").
+  ``bronze/ops_events`` is materialized here: it is the extraction of the ops store's action log.
+- **silver** is one multi-asset (``build_silver`` writes every silver table in one pass) and
+  **gold** another (``build_gold``); both carry ``AutomationCondition.eager()``, so the automation
+  sensor runs silver as soon as a new bronze version is observed and gold in the same run.
+- Each writer has a concurrency pool per layer (``lake_silver``, ``lake_gold``…): with the pool
+  limit of 1 (``orchestration/dagster.yaml``) two runs never write the same Delta table at once.
+
+Assets only call the plain functions of each layer and report their statistics.
+"""
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from dagster import AssetExecutionContext
+
+from bronze import schema as bronze_schema
+from orchestration.resources import LakeResource, OpsStoreResource
+from silver import schema as silver_schema
+from storage.lake import Lake
+
+OWNERS = ["team:beazap-data"]
+EAGER = dg.AutomationCondition.eager()
+
+
+def pool(layer: str) -> str:
+    """Concurrency pool of the writers of one lake layer (limit 1: one writer at a time)."""
+    return f"lake_{layer}"
+
+
+def key(table: str) -> dg.AssetKey:
+    """``bronze/webhook_events`` → AssetKey(["bronze", "webhook_events"])."""
+    return dg.AssetKey(table.split("/"))
+
+
+def table_schema(schema: pa.Schema) -> dg.TableSchema:
+    """Dagster column schema from an Arrow schema (shown in the asset's Columns tab)."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=f.name, type=str(f.type), constraints=dg.TableColumnConstraints(nullable=f.nullable))
+            for f in schema
+        ]
+    )
+
+
+def delta_metadata(lake: Lake, table: str) -> dict[str, Any]:
+    """Row count, Delta version and file count of a table, as Dagster metadata."""
+    from storage.maintenance import table_stats
+
+    dt = lake.open_or_none(table)
+    if dt is None:
+        return {"delta_version": -1, "dagster/row_count": 0}
+    stats = table_stats(dt)
+    return {
+        "delta_version": stats["version"],
+        "dagster/row_count": stats["rows"],
+        "files": stats["files"],
+        "dagster/uri": lake.uri(table),
+    }
+
+
+# -- bronze ------------------------------------------------------------------------------------------
+BRONZE_SOURCES: Mapping[str, tuple[pa.Schema, str]] = {
+    bronze_schema.WEBHOOK_EVENTS: (
+        bronze_schema.WEBHOOK_EVENTS_SCHEMA,
+        "Every accepted Evolution API webhook, raw and unchanged (the log). Written by the receiver "
+        "with group commits; partitioned by received_date; change data feed on.",
+    ),
+    bronze_schema.QUARANTINE: (
+        bronze_schema.QUARANTINE_SCHEMA,
+        "Authenticated webhooks whose body could not be accepted (bad JSON or shape), kept as bytes.",
+    ),
+}
+
+
+def _observable(table: str, schema: pa.Schema, description: str) -> dg.SourceAsset:
+    @dg.observable_source_asset(
+        key=key(table),
+        group_name="bronze",
+        description=description,
+        metadata={
+            "dagster/column_schema": table_schema(schema),
+            "dagster/table_name": table,
+            "owners": ", ".join(OWNERS),  # source assets take no owners argument
+        },
+        tags={"layer": "bronze"},
+    )
+    def _observe(lake: LakeResource) -> dg.ObserveResult:
+        the_lake = lake.lake()
+        meta = delta_metadata(the_lake, table)
+        return dg.ObserveResult(data_version=dg.DataVersion(str(meta["delta_version"])), metadata=meta)
+
+    return _observe
+
+
+bronze_sources = [_observable(t, s, d) for t, (s, d) in BRONZE_SOURCES.items()]
+
+
+@dg.asset(
+    key=key(bronze_schema.OPS_EVENTS),
+    group_name="bronze",
+    description="The operational action log (assign, transfer, resolve, route, message_sent…) extracted "
+    "from the ops store, so silver conversations use the same facts as the live store.",
+    owners=OWNERS,
+    metadata={"dagster/column_schema": table_schema(bronze_schema.OPS_EVENTS_SCHEMA)},
+    tags={"layer": "bronze"},
+    kinds={"delta", "sql"},
+    pool=pool("bronze_ops_events"),
+)
+def ops_events(lake: LakeResource, ops_store: OpsStoreResource) -> dg.MaterializeResult:
+    from ops.extract import extract_actions
+
+    the_lake = lake.lake()
+    extracted = extract_actions(the_lake, ops_store.engine())
+    return dg.MaterializeResult(
+        metadata={"extracted": _as_int(extracted), **delta_metadata(the_lake, bronze_schema.OPS_EVENTS)},
+        data_version=dg.DataVersion(str(the_lake.version(bronze_schema.OPS_EVENTS))),
+    )
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Mapping):
+        return int(value.get("rows", value.get("extracted", 0)) or 0)
+    return int(getattr(value, "rows", 0) or 0)
+
+
+# -- silver ------------------------------------------------------------------------------------------
+SILVER_TABLES: Mapping[str, tuple[pa.Schema, str]] = {
+    silver_schema.MESSAGES: (silver_schema.MESSAGES_SCHEMA, "One row per message (instance + key.id), latest state."),
+    silver_schema.MESSAGE_EVENTS: (silver_schema.MESSAGE_EVENTS_SCHEMA, "Acks, edits, revokes, reactions, deletes."),
+    silver_schema.CONVERSATIONS: (
+        silver_schema.CONVERSATIONS_SCHEMA,
+        "Direct chats cut into conversations (METRICS.md sessionization) with ops actions applied.",
+    ),
+    silver_schema.CONTACTS: (silver_schema.CONTACTS_SCHEMA, "Contacts by E.164 phone with their LID mapping."),
+    silver_schema.GROUPS: (silver_schema.GROUPS_SCHEMA, "Group metadata (latest)."),
+    silver_schema.GROUP_PARTICIPANTS: (silver_schema.GROUP_PARTICIPANTS_SCHEMA, "Group membership changes."),
+    silver_schema.CALLS: (silver_schema.CALLS_SCHEMA, "One row per call id with its outcome."),
+    silver_schema.CONNECTION_EVENTS: (silver_schema.CONNECTION_EVENTS_SCHEMA, "Instance connection state changes."),
+    silver_schema.OPS_EVENTS: (silver_schema.OPS_EVENTS_SCHEMA, "Ops actions, deduplicated."),
+    silver_schema.REJECTS: (silver_schema.REJECTS_SCHEMA, "Bronze rows silver could not parse, with the reason."),
+}
+SILVER_DEPS = [key(bronze_schema.WEBHOOK_EVENTS), key(bronze_schema.OPS_EVENTS)]
+
+silver_specs = [
+    dg.AssetSpec(
+        key=key(table),
+        group_name="silver",
+        description=description,
+        owners=OWNERS,
+        deps=SILVER_DEPS,
+        metadata={"dagster/column_schema": table_schema(schema), "dagster/table_name": table},
+        tags={"layer": "silver"},
+        kinds={"delta", "python"},
+        automation_condition=EAGER,
+    )
+    for table, (schema, description) in SILVER_TABLES.items()
+]
+
+
+@dg.multi_asset(
+    name="silver_tables",
+    specs=silver_specs,
+    description="Normalize new bronze versions into every silver table (incremental merge by key).",
+    pool=pool("silver"),
+    can_subset=False,
+)
+def silver_tables(context: AssetExecutionContext, lake: LakeResource) -> Iterator[dg.MaterializeResult]:
+    from silver.pipeline import build_silver
+
+    the_lake = lake.lake()
+    stats = build_silver(the_lake, settings=lake.settings())
+    context.log.info(f"silver built: {len(stats)} tables")
+    for table in SILVER_TABLES:
+        extra = {f"build_{k}": v for k, v in (stats.get(table) or stats.get(table.split("/")[1]) or {}).items()}
+        yield dg.MaterializeResult(
+            asset_key=key(table),
+            metadata={**_scalars(extra), **delta_metadata(the_lake, table)},
+            data_version=dg.DataVersion(str(the_lake.version(table))),
+        )
+
+
+def _scalars(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if isinstance(v, int | float | str | bool)}
+
+
+# -- gold --------------------------------------------------------------------------------------------
+def _gold_tables() -> tuple[str, ...]:
+    from gold.runner import GOLD_TABLES
+
+    return tuple(f"gold/{name}" for name in GOLD_TABLES)
+
+
+GOLD_TABLES = _gold_tables()
+GOLD_DEPS = [key(t) for t in (silver_schema.MESSAGES, silver_schema.CONVERSATIONS, silver_schema.CALLS)] + [
+    key(silver_schema.OPS_EVENTS)
+]
+
+gold_specs = [
+    dg.AssetSpec(
+        key=key(table),
+        group_name="gold",
+        description=f"Gold aggregate `{table.split('/')[1]}` (gold/{table.split('/')[1]}.sql over silver, DuckDB). "
+        "Definitions in METRICS.md.",
+        owners=OWNERS,
+        deps=GOLD_DEPS,
+        metadata={"dagster/table_name": table},
+        tags={"layer": "gold"},
+        kinds={"delta", "duckdb"},
+        automation_condition=EAGER,
+    )
+    for table in GOLD_TABLES
+]
+
+
+@dg.multi_asset(
+    name="gold_tables",
+    specs=gold_specs,
+    description="Rebuild every gold table from silver with DuckDB (a pure function of silver + config).",
+    pool=pool("gold"),
+    can_subset=False,
+)
+def gold_tables(
+    context: AssetExecutionContext, lake: LakeResource, ops_store: OpsStoreResource
+) -> Iterator[dg.MaterializeResult]:
+    from gold.runner import build_gold
+
+    the_lake = lake.lake()
+    stats = build_gold(the_lake, engine=ops_store.engine(), settings=lake.settings())
+    context.log.info(f"gold built: {len(stats)} tables")
+    for table in GOLD_TABLES:
+        name = table.split("/")[1]
+        meta = delta_metadata(the_lake, table)
+        dt = the_lake.open_or_none(table)
+        if dt is not None:
+            meta["dagster/column_schema"] = table_schema(pa.schema(dt.schema().to_arrow()))
+        yield dg.MaterializeResult(
+            asset_key=key(table),
+            metadata={**_scalars({f"build_{k}": v for k, v in (stats.get(name) or {}).items()}), **meta},
+            data_version=dg.DataVersion(str(meta["delta_version"])),
+        )
+
+
+ALL_ASSETS: list[Any] = [*bronze_sources, ops_events, silver_tables, gold_tables]
+LAKE_TABLES: tuple[str, ...] = (
+    *BRONZE_SOURCES,
+    bronze_schema.OPS_EVENTS,
+    *SILVER_TABLES,
+    *GOLD_TABLES,
+)
