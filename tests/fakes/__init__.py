@@ -1,0 +1,1 @@
+"""Fake external servers on loopback (Evolution API, OpenAI-compatible LLM) started by the tests."""
