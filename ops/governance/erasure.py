@@ -8,9 +8,9 @@
    become the pseudonym, free text (message text, captions, names, summaries) becomes
    ``[erased]``; conversation ids derived from the phone are re-derived from the pseudonym, so the
    layers stay consistent with a rebuild from bronze and **every count stays the same**;
-3. removes old copies: checkpoint, ``vacuum`` with zero retention, then deletes any leftover file
-   that still holds an identifier and no current version needs (change-data files, old commits
-   and checkpoints whose statistics held the values);
+3. removes old copies (a targeted vacuum): checkpoint, then delete every file that still holds an
+   identifier and no current version needs (old data and change-data files, old checkpoints) and
+   strip the column statistics that held the values from old JSON commits;
 4. writes an audit record with a keyed hash of the phone (and of its LIDs), never the data itself.
 
 ``verify_erasure`` (``beazap erase --verify --phone …``) reads every file of every table — not just
@@ -144,16 +144,20 @@ def erase_contact(
 
 
 def purge_old_copies(lake: Lake, scrubber: Scrubber, tables: list[str]) -> int:
-    """Vacuum with zero retention, checkpoint, and delete files that still hold identifiers."""
+    """Checkpoint, then remove the subject from every file older versions still hold.
+
+    A targeted vacuum: only files that contain the subject are deleted (or, for JSON commits,
+    stripped of the statistics that held the values), so time travel and change-feed readers keep
+    working for everything else. Readers that lag behind the erased versions cannot read them.
+    """
     purged = 0
     for table in tables:
         hits = lake_scrub.scan_table_files(lake, table, scrubber)
         if not hits:
             continue
-        maintenance.vacuum(lake, table, retention_hours=0)
         maintenance.checkpoint(lake, table)
         hits = lake_scrub.scan_table_files(lake, table, scrubber)
-        purged += len(lake_scrub.purge_unreferenced(lake, table, hits))
+        purged += len(lake_scrub.purge_unreferenced(lake, table, hits, scrubber))
     return purged
 
 

@@ -354,32 +354,59 @@ def scan_table_files(lake: Lake, table: str, scrubber: Scrubber) -> list[FileHit
     return hits
 
 
-def purge_unreferenced(lake: Lake, table: str, hits: list[FileHit]) -> list[str]:
-    """Delete files that hold identifiers but no current version needs.
+def purge_unreferenced(lake: Lake, table: str, hits: list[FileHit], scrubber: Scrubber) -> list[str]:
+    """Remove the subject from files no current version needs; returns what was changed.
 
-    Old data and change-data files are deleted; JSON commits and checkpoints older than the
-    latest checkpoint are deleted too (the table state is fully described by that checkpoint).
+    - data and change-data files that only old versions reference are deleted (a targeted vacuum:
+      other old files, and time travel over them, stay);
+    - JSON commits keep their actions but lose the column statistics that held identifiers
+      (statistics are optional; the log stays a complete chain for change-feed readers);
+    - checkpoints older than the latest are deleted (the latest, written after the rewrite, is
+      clean and describes the table on its own).
     Call :func:`storage.maintenance.checkpoint` at the latest version first.
     """
     fs, base = table_filesystem(lake, table)
-    dt = lake.open(table)
     latest_checkpoint = _latest_checkpoint_version(fs, base)
-    deleted: list[str] = []
+    changed: list[str] = []
     for hit in hits:
+        path = f"{base}/{hit.path}"
+        if hit.kind == "log":
+            if _strip_log_stats(fs, path, scrubber):
+                changed.append(hit.path)
+            continue
         if hit.referenced:
             continue
-        if hit.kind in ("log", "checkpoint"):
+        if hit.kind == "checkpoint":
             version = _log_version(hit.path)
-            if latest_checkpoint is None or version is None:
+            if latest_checkpoint is None or version is None or version >= latest_checkpoint:
                 continue
-            if hit.kind == "log" and version > latest_checkpoint:
-                continue
-            if hit.kind == "checkpoint" and version >= latest_checkpoint:
-                continue
-        fs.delete_file(f"{base}/{hit.path}")
-        deleted.append(hit.path)
-    del dt
-    return deleted
+        fs.delete_file(path)
+        changed.append(hit.path)
+    return changed
+
+
+def _strip_log_stats(fs: pafs.FileSystem, path: str, scrubber: Scrubber) -> bool:
+    """Drop ``stats`` from the log actions of one commit that mention the subject."""
+    import json
+
+    with fs.open_input_file(path) as handle:
+        lines = handle.read().decode("utf-8").splitlines()
+    out: list[str] = []
+    changed = False
+    for line in lines:
+        if line.strip() and scrubber.matches(line):
+            action = json.loads(line)
+            for kind in ("add", "remove", "cdc"):
+                body = action.get(kind)
+                if isinstance(body, dict) and "stats" in body and scrubber.matches(str(body["stats"])):
+                    body.pop("stats")
+                    changed = True
+            line = json.dumps(action, separators=(",", ":"))
+        out.append(line)
+    if changed:
+        with fs.open_output_stream(path) as handle:
+            handle.write(("\n".join(out) + "\n").encode("utf-8"))
+    return changed
 
 
 def _log_version(rel: str) -> int | None:
