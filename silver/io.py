@@ -45,7 +45,7 @@ def _cast_batches(reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[p
 
 def relation_reader(rel: duckdb.DuckDBPyRelation, schema: pa.Schema, batch_rows: int = 250_000) -> pa.RecordBatchReader:
     """Stream a DuckDB relation as record batches cast to ``schema``."""
-    reader = rel.fetch_record_batch(batch_rows)
+    reader = rel.to_arrow_reader(batch_rows)
     return pa.RecordBatchReader.from_batches(schema, _cast_batches(reader, schema))
 
 

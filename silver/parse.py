@@ -246,9 +246,11 @@ def parse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         create or replace temp table env as
-        select receipt_id, received_at, instance as instance_id, event, payload, payload_hash,
-               json_valid(payload) as valid
-        from src where event in {USED_EVENTS!r}
+        select * from (
+            select receipt_id, received_at, instance as instance_id, event, payload, payload_hash,
+                   json_valid(payload) as valid
+            from src
+        ) where event in {USED_EVENTS!r} or not valid
         """
     )
     _parse_messages(con)

@@ -52,7 +52,7 @@ def _changed_rows(lake: Lake, table: str, after: int, upto: int, schema: pa.Sche
         con.register("cdf", data)
         skip_sql = f"and _commit_version not in ({','.join(map(str, sorted(skip)))})" if skip else ""
         cols = ", ".join(f'"{f.name}"' for f in schema)
-        return con.sql(f"select {cols} from cdf where _change_type = 'insert' {skip_sql}").fetch_arrow_table()
+        return con.sql(f"select {cols} from cdf where _change_type = 'insert' {skip_sql}").to_arrow_table()
     finally:
         con.close()
 
@@ -567,7 +567,7 @@ class _Run:
                        coalesce(m.phone, o.contact_key) as contact_key, o.action, o.actor_id, o.attendant_id,
                        o.team_id, o.occurred_at
                 from (select * from ops_new union all by name
-                      select * from ex_ops where action in ('assign', 'transfer', 'unassign', 'resolve', 'reopen')) o
+                      select * from ex_ops where action in ('assign', 'transfer', 'route', 'unassign', 'resolve', 'reopen')) o
                 left join lidmap m on m.instance_id = o.instance_id and m.lid = o.contact_key
                 where o.contact_key is not null
                 order by o.action_id

@@ -27,7 +27,7 @@ from __future__ import annotations
 import duckdb
 
 LIFECYCLE = ("resolve", "reopen")
-ASSIGN = ("assign", "transfer", "unassign")
+ASSIGN = ("assign", "transfer", "route", "unassign")
 
 
 def sessionize(con: duckdb.DuckDBPyConnection, *, timeout_s: float, reopen_s: float) -> None:
@@ -107,7 +107,7 @@ def sessionize(con: duckdb.DuckDBPyConnection, *, timeout_s: float, reopen_s: fl
             where s.origin = 'inbound'
         ),
         lc as (  -- effective lifecycle actions inside a conversation
-            select instance_id, contact_key, sess, rn, t, action, actor_id,
+            select instance_id, contact_key, sess, rn, t, action, coalesce(actor_id, attendant_id) as actor_id,
                    action = 'resolve' and not resolved_before as effective_resolve
             from tl where not is_msg and open_now and action in {LIFECYCLE!r} and sess > 0
         ),
@@ -122,10 +122,12 @@ def sessionize(con: duckdb.DuckDBPyConnection, *, timeout_s: float, reopen_s: fl
                                     and l.rn = f.res_rn
             where f.final_action = 'resolve'
         ),
-        asg as (  -- assignment actions applied to an open, unresolved conversation
+        asg as (  -- assignment actions applied to an open, unresolved conversation (as the live store does)
             select instance_id, contact_key, sess, rn, t, action,
+                   (action in ('transfer', 'unassign') or attendant_id is not null) as sets_assignee,
                    case when action = 'unassign' then null else attendant_id end as attendant_id,
-                   case when action = 'unassign' then null else team_id end as team_id
+                   (action <> 'unassign' and (team_id is not null or action = 'transfer')) as sets_team,
+                   team_id
             from tl where not is_msg and open_now and not resolved_before and action in {ASSIGN!r} and sess > 0
         ),
         base as (
@@ -138,18 +140,20 @@ def sessionize(con: duckdb.DuckDBPyConnection, *, timeout_s: float, reopen_s: fl
         ),
         asg_agg as (
             select b.instance_id, b.contact_key, b.sess,
-                   min(a.t) filter (where a.action <> 'unassign' and (b.res_rn is null or a.rn < b.res_rn))
-                       as first_assigned_at,
-                   arg_max({{'a': a.attendant_id, 't': a.team_id}}, a.rn)
-                       filter (where b.res_rn is null or a.rn < b.res_rn)
-                       as final_asg,
-                   arg_max(a.attendant_id, a.rn) filter (where b.fr_rn2 is not null and a.rn < b.fr_rn2) as asg_at_fr
+                   min(a.t) filter (where a.action <> 'unassign' and a.attendant_id is not null
+                                    and (b.res_rn is null or a.rn < b.res_rn)) as first_assigned_at,
+                   arg_max({{'v': a.attendant_id}}, a.rn)
+                       filter (where a.sets_assignee and (b.res_rn is null or a.rn < b.res_rn)) as final_assignee,
+                   arg_max({{'v': a.team_id}}, a.rn)
+                       filter (where a.sets_team and (b.res_rn is null or a.rn < b.res_rn)) as final_team,
+                   arg_max({{'v': a.attendant_id}}, a.rn)
+                       filter (where a.sets_assignee and b.fr_rn2 is not null and a.rn < b.fr_rn2) as asg_at_fr
             from base b
             join asg a on a.instance_id = b.instance_id and a.contact_key = b.contact_key and a.sess = b.sess
             group by all
         ),
         with_asg as (
-            select b.*, g.first_assigned_at, g.final_asg, g.asg_at_fr
+            select b.*, g.first_assigned_at, g.final_assignee, g.final_team, g.asg_at_fr
             from base b left join asg_agg g using (instance_id, contact_key, sess)
         ),
         c as (
@@ -176,14 +180,14 @@ def sessionize(con: duckdb.DuckDBPyConnection, *, timeout_s: float, reopen_s: fl
         )
         select conversation_id, instance_id, contact_key, chat_jid, origin, opening_message_id, opened_at,
                fr_at as first_response_at, fr_id as first_response_message_id,
-               case when fr_at is not null then coalesce(fr_sender, asg_at_fr, 'unattributed') end
+               case when fr_at is not null then coalesce(fr_sender, asg_at_fr.v, 'unattributed') end
                    as first_responder_id,
                last_message_at, last_inbound_at, status, resolved_at, resolved_by,
                case when status = 'expired' then last_message_at + to_microseconds(cast({t} * 1e6 as bigint)) end
                    as expired_at,
                case when status = 'resolved' then resolved_at when status = 'expired' then last_message_at end
                    as closed_at,
-               first_assigned_at, final_asg.a as assignee_id, final_asg.t as team_id,
+               first_assigned_at, final_assignee.v as assignee_id, final_team.v as team_id,
                cast(inbound_count as integer) as inbound_count, cast(outbound_count as integer) as outbound_count,
                previous_conversation_id, is_reopen,
                coalesce(lead(is_reopen) over (partition by instance_id, contact_key order by sess), false) as reopened,

@@ -27,8 +27,8 @@ def webhook_rows(bodies: Iterable[tuple[str, datetime, Mapping[str, Any] | str]]
             parsed = json.loads(payload)
             instance = str(parsed.get("instance") or "unknown")
             event = str(parsed.get("event") or "unknown")
-        except (ValueError, AttributeError):
-            instance, event = "unknown", "unknown"
+        except (ValueError, AttributeError):  # not JSON: the receiver would have used its URL / headers
+            instance, event = "unknown", "messages.upsert"
         received_at = received_at.astimezone(UTC)
         rows.append(
             {
