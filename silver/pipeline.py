@@ -567,7 +567,8 @@ class _Run:
                        coalesce(m.phone, o.contact_key) as contact_key, o.action, o.actor_id, o.attendant_id,
                        o.team_id, o.occurred_at
                 from (select * from ops_new union all by name
-                      select * from ex_ops where action in ('assign', 'transfer', 'route', 'unassign', 'resolve', 'reopen')) o
+                      select * from ex_ops
+                      where action in ('assign', 'transfer', 'route', 'unassign', 'resolve', 'reopen')) o
                 left join lidmap m on m.instance_id = o.instance_id and m.lid = o.contact_key
                 where o.contact_key is not null
                 order by o.action_id

@@ -6,14 +6,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import SAMPLES_DIR
+from test_silver_scenarios import T0, edit, envelope, message
 
 from beazap.identity import normalize_phone
 from silver import checks
 from silver.pipeline import build_silver
 from silver.testing import append_webhooks, webhook_rows
 from storage.duck import connect
-from test_silver_scenarios import T0, edit, envelope, message
-from conftest import SAMPLES_DIR
 
 INST = "loja-centro"
 
