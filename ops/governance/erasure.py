@@ -127,6 +127,7 @@ def erase_contact(
             if result.rows:
                 report.lake[table] = result.rows
         report.store = {s.table: s.rows for s in store_scrub.scrub_store(engine, scrubber)}
+        catch_up_consumers(lake, engine)
         report.purged_files = purge_old_copies(lake, scrubber, tables)
     except Exception:
         _audit_finish(engine, report, "failed")
@@ -141,6 +142,19 @@ def erase_contact(
         purged_files=report.purged_files,
     )
     return report
+
+
+def catch_up_consumers(lake: Lake, engine: Engine) -> None:
+    """Move bronze's change-feed readers (silver, the live projector) past the erasure commits.
+
+    They only read inserts, so the erasure's updates are no-ops for them; but once the old files
+    are purged, a reader still behind those versions could not read them any more.
+    """
+    from ops.projector import run_once
+    from silver.pipeline import build_silver
+
+    build_silver(lake)
+    run_once(lake, engine)
 
 
 def purge_old_copies(lake: Lake, scrubber: Scrubber, tables: list[str]) -> int:

@@ -25,12 +25,18 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import write_deltalake
 
-from bronze.schema import QUARANTINE, WEBHOOK_EVENTS
+from bronze.schema import OPS_EVENTS, QUARANTINE, WEBHOOK_EVENTS
 from ops.governance.subject import ERASED, INSTANCE_COLUMNS, TEXT_KEYS, Scrubber
 from storage.lake import Lake
 from storage.maintenance import delta_dataset, table_filesystem
 
-BATCH_FILTER_LIMIT = 200  # needles/values per filter expression
+# Bronze tables are rewritten with MERGE on their key (+ partition column): tailing consumers read
+# the change feed's inserts only, so an erasure never looks like new data to them.
+MERGE_KEYS: dict[str, tuple[str, ...]] = {
+    WEBHOOK_EVENTS: ("receipt_id", "received_date"),
+    QUARANTINE: ("receipt_id", "received_date"),
+    OPS_EVENTS: ("action_id", "occurred_date"),
+}
 
 
 @dataclass
@@ -138,15 +144,8 @@ def scrub_table(lake: Lake, table: str, scrubber: Scrubber) -> TableScrub:
     hits = dataset.to_table(filter=expr)
     if hits.num_rows == 0:
         return result
-    if table == WEBHOOK_EVENTS:
-        keep = [
-            scrubber.matches(p) and scrubber.in_scope({"instance": i})
-            for p, i in zip(hits.column("payload").to_pylist(), hits.column("instance").to_pylist(), strict=True)
-        ]
-        hits = hits.filter(pa.array(keep, pa.bool_()))
-        if hits.num_rows == 0:
-            return result
-        return _merge_bronze(lake, dt, hits, scrubber, result)
+    if table in MERGE_KEYS:
+        return _merge_rows(lake, dt, table, hits, scrubber, result)
     partition_cols = list(dt.metadata().partition_columns)
     if partition_cols:
         col = partition_cols[0]
@@ -175,38 +174,38 @@ def scrub_table(lake: Lake, table: str, scrubber: Scrubber) -> TableScrub:
     return result
 
 
-def _merge_bronze(lake: Lake, dt: Any, hits: pa.Table, scrubber: Scrubber, result: TableScrub) -> TableScrub:
-    rows = hits.select(["receipt_id", "received_date", "payload", "payload_hash"]).to_pylist()
-    for row in rows:
-        old_hash = row["payload_hash"]
-        row["payload"] = scrubber.json_text(row["payload"], erase_text=True)
-        row["payload_hash"] = hashlib.sha256(row["payload"].encode("utf-8")).hexdigest()
-        scrubber.value_map[old_hash] = row["payload_hash"]
-    source = pa.Table.from_pylist(
-        rows,
-        schema=pa.schema(
-            [
-                ("receipt_id", pa.string()),
-                ("received_date", pa.date32()),
-                ("payload", pa.string()),
-                ("payload_hash", pa.string()),
-            ]
-        ),
-    )
+def _merge_rows(lake: Lake, dt: Any, table: str, hits: pa.Table, scrubber: Scrubber, result: TableScrub) -> TableScrub:
+    """Bronze tables: MERGE the scrubbed rows by key, so the change feed shows updates, not inserts."""
+    schema = hits.schema
+    old_hashes = hits.column("payload_hash").to_pylist() if "payload_hash" in schema.names else None
+    originals = hits.to_pylist()
+    rows, _changed = scrub_rows([dict(r) for r in originals], schema, scrubber)
+    affected = [i for i, row in enumerate(rows) if row != originals[i]]
+    if not affected:
+        return result
+    rows = [rows[i] for i in affected]
+    if old_hashes is not None:
+        for i, row in zip(affected, rows, strict=True):
+            scrubber.value_map[old_hashes[i]] = row["payload_hash"]
+    keys = MERGE_KEYS[table]
+    source = pa.Table.from_pylist(rows, schema=schema)
+    updates = {c: f"s.{c}" for c in schema.names if c not in keys}
     (
         dt.merge(
             source,
-            predicate="t.receipt_id = s.receipt_id AND t.received_date = s.received_date",
+            predicate=" AND ".join(f"t.{k} = s.{k}" for k in keys),
             source_alias="s",
             target_alias="t",
             streamed_exec=False,
         )
-        .when_matched_update({"payload": "s.payload", "payload_hash": "s.payload_hash"})
+        .when_matched_update(updates)
         .execute()
     )
     result.rows = len(rows)
-    result.partitions = sorted({str(r["received_date"]) for r in rows})
-    result.version = lake.open(WEBHOOK_EVENTS).version()
+    partition_cols = list(dt.metadata().partition_columns)
+    if partition_cols:
+        result.partitions = sorted({str(r[partition_cols[0]]) for r in rows})
+    result.version = lake.open(table).version()
     return result
 
 
