@@ -109,7 +109,6 @@ def build(
             digits = phone.lstrip("+")
             # The subject writes once with the old 8-digit form and once as a LID.
             jid = f"{digits}@s.whatsapp.net"
-            key_extra: dict[str, Any] = {}
             if phone == SUBJECT_PHONE and day_start.day % 2 == 0:
                 jid = f"{SUBJECT_OLD_FORM}@s.whatsapp.net"
             t = base + timedelta(minutes=10 * c)
