@@ -6,12 +6,23 @@ Errors always answer JSON: ``{"error": "...", "detail": ...}``.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api.routes import admin, insights, metrics, operations, webhooks
+from api.ingest.lifespan import receiver_lifespan
+from api.routes import admin, health, insights, metrics, operations, webhooks
 from beazap.settings import Settings, get_settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Process start/stop: the webhook receiver (bronze writers, credential cache)."""
+    async with receiver_lifespan(app):
+        yield
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -21,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="WhatsApp customer-service analytics over Evolution API: webhook receiver, "
         "metrics and operational API.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
 
@@ -34,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"error": "invalid request", "detail": jsonable_errors(exc)})
 
+    app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(metrics.router)
     app.include_router(operations.router)

@@ -1,0 +1,66 @@
+"""Receipt ids: sortable, unique ids for every webhook delivery the receiver accepts.
+
+A receipt id is a ULID (26 Crockford base32 characters): 48 bits of Unix milliseconds followed by
+80 random bits. Ids sort by time as plain strings; within one process they are strictly increasing
+even inside the same millisecond (the random part is incremented), and across processes they
+collide with probability ~2^-80 per millisecond.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RANDOM_BITS = 80
+_RANDOM_MAX = (1 << _RANDOM_BITS) - 1
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+class ReceiptIdGenerator:
+    """Monotonic ULID generator (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_rand = 0
+
+    def new(self, now_ms: int | None = None) -> str:
+        ms = int(time.time() * 1000) if now_ms is None else now_ms
+        with self._lock:
+            if ms <= self._last_ms:
+                # Same (or earlier: clock stepped back) millisecond: keep order by incrementing.
+                ms = self._last_ms
+                rand = self._last_rand + 1
+                if rand > _RANDOM_MAX:
+                    ms += 1
+                    rand = int.from_bytes(os.urandom(10), "big")
+            else:
+                rand = int.from_bytes(os.urandom(10), "big")
+            self._last_ms, self._last_rand = ms, rand
+        return _encode(ms, 10) + _encode(rand, 16)
+
+
+_default = ReceiptIdGenerator()
+
+
+def new_receipt_id() -> str:
+    """A new receipt id from the process-wide generator."""
+    return _default.new()
+
+
+def receipt_time(receipt_id: str) -> datetime:
+    """The UTC millisecond encoded in ``receipt_id``."""
+    ms = 0
+    for char in receipt_id[:10].upper():
+        ms = ms * 32 + _ALPHABET.index(char)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

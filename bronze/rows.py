@@ -1,0 +1,53 @@
+"""Rows of the bronze landing tables, built in schema column order for the group-commit writer."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from bronze.schema import QUARANTINE_SCHEMA, WEBHOOK_EVENTS_SCHEMA
+
+WEBHOOK_EVENT_COLUMNS = tuple(WEBHOOK_EVENTS_SCHEMA.names)
+QUARANTINE_COLUMNS = tuple(QUARANTINE_SCHEMA.names)
+
+
+def payload_hash(payload: bytes | str) -> str:
+    """sha256 hex of the payload's UTF-8 bytes: equal bodies (duplicate deliveries) hash equal."""
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    return hashlib.sha256(data).hexdigest()
+
+
+def webhook_event_row(
+    *,
+    receipt_id: str,
+    received_at: datetime,
+    instance: str,
+    event: str,
+    source_ip: str | None,
+    payload: str,
+) -> tuple[object, ...]:
+    """One ``bronze/webhook_events`` row; ``payload`` is the raw body text, unchanged."""
+    return (
+        receipt_id,
+        received_at,
+        received_at.date(),
+        instance,
+        event,
+        source_ip,
+        payload,
+        payload_hash(payload),
+    )
+
+
+def quarantine_row(
+    *,
+    receipt_id: str,
+    received_at: datetime,
+    instance: str | None,
+    event: str | None,
+    source_ip: str | None,
+    reason: str,
+    body: bytes,
+) -> tuple[object, ...]:
+    """One ``bronze/quarantine`` row: why it was refused and the raw bytes as received."""
+    return (receipt_id, received_at, received_at.date(), instance, event, source_ip, reason, body)

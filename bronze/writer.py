@@ -1,0 +1,313 @@
+"""Group-commit writer: many concurrent requests share one Delta append, each acknowledged after it.
+
+A request calls :meth:`GroupCommitWriter.write` with one row and awaits it. A single flusher task
+per process collects rows until ``max_rows`` are waiting or ``max_wait_ms`` passed since the oldest
+one arrived, then appends them to the Delta table in one commit (in a worker thread, so the event
+loop keeps accepting requests meanwhile). Every waiting request is resolved with the commit's
+outcome: success, or :class:`LakeUnavailableError` (the receiver answers 503 so the sender retries).
+
+Several processes may append to the same table: Delta resolves append/append races itself, and a
+commit that still fails is retried idempotently — each batch carries an app transaction
+``(app_id, seq)`` (``CommitProperties.app_transactions``), so after an ambiguous failure the writer
+reads the table's transaction version for its app id and only re-commits batches not yet there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+from beazap.logging import get_logger
+from bronze.schema import (
+    CDF_CONFIG,
+    QUARANTINE,
+    QUARANTINE_PARTITIONS,
+    QUARANTINE_SCHEMA,
+    WEBHOOK_EVENTS,
+    WEBHOOK_EVENTS_PARTITIONS,
+    WEBHOOK_EVENTS_SCHEMA,
+)
+from storage.lake import Lake
+
+log = get_logger(__name__)
+
+# Bounded object-store retries so an unreachable S3 endpoint fails a batch in seconds, not minutes
+# (the request is then answered 503 and the sender retries later).
+WRITER_STORAGE_OPTIONS = {"max_retries": "2", "retry_timeout": "5s", "timeout": "10s", "connect_timeout": "2s"}
+
+
+class LakeUnavailableError(Exception):
+    """The batch holding this row could not be committed (disk full, S3 down, timeout…)."""
+
+
+@dataclass(frozen=True)
+class BronzeTarget:
+    """A bronze table the writer appends to."""
+
+    table: str
+    schema: pa.Schema
+    partition_by: list[str]
+    configuration: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+
+WEBHOOK_EVENTS_TARGET = BronzeTarget(WEBHOOK_EVENTS, WEBHOOK_EVENTS_SCHEMA, WEBHOOK_EVENTS_PARTITIONS, CDF_CONFIG)
+QUARANTINE_TARGET = BronzeTarget(QUARANTINE, QUARANTINE_SCHEMA, QUARANTINE_PARTITIONS, CDF_CONFIG)
+
+# (rows, seconds, ok) after every commit attempt; the receiver feeds Prometheus with it.
+CommitObserver = Callable[[str, int, float, bool], None]
+
+
+@dataclass
+class WriterStats:
+    """Counters of one writer (for /readyz and tests)."""
+
+    commits: int = 0
+    rows: int = 0
+    failed_batches: int = 0
+    conflict_retries: int = 0
+    last_success_at: float | None = None
+    last_failure_at: float | None = None
+    last_error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """False when the most recent commit attempt failed."""
+        if self.last_failure_at is None:
+            return True
+        return self.last_success_at is not None and self.last_success_at > self.last_failure_at
+
+
+def new_app_id(prefix: str = "beazap-receiver") -> str:
+    """A unique Delta app id for one writer (host, pid and a random suffix)."""
+    return f"{prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class DeltaAppender:
+    """Synchronous, idempotent batch appends to one bronze table (used from the flusher thread)."""
+
+    def __init__(self, lake: Lake, target: BronzeTarget, *, app_id: str | None = None, attempts: int = 4) -> None:
+        if lake.is_s3:
+            lake = Lake(lake.root, {**WRITER_STORAGE_OPTIONS, **lake.storage_options})
+        self.lake = lake
+        self.target = target
+        self.app_id = app_id or new_app_id()
+        self.attempts = attempts
+        self._dt: DeltaTable | None = None
+        self._seq = 0
+        self._lock = threading.Lock()
+        self.conflict_retries = 0
+
+    @property
+    def uri(self) -> str:
+        return self.lake.uri(self.target.table)
+
+    def ensure_table(self) -> DeltaTable:
+        """Open (creating if needed) the target table."""
+        if self._dt is None:
+            self.lake.create(
+                self.target.table,
+                self.target.schema,
+                partition_by=self.target.partition_by,
+                configuration=self.target.configuration or None,
+            )
+            self._dt = self.lake.open(self.target.table)
+        return self._dt
+
+    def to_arrow(self, rows: Sequence[Sequence[Any]]) -> pa.Table:
+        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in self.target.columns]
+        arrays = [pa.array(col, type=f.type) for col, f in zip(columns, self.target.schema, strict=True)]
+        return pa.Table.from_arrays(arrays, schema=self.target.schema)
+
+    def append(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Append ``rows`` (tuples in schema order) as one commit; returns the commit's app version.
+
+        Retries commit conflicts and transient errors; never commits the same batch twice.
+        Raises :class:`LakeUnavailableError` when the batch could not be committed.
+        """
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            data = self.to_arrow(rows)
+            last_exc: Exception | None = None
+            for attempt in range(self.attempts):
+                try:
+                    if attempt and self._already_committed(seq):
+                        return seq
+                    dt = self.ensure_table()
+                    write_deltalake(
+                        dt,
+                        data,
+                        mode="append",
+                        commit_properties=CommitProperties(
+                            max_commit_retries=50, app_transactions=[Transaction(self.app_id, seq)]
+                        ),
+                    )
+                    return seq
+                except CommitFailedError as exc:
+                    self.conflict_retries += 1
+                    last_exc = exc
+                except Exception as exc:  # IO errors, S3 down, table unreadable…
+                    last_exc = exc
+                self._dt = None  # reload the snapshot before the next attempt
+                time.sleep(min(0.05 * (2**attempt), 0.5))
+            try:
+                if self._already_committed(seq):
+                    return seq
+            except Exception:  # noqa: S110 — the original error below is the one to report
+                pass
+            raise LakeUnavailableError(f"{type(last_exc).__name__}: {last_exc}") from last_exc
+
+    def _already_committed(self, seq: int) -> bool:
+        """Whether batch ``seq`` of this app id is already in the table (ambiguous failure)."""
+        version = self.ensure_table().transaction_version(self.app_id)
+        return version is not None and version >= seq
+
+
+@dataclass
+class _Pending:
+    row: tuple[Any, ...]
+    future: asyncio.Future[None]
+    arrived: float
+
+
+class GroupCommitWriter:
+    """Asyncio front of a :class:`DeltaAppender`: concurrent ``write`` calls share commits."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        target: BronzeTarget = WEBHOOK_EVENTS_TARGET,
+        *,
+        max_rows: int = 2000,
+        max_wait_ms: float = 25,
+        timeout_s: float = 20.0,
+        observer: CommitObserver | None = None,
+        app_id: str | None = None,
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError("max_rows must be >= 1")
+        self.appender = DeltaAppender(lake, target, app_id=app_id)
+        self.target = target
+        self.max_rows = max_rows
+        self.max_wait = max(0.0, max_wait_ms / 1000)
+        self.timeout_s = timeout_s
+        self.observer = observer
+        self.stats = WriterStats()
+        self._pending: list[_Pending] = []
+        self._wakeup: asyncio.Event | None = None
+        self._full: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def app_id(self) -> str:
+        return self.appender.app_id
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the flusher task and try to open the table (failures are retried on first flush)."""
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        self._closing = False
+        self._task = asyncio.create_task(self._run(), name=f"bronze-flusher:{self.target.table}")
+        try:
+            await asyncio.to_thread(self.appender.ensure_table)
+        except Exception as exc:
+            log.warning("bronze table not writable at start", table=self.target.table, error=type(exc).__name__)
+
+    async def stop(self) -> None:
+        """Flush what is waiting, then stop the flusher."""
+        if self._task is None:
+            return
+        self._closing = True
+        assert self._wakeup is not None and self._full is not None
+        self._wakeup.set()
+        self._full.set()
+        await self._task
+        self._task = None
+
+    # --- requests ---------------------------------------------------------------------------------
+    async def write(self, row: tuple[Any, ...]) -> None:
+        """Queue ``row`` (a tuple in the target schema's column order) and wait until committed.
+
+        Raises :class:`LakeUnavailableError` when its batch failed or did not commit within
+        ``timeout_s`` (the row may still land later; bronze keeps duplicates, silver dedupes).
+        """
+        if self._task is None or self._closing:
+            raise LakeUnavailableError("writer is not running")
+        assert self._wakeup is not None and self._full is not None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(row, future, time.monotonic()))
+        self._wakeup.set()
+        if len(self._pending) >= self.max_rows:
+            self._full.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
+        except TimeoutError as exc:
+            raise LakeUnavailableError(f"commit not done within {self.timeout_s:g}s") from exc
+
+    # --- flusher ----------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._wakeup is not None and self._full is not None
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            wait = self._pending[0].arrived + self.max_wait - time.monotonic()
+            if wait > 0 and len(self._pending) < self.max_rows and not self._closing:
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), wait)
+            batch, self._pending = self._pending[: self.max_rows], self._pending[self.max_rows :]
+            if len(self._pending) < self.max_rows:
+                self._full.clear()
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        error: Exception | None = None
+        try:
+            await asyncio.to_thread(self.appender.append, [p.row for p in batch])
+        except Exception as exc:
+            error = exc if isinstance(exc, LakeUnavailableError) else LakeUnavailableError(str(exc))
+        elapsed = time.perf_counter() - started
+        now = time.time()
+        self.stats.conflict_retries = self.appender.conflict_retries
+        if error is None:
+            self.stats.commits += 1
+            self.stats.rows += len(batch)
+            self.stats.last_success_at = now
+        else:
+            self.stats.failed_batches += 1
+            self.stats.last_failure_at = now
+            self.stats.last_error = str(error)[:300]
+            log.error("bronze commit failed", table=self.target.table, rows=len(batch), error=type(error).__name__)
+        if self.observer is not None:
+            self.observer(self.target.table, len(batch), elapsed, error is None)
+        for pending in batch:
+            if pending.future.done():
+                continue
+            if error is None:
+                pending.future.set_result(None)
+            else:
+                pending.future.set_exception(error)
+                pending.future.exception()  # mark retrieved: a timed-out request no longer awaits it
