@@ -84,38 +84,50 @@ def append(
     return data.num_rows
 
 
-def merge(
+def sql_list(values: list[str]) -> str:
+    """Quoted SQL list body: ``'a', 'b'`` (single quotes doubled)."""
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def keys_predicate(pairs: list[tuple[str, str]], scope_col: str, key_col: str) -> str | None:
+    """``(scope = 'i1' and key in (...)) or …`` for (scope, key) pairs; None when empty."""
+    by_scope: dict[str, list[str]] = {}
+    for scope, key in pairs:
+        by_scope.setdefault(scope, []).append(key)
+    if not by_scope:
+        return None
+    return " or ".join(
+        f"({scope_col} = '{scope.replace(chr(39), chr(39) * 2)}' and {key_col} in ({sql_list(sorted(set(keys)))}))"
+        for scope, keys in sorted(by_scope.items())
+    )
+
+
+def replace_where(
     lake: Lake,
     table: str,
     data: pa.Table,
     schema: pa.Schema,
     partitions: list[str] | None,
-    keys: tuple[str, ...],
+    predicate: str | None,
     version: int,
-    *,
-    target_filter: str | None = None,
-    delete_flag: str | None = None,
 ) -> int:
-    """Upsert ``data`` by ``keys`` (Delta merge). ``delete_flag`` names a boolean source column whose
-    true rows delete their match instead (tombstones); ``target_filter`` prunes target files."""
-    dt = ensure(lake, table, schema, partitions)
-    if data.num_rows == 0:
+    """Upsert by replacement: delete the rows matching ``predicate`` and write ``data`` in one commit.
+
+    ``predicate`` names the keys being replaced (every row of ``data`` must satisfy it; keys in the
+    predicate but not in ``data`` are deleted). Delta "replaceWhere" is used rather than ``merge``
+    because delta-rs merge writes ``string_view`` Parquet columns that pyarrow datasets cannot filter.
+    """
+    ensure(lake, table, schema, partitions)
+    if predicate is None:
         return 0
-    predicate = " and ".join(f"t.{k} = s.{k}" for k in keys)
-    if target_filter:
-        predicate = f"({predicate}) and ({target_filter})"
-    merger = dt.merge(
-        data, predicate=predicate, source_alias="s", target_alias="t", commit_properties=commit_props(version)
+    lake.write(
+        table,
+        data,
+        mode="overwrite",
+        predicate=predicate,
+        partition_by=partitions,
+        commit_properties=commit_props(version),
     )
-    if delete_flag:
-        merger = (
-            merger.when_matched_delete(predicate=f"s.{delete_flag}")
-            .when_matched_update_all(predicate=f"not s.{delete_flag}", except_cols=[delete_flag])
-            .when_not_matched_insert_all(predicate=f"not s.{delete_flag}", except_cols=[delete_flag])
-        )
-    else:
-        merger = merger.when_matched_update_all().when_not_matched_insert_all()
-    merger.execute()
     return data.num_rows
 
 

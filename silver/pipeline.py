@@ -504,15 +504,15 @@ class _Run:
                 "join msg_write w using (instance_id, message_id)"
             ).fetchall()
         ]
-        written[S.MESSAGES] = io.merge(
+        keys = con.sql("select instance_id, message_id from msg_write").fetchall()
+        written[S.MESSAGES] = io.replace_where(
             self.lake,
             S.MESSAGES,
             io.relation_table(con.sql("select * from msg_write"), S.MESSAGES_SCHEMA),
             S.MESSAGES_SCHEMA,
             S.MESSAGES_PARTITIONS,
-            S.MESSAGES_KEY,
+            _and(_in_filter("event_month", months), io.keys_predicate(keys, "instance_id", "message_id")),
             self.version,
-            target_filter=_in_filter("t.event_month", months),
         )
         # conversations: recomputed contacts replace theirs; quiet open ones past the timeout expire
         con.execute(
@@ -537,17 +537,17 @@ class _Run:
             """
         )
         cmonths = [r[0] for r in con.sql("select distinct opened_month from conv_write").fetchall()]
-        schema = S.CONVERSATIONS_SCHEMA.append(pa.field("_delete", pa.bool_()))
-        written[S.CONVERSATIONS] = io.merge(
+        ckeys = con.sql("select instance_id, conversation_id from conv_write").fetchall()
+        written[S.CONVERSATIONS] = io.replace_where(
             self.lake,
             S.CONVERSATIONS,
-            io.relation_table(con.sql("select * from conv_write"), schema),
+            io.relation_table(
+                con.sql("select * exclude (_delete) from conv_write where not _delete"), S.CONVERSATIONS_SCHEMA
+            ),
             S.CONVERSATIONS_SCHEMA,
             S.CONVERSATIONS_PARTITIONS,
-            S.CONVERSATIONS_KEY,
+            _and(_in_filter("opened_month", cmonths), io.keys_predicate(ckeys, "instance_id", "conversation_id")),
             self.version,
-            target_filter=_in_filter("t.opened_month", cmonths),
-            delete_flag="_delete",
         )
         return written
 
@@ -691,8 +691,10 @@ class _Run:
             io.overwrite(self.lake, table, rel, schema, None, self.version)
             written[table] = rel.count("*").fetchall()[0][0]
         else:
-            written[table] = io.merge(
-                self.lake, table, io.relation_table(rel, schema), schema, None, keys, self.version
+            data = io.relation_table(rel, schema)
+            pairs = list(zip(data.column(keys[0]).to_pylist(), data.column(keys[1]).to_pylist(), strict=True))
+            written[table] = io.replace_where(
+                self.lake, table, data, schema, None, io.keys_predicate(pairs, keys[0], keys[1]), self.version
             )
 
 
@@ -702,6 +704,13 @@ _PARTS_COLS = (
     "last_received_at, status_rank, edited_at, edit_text, revoked, reactions, sender_attendant_id, automated, "
     "source, via_api, payload_hash"
 )
+
+
+def _and(*predicates: str | None) -> str | None:
+    """AND of the predicates; None when the last (the key predicate) is None (nothing to replace)."""
+    if predicates[-1] is None:
+        return None
+    return " and ".join(f"({p})" for p in predicates if p)
 
 
 def _in_filter(column: str, values: list[str | None]) -> str | None:
