@@ -7,13 +7,13 @@ import json
 from datetime import timedelta
 
 import pytest
+from test_silver_scenarios import INSTANCE, T0, hours, message, minutes, op
 
 from beazap.identity import conversation_id
 from beazap.settings import get_settings
 from silver.pipeline import build_silver
 from silver.testing import append_ops, append_webhooks, ops_rows, webhook_rows
 from storage.duck import connect
-from test_silver_scenarios import INSTANCE, T0, hours, message, minutes, op
 
 A = "5511987654321@s.whatsapp.net"
 A_KEY = "+5511987654321"
@@ -145,7 +145,7 @@ def test_reopen_action_and_late_resolve_after_expiry(lake):
     (a,) = convs(lake, A_KEY)
     # open until the instance clock (B at +80 h) passed its timeout; never resolved
     assert a["status"] == "expired" and a["inbound_count"] == 2 and a["resolved_at"] is None
-    b1, b2 = convs(lake, B_KEY)
+    b1, _b2 = convs(lake, B_KEY)
     assert b1["status"] == "expired" and b1["resolved_at"] is None
 
 
