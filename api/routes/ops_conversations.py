@@ -1,0 +1,300 @@
+"""Operational API: live conversations (list, detail, messages), actions, auto-assignment, sending,
+and the live SLA queues (from the seed's partial index)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import BaseModel, Field
+
+from api.auth import Scope, WriteScope
+from api.routes.ops_common import (
+    ERRORS,
+    ConversationDetail,
+    ConversationOut,
+    ConversationPage,
+    MessagePage,
+    engine_of,
+    evolution_factory,
+    settings_of,
+)
+from api.routes.ops_common import translate_errors as errors
+from ops import actions as ops_actions
+from ops.assignment import assign_next
+from ops.sending import send_message
+from ops.sla import SlaPolicy, clocks
+from storage import ops_repo
+from storage.ops_repo import ConversationFilter, InvalidError
+
+router = APIRouter(prefix="/v1", tags=["operations: conversations"], responses=ERRORS)
+
+
+def _policies(request: Request, instance_ids: list[str]) -> dict[str, SlaPolicy]:
+    settings = settings_of(request)
+    conf = ops_repo.instance_settings(engine_of(request), instance_ids)
+    return {i: SlaPolicy.of((conf.get(i) or {}).get("sla_policy"), settings) for i in instance_ids}
+
+
+def _with_sla(rows: list[dict[str, Any]], policies: dict[str, SlaPolicy], now: datetime) -> list[dict[str, Any]]:
+    for row in rows:
+        row["sla"] = clocks(row, policies[row["instance_id"]], now)
+    return rows
+
+
+@router.get("/conversations", response_model=ConversationPage, summary="List conversations")
+@errors
+def list_conversations(
+    request: Request,
+    scope: Scope,
+    instance_id: Annotated[list[str] | None, Query()] = None,
+    status_: Annotated[Literal["open", "resolved", "expired"] | None, Query(alias="status")] = None,
+    assignee_id: str | None = None,
+    team_id: str | None = None,
+    unassigned: bool | None = None,
+    sla: Annotated[Literal["at_risk", "breached"] | None, Query(description="first-response clock")] = None,
+    opened_from: datetime | None = None,
+    opened_to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    engine = engine_of(request)
+    ids = ops_repo.scoped_instances(scope, instance_id)
+    now = datetime.now(UTC)
+    policies = _policies(request, ids)
+    flt = ConversationFilter(ids, status_, assignee_id, team_id, unassigned, sla, opened_from, opened_to)
+    cutoffs = {i: p.frt_cutoffs(now) for i, p in policies.items()}
+    rows, next_cursor = ops_repo.list_conversations(engine, scope, flt, limit=limit, cursor=cursor, frt_cutoffs=cutoffs)
+    return {"items": _with_sla(rows, policies, now), "next_cursor": next_cursor}
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail, summary="Conversation + messages")
+@errors
+def get_conversation(
+    request: Request,
+    scope: Scope,
+    conversation_id: str,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    engine = engine_of(request)
+    conv = ops_repo.get_conversation(engine, scope, conversation_id)
+    msgs, next_cursor = ops_repo.list_messages(engine, scope, conversation_id, limit=limit, cursor=cursor)
+    _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC))
+    return {**conv, "messages": {"items": msgs, "next_cursor": next_cursor}}
+
+
+@router.get("/conversations/{conversation_id}/messages", response_model=MessagePage, summary="Messages (paginated)")
+@errors
+def list_messages(
+    request: Request,
+    scope: Scope,
+    conversation_id: str,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    msgs, next_cursor = ops_repo.list_messages(engine_of(request), scope, conversation_id, limit=limit, cursor=cursor)
+    return {"items": msgs, "next_cursor": next_cursor}
+
+
+class ActionIn(BaseModel):
+    actor_id: str | None = Field(default=None, description="Who acts (attendant id); defaults to the token id.")
+    attendant_id: str | None = None
+    team_id: str | None = None
+    expected_version: int | None = Field(
+        default=None, description="Optimistic concurrency: the `version` you saw (or send `If-Match`)."
+    )
+
+
+def _action(
+    request: Request, scope: Any, conversation_id: str, action: str, body: ActionIn, if_match: str | None
+) -> dict[str, Any]:
+    expected = body.expected_version
+    if expected is None and if_match:
+        try:
+            expected = int(if_match.strip().strip('"').removeprefix("W/").strip('"'))
+        except ValueError:
+            raise InvalidError("If-Match must be the conversation version") from None
+    conv = ops_actions.act(
+        engine_of(request),
+        scope,
+        conversation_id,
+        action,
+        actor_id=body.actor_id or f"token:{scope.token_id[:8]}",
+        attendant_id=body.attendant_id,
+        team_id=body.team_id,
+        expected_version=expected,
+    )
+    _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC))
+    return conv
+
+
+IfMatch = Annotated[str | None, Header(description="The conversation `version` you acted on.")]
+
+
+@router.post("/conversations/{conversation_id}/assign", response_model=ConversationOut, summary="Assign")
+@errors
+def assign(request: Request, scope: WriteScope, conversation_id: str, body: ActionIn, if_match: IfMatch = None) -> Any:
+    return _action(request, scope, conversation_id, "assign", body, if_match)
+
+
+@router.post("/conversations/{conversation_id}/transfer", response_model=ConversationOut, summary="Transfer")
+@errors
+def transfer(
+    request: Request, scope: WriteScope, conversation_id: str, body: ActionIn, if_match: IfMatch = None
+) -> Any:
+    return _action(request, scope, conversation_id, "transfer", body, if_match)
+
+
+@router.post("/conversations/{conversation_id}/unassign", response_model=ConversationOut, summary="Unassign")
+@errors
+def unassign(
+    request: Request, scope: WriteScope, conversation_id: str, body: ActionIn, if_match: IfMatch = None
+) -> Any:
+    return _action(request, scope, conversation_id, "unassign", body, if_match)
+
+
+@router.post("/conversations/{conversation_id}/resolve", response_model=ConversationOut, summary="Resolve")
+@errors
+def resolve(request: Request, scope: WriteScope, conversation_id: str, body: ActionIn, if_match: IfMatch = None) -> Any:
+    return _action(request, scope, conversation_id, "resolve", body, if_match)
+
+
+@router.post("/conversations/{conversation_id}/reopen", response_model=ConversationOut, summary="Reopen")
+@errors
+def reopen(request: Request, scope: WriteScope, conversation_id: str, body: ActionIn, if_match: IfMatch = None) -> Any:
+    return _action(request, scope, conversation_id, "reopen", body, if_match)
+
+
+class AutoAssignIn(BaseModel):
+    team_id: str | None = Field(
+        default=None, description="Route within this team (default: its team or the instance's default team)."
+    )
+
+
+@router.post(
+    "/conversations/{conversation_id}/auto-assign",
+    response_model=ConversationOut,
+    summary="Route with the instance's router (round-robin by default)",
+    responses={204: {"description": "nobody available: the conversation stays in the queue"}},
+)
+@errors
+def auto_assign(request: Request, scope: WriteScope, conversation_id: str, body: AutoAssignIn) -> Any:
+    engine = engine_of(request)
+    ops_repo.get_conversation(engine, scope, conversation_id)
+    if body.team_id:
+        team = ops_repo.get_team(engine, scope, body.team_id)
+        conv = ops_repo.get_conversation(engine, scope, conversation_id)
+        if team["instance_id"] != conv["instance_id"]:
+            raise ops_repo.NotFoundError(f"team not found: {body.team_id}")
+    conv = assign_next(engine, conversation_id, scope=scope, team_id=body.team_id)
+    if conv is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC))
+    return conv
+
+
+class SendIn(BaseModel):
+    text: str = Field(min_length=1, max_length=65_536)
+    attendant_id: str | None = Field(default=None, description="The sender (attribution); default: the assignee.")
+    quoted_message_id: str | None = None
+
+
+class SendOut(BaseModel):
+    message_id: str
+    conversation_id: str
+    replayed: bool = Field(description="True when this Idempotency-Key was already sent (nothing sent again).")
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    response_model=SendOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Send a text message through Evolution",
+    responses={502: {"description": "Evolution refused or is unreachable (reason included)"}},
+)
+@errors
+def send(
+    request: Request,
+    response: Response,
+    scope: WriteScope,
+    conversation_id: str,
+    body: SendIn,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Retries on Evolution 5xx/timeouts; a repeated ``Idempotency-Key`` never sends twice."""
+    engine = engine_of(request)
+    conv = ops_repo.get_conversation(engine, scope, conversation_id)
+    result = send_message(
+        engine,
+        scope,
+        conversation_id,
+        text=body.text,
+        idempotency_key=idempotency_key or f"auto-{uuid.uuid4().hex}",
+        attendant_id=body.attendant_id or conv["assignee_id"],
+        quoted_message_id=body.quoted_message_id,
+        client_factory=evolution_factory(request),
+    )
+    if result.replayed:
+        response.status_code = status.HTTP_200_OK
+    return {"message_id": result.message_id, "conversation_id": result.conversation_id, "replayed": result.replayed}
+
+
+# ----------------------------------------------------------------------------------- live SLA
+class SlaQueue(BaseModel):
+    items: list[ConversationOut]
+    count: int
+
+
+def _queue(request: Request, scope: Any, instance_id: list[str] | None, kind: str, limit: int) -> dict[str, Any]:
+    engine = engine_of(request)
+    ids = ops_repo.scoped_instances(scope, instance_id)
+    now = datetime.now(UTC)
+    policies = _policies(request, ids)
+    before = None
+    if kind == "at_risk":
+        before = {i: p.frt_cutoffs(now)[0] for i, p in policies.items()}
+    elif kind == "breached":
+        before = {i: p.frt_cutoffs(now)[1] for i, p in policies.items()}
+    rows = ops_repo.no_first_response_queue(engine, scope, ids, opened_before=before, limit=limit)
+    rows = _with_sla(rows, policies, now)
+    if kind == "at_risk":
+        rows = [r for r in rows if r["sla"]["clocks"]["first_response"]["state"] == "at_risk"]
+    return {"items": rows, "count": len(rows)}
+
+
+@router.get("/sla/queue", response_model=SlaQueue, summary="Open conversations without a first response")
+@errors
+def sla_queue(
+    request: Request,
+    scope: Scope,
+    instance_id: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Oldest first, each with ``sla.next_breach_at`` (the seed's partial-index query)."""
+    return _queue(request, scope, instance_id, "queue", limit)
+
+
+@router.get("/sla/at-risk", response_model=SlaQueue, summary="First response past the at-risk share of target")
+@errors
+def sla_at_risk(
+    request: Request,
+    scope: Scope,
+    instance_id: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    return _queue(request, scope, instance_id, "at_risk", limit)
+
+
+@router.get("/sla/breached", response_model=SlaQueue, summary="First response target already missed")
+@errors
+def sla_breached(
+    request: Request,
+    scope: Scope,
+    instance_id: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    return _queue(request, scope, instance_id, "breached", limit)
