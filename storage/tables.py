@@ -275,8 +275,9 @@ outbound_requests = Table(
 instances.append_column(Column("routing", JSON))
 
 # ---------------------------------------------------------------------------------------------
-# LLM routing and analysis (issue 8): the routing job queue, per-tenant daily usage, the answer
-# cache and per-instance routing rules. Migration 0003_llm (a branch off 0001_initial).
+# LLM routing and analysis (issue 8): the routing job queue, per-tenant daily usage and the
+# answer cache (routing rules live in ``instances.routing``, see docs/llm.md).
+# Migration 0003_llm (a branch off 0001_initial).
 # ---------------------------------------------------------------------------------------------
 
 # Work for the routing worker. Claimed with FOR UPDATE SKIP LOCKED on PostgreSQL, with one atomic
@@ -332,16 +333,4 @@ llm_cache = Table(
     Column("prompt_tokens", Integer, nullable=False, server_default="0"),
     Column("completion_tokens", Integer, nullable=False, server_default="0"),
     Column("created_at", TS, nullable=False, server_default=func.now()),
-)
-
-# Per-instance routing rules (keywords → team, after-hours team, default team, LLM on/off).
-llm_routing = Table(
-    "llm_routing",
-    metadata,
-    Column("instance_id", String(100), ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True),
-    Column("default_team_id", String(64)),
-    Column("after_hours_team_id", String(64)),
-    Column("rules", JSON),  # [{"team_id": …, "keywords": [...], "urgency": "high"}]
-    Column("use_llm", Boolean, nullable=False, server_default=true()),
-    Column("updated_at", TS, nullable=False, server_default=func.now()),
 )

@@ -135,7 +135,9 @@ class LLMClient:
         started = time.perf_counter()
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries),
-            wait=wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max),
+            wait=wait_exponential_jitter(
+                multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
+            ),
             retry=retry_if_exception(_is_retryable),
             reraise=False,
         )

@@ -106,7 +106,6 @@ TOPIC_KEYWORDS: dict[str, tuple[str, ...]] = {
         "perfil",
         "alterar dados",
         "atualizar dados",
-        "email",
         "endereco",
         "account",
         "profile",

@@ -1,4 +1,4 @@
-"""llm: routing job queue, per-tenant usage, answer cache, per-instance routing rules
+"""llm: routing job queue, per-tenant usage, answer cache
 
 Revision ID: 0003_llm
 Revises: 0001_initial
@@ -80,23 +80,8 @@ def upgrade() -> None:
         ),
     )
 
-    op.create_table(
-        "llm_routing",
-        sa.Column("instance_id", sa.String(length=100), nullable=False),
-        sa.Column("default_team_id", sa.String(length=64), nullable=True),
-        sa.Column("after_hours_team_id", sa.String(length=64), nullable=True),
-        sa.Column("rules", sa.JSON(), nullable=True),
-        sa.Column("use_llm", sa.Boolean(), server_default=sa.true(), nullable=False),
-        sa.Column("updated_at", TS, server_default=sa.func.now(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["instance_id"], ["instances.id"], name=op.f("fk_llm_routing_instance_id_instances"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("instance_id", name=op.f("pk_llm_routing")),
-    )
-
 
 def downgrade() -> None:
-    op.drop_table("llm_routing")
     op.drop_table("llm_cache")
     op.drop_table("llm_usage")
     op.drop_index(op.f("ix_llm_jobs_instance_id"), table_name="llm_jobs")
