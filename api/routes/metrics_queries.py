@@ -18,6 +18,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gold.runner import BUCKETS
 
@@ -213,63 +215,84 @@ def heatmap(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
     return {"cells": cells, "totals": totals.get("current", {}), "previous_totals": totals.get("previous", {})}
 
 
-def _clock_union(f: Filters) -> str:
-    facts_where = f.where("opened_day", who="assignee_id", team="team_id")
-    waits_where = f.where("opened_day", who="assignee_id", team="team_id")
-    period = f.period("opened_day")
-    return f"""
-        select {period} as period, 'first_response' as clock, frt_seconds as cal, frt_business_seconds as bus,
-               frt_sla as sla, frt_overdue_seconds as overdue
-        from gold.conversation_facts where {facts_where} and origin = 'inbound'
-        union all
-        select {period}, 'next_reply', reply_seconds, reply_business_seconds, sla_outcome, sla_overdue_seconds
-        from gold.reply_waits where {waits_where}
-        union all
-        select {period}, 'resolution', resolution_seconds, resolution_business_seconds, resolution_sla,
-               resolution_overdue_seconds
-        from gold.conversation_facts where {facts_where}
-        union all
-        select {period}, 'handling', handling_seconds, handling_business_seconds, null, null
-        from gold.conversation_facts where {facts_where} and handling_seconds is not null
-    """
+BUCKET_EDGES = (60, 300, 900, 1800, 3600, 14400, 86400)
+
+
+def _clock_stats(clock: str, basis: str, values: pa.ChunkedArray, outcome: Any, overdue: Any) -> dict[str, Any]:
+    """count, mean, median, p90 (linear), buckets and SLA counts of one clock (pyarrow.compute)."""
+    valid = pc.drop_null(values)
+    n = len(valid)
+    quantiles = pc.quantile(valid, q=[0.5, 0.9]).to_pylist() if n else [None, None]
+    buckets: dict[str, int] = {}
+    lower = 0.0
+    for name, edge in zip(BUCKETS, (*BUCKET_EDGES, None), strict=True):
+        mask = pc.greater_equal(valid, lower)
+        if edge is not None:
+            mask = pc.and_(mask, pc.less(valid, edge))
+        buckets[name] = int(pc.sum(mask).as_py() or 0) if n else 0
+        lower = float(edge or 0)
+    met = breached = pending = 0
+    overdue_total = None
+    if outcome is not None:
+        met = int(pc.sum(pc.equal(outcome, "met")).as_py() or 0)
+        breached = int(pc.sum(pc.equal(outcome, "breached")).as_py() or 0)
+        pending = int(pc.sum(pc.equal(outcome, "pending")).as_py() or 0)
+        if breached:
+            overdue_total = pc.sum(pc.filter(overdue, pc.equal(outcome, "breached"))).as_py()
+    return {
+        "clock": clock,
+        "basis": basis,
+        "count": n,
+        "mean_seconds": pc.mean(valid).as_py() if n else None,
+        "median_seconds": quantiles[0],
+        "p90_seconds": quantiles[1],
+        "buckets": buckets,
+        "sla_met": met,
+        "sla_breached": breached,
+        "sla_pending": pending,
+        "achievement_pct": 100.0 * met / (met + breached) if met + breached else None,
+        "breached_overdue_seconds": overdue_total,
+    }
 
 
 def sla(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
-    bucket_cols = ", ".join(
-        f"count(*) filter (where duration_bucket_s = {lit(b)})::bigint as {lit(b).replace(chr(39), chr(34))}"
-        for b in BUCKETS
-    )
-    stats = rows(
-        con,
-        f"""
-        with v as ({_clock_union(f)}),
-        long as (
-            select period, clock, 'calendar' as basis, cal as s, sla, overdue from v
-            union all select period, clock, 'business', bus, sla, overdue from v
-        ),
-        b as (
-            select *, case when s is null then null when s < 60 then '<1m' when s < 300 then '1-5m'
-                when s < 900 then '5-15m' when s < 1800 then '15-30m' when s < 3600 then '30-60m'
-                when s < 14400 then '1-4h' when s < 86400 then '4-24h' else '>24h' end as duration_bucket_s
-            from long
-        )
-        select period, clock, basis, count(s)::bigint as count, avg(s) as mean_seconds,
-               quantile_cont(s, 0.5) as median_seconds, quantile_cont(s, 0.9) as p90_seconds,
-               count(*) filter (where sla = 'met')::bigint as sla_met,
-               count(*) filter (where sla = 'breached')::bigint as sla_breached,
-               count(*) filter (where sla = 'pending')::bigint as sla_pending,
-               100.0 * count(*) filter (where sla = 'met')
-                   / nullif(count(*) filter (where sla in ('met', 'breached')), 0) as achievement_pct,
-               sum(overdue) filter (where sla = 'breached') as breached_overdue_seconds,
-               {bucket_cols}
-        from b group by period, clock, basis order by period, clock, basis
-        """,
-    )
-    clocks: dict[str, list[dict[str, Any]]] = {"current": [], "previous": []}
-    for r in stats:
-        period = r.pop("period")
-        r["buckets"] = {b: r.pop(b) for b in BUCKETS}
-        clocks[period].append(r)
+    """Clock statistics over the raw per-conversation / per-wait values of both periods."""
+    where = f.where("opened_day", who="assignee_id", team="team_id")
+    facts = con.sql(
+        f"select {f.period('opened_day')} as period, origin = 'inbound' as inbound, "
+        "frt_seconds, frt_business_seconds, frt_sla, frt_overdue_seconds, "
+        "resolution_seconds, resolution_business_seconds, resolution_sla, resolution_overdue_seconds, "
+        f"handling_seconds, handling_business_seconds from gold.conversation_facts where {where}"
+    ).to_arrow_table()
+    waits = con.sql(
+        f"select {f.period('opened_day')} as period, reply_seconds, reply_business_seconds, sla_outcome, "
+        f"sla_overdue_seconds from gold.reply_waits where {where}"
+    ).to_arrow_table()
+    clocks: dict[str, list[dict[str, Any]]] = {}
+    for period in ("current", "previous"):
+        fp = facts.filter(pc.equal(facts["period"], period))
+        wp = waits.filter(pc.equal(waits["period"], period))
+        fi = fp.filter(fp["inbound"])
+        spec = [
+            ("first_response", fi, "frt_seconds", "frt_business_seconds", "frt_sla", "frt_overdue_seconds"),
+            ("next_reply", wp, "reply_seconds", "reply_business_seconds", "sla_outcome", "sla_overdue_seconds"),
+            (
+                "resolution",
+                fp,
+                "resolution_seconds",
+                "resolution_business_seconds",
+                "resolution_sla",
+                "resolution_overdue_seconds",
+            ),
+            ("handling", fp, "handling_seconds", "handling_business_seconds", None, None),
+        ]
+        out: list[dict[str, Any]] = []
+        for clock, table, cal, bus, outcome, overdue in spec:
+            oc = table[outcome] if outcome else None
+            od = table[overdue] if overdue else None
+            out.append(_clock_stats(clock, "calendar", table[cal], oc, od))
+            out.append(_clock_stats(clock, "business", table[bus], oc, od))
+        clocks[period] = out
     days = rows(
         con,
         f"""
@@ -310,53 +333,46 @@ def performance(con: duckdb.DuckDBPyConnection, f: Filters, dimension: str, sort
             clause += " and " + in_list("team_id", f.team_ids)
         return clause
 
-    sql = f"""
-        with m as (
-            select {f.period("day")} as period, {msg_key} as id, {team_expr} as team_id,
+    queries = [
+        f"""select {f.period("day")} as period, {msg_key} as id, {team_expr} as team_id,
                    sum(messages)::bigint as messages_sent
-            from gold.daily_volume where {where("day", msg_key)} and {msg_key} is not null
-            group by 1, 2
-        ),
-        fr as (
-            select {f.period("opened_day")} as period, {frt_key} as id,
-                   count(*)::bigint as first_responses,
+            from gold.daily_volume where {where("day", msg_key)} and {msg_key} is not null group by 1, 2""",
+        f"""select {f.period("opened_day")} as period, {frt_key} as id, count(*)::bigint as first_responses,
                    quantile_cont(frt_seconds, 0.5) as frt_median_seconds,
                    quantile_cont(frt_seconds, 0.9) as frt_p90_seconds,
                    100.0 * count(*) filter (where frt_sla = 'met')
                        / nullif(count(*) filter (where frt_sla in ('met', 'breached')), 0) as frt_achievement_pct
             from gold.conversation_facts where {where("opened_day", frt_key)} and first_response_at is not null
-            group by 1, 2
-        ),
-        rs as (
-            select {f.period("opened_day")} as period, {res_key} as id,
-                   count(*) filter (where {res_key} is not null)::bigint as conversations_assigned,
+            group by 1, 2""",
+        f"""select {f.period("opened_day")} as period, {res_key} as id,
+                   count(*)::bigint as conversations_assigned,
                    quantile_cont(resolution_seconds, 0.5) as resolution_median_seconds,
                    quantile_cont(resolution_seconds, 0.9) as resolution_p90_seconds
-            from gold.conversation_facts where {where("opened_day", res_key)} group by 1, 2
-        ),
-        rv as (
-            select {f.period("resolved_day")} as period, {res_key} as id,
-                   count(*)::bigint as conversations_resolved
-            from gold.conversation_facts
-            where {where("resolved_day", res_key)} and resolved_at is not null group by 1, 2
-        ),
-        keys as (
-            select period, id from m union select period, id from fr union select period, id from rs
-            union select period, id from rv
-        )
-        select k.period, k.id, m.team_id,
-               coalesce(m.messages_sent, 0) as messages_sent,
-               coalesce(rs.conversations_assigned, 0) as conversations_assigned,
-               coalesce(rv.conversations_resolved, 0) as conversations_resolved,
-               coalesce(fr.first_responses, 0) as first_responses,
-               fr.frt_median_seconds, fr.frt_p90_seconds, fr.frt_achievement_pct,
-               rs.resolution_median_seconds, rs.resolution_p90_seconds
-        from keys k
-        left join m using (period, id) left join fr using (period, id)
-        left join rs using (period, id) left join rv using (period, id)
-        where k.id is not null
-    """
-    result = rows(con, sql)
+            from gold.conversation_facts where {where("opened_day", res_key)} and {res_key} is not null
+            group by 1, 2""",
+        f"""select {f.period("resolved_day")} as period, {res_key} as id, count(*)::bigint as conversations_resolved
+            from gold.conversation_facts where {where("resolved_day", res_key)} and resolved_at is not null
+            group by 1, 2""",
+    ]
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for sql in queries:
+        for r in rows(con, sql):
+            if r["id"] is None:
+                continue
+            merged.setdefault((r["period"], r["id"]), {}).update(r)
+    defaults = {
+        "team_id": None,
+        "messages_sent": 0,
+        "conversations_assigned": 0,
+        "conversations_resolved": 0,
+        "first_responses": 0,
+        "frt_median_seconds": None,
+        "frt_p90_seconds": None,
+        "frt_achievement_pct": None,
+        "resolution_median_seconds": None,
+        "resolution_p90_seconds": None,
+    }
+    result = [{**defaults, **r} for r in merged.values()]
     current = {r["id"]: r for r in result if r["period"] == "current"}
     previous = {r["id"]: r for r in result if r["period"] == "previous"}
     for r in list(current.values()) + list(previous.values()):
