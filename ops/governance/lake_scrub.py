@@ -58,7 +58,11 @@ def _string_columns(schema: pa.Schema) -> list[str]:
 
 
 def _binary_columns(schema: pa.Schema) -> list[str]:
-    return [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    return [
+        f.name
+        for f in schema
+        if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) or pa.types.is_binary_view(f.type)
+    ]
 
 
 def affected_filter(schema: pa.Schema, scrubber: Scrubber) -> ds.Expression | None:
@@ -271,6 +275,20 @@ def _file_kind(rel: str) -> str:
     return "data" if rel.endswith(".parquet") else "other"
 
 
+def _is_view(t: pa.DataType) -> bool:
+    return pa.types.is_string_view(t) or pa.types.is_binary_view(t)
+
+
+def _is_text_type(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or _is_view(t)
+    )
+
+
 def _parquet_strings(table: pa.Table) -> list[pa.Array]:
     arrays: list[pa.Array] = []
     pending = [table.column(i).combine_chunks() for i in range(table.num_columns)]
@@ -284,8 +302,8 @@ def _parquet_strings(table: pa.Table) -> list[pa.Array]:
         elif pa.types.is_map(t):
             pending.append(arr.keys)
             pending.append(arr.items)
-        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
-            arrays.append(arr)
+        elif _is_text_type(t):
+            arrays.append(arr.cast(pa.large_binary()) if _is_view(t) else arr)
     return arrays
 
 

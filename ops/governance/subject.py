@@ -60,8 +60,13 @@ TEXT_KEYS = frozenset(
 ZERO_KEYS = frozenset({"degreeslatitude", "degreeslongitude"})
 
 
+_PHONE_CHARS = frozenset("+0123456789 ()-.")
+
+
 def phone_variants(phone: str) -> set[str]:
     """Digit strings of every form of ``phone``: E.164 digits plus the BR mobile without/with the 9th digit."""
+    if not phone or not set(phone) <= _PHONE_CHARS:
+        raise ValueError("not a valid phone number")
     e164 = normalize_phone(phone)
     if e164 is None:
         raise ValueError("not a valid phone number")
@@ -88,7 +93,7 @@ class Subject:
     @classmethod
     def from_phone(cls, phone: str) -> Subject:
         variants = phone_variants(phone)
-        e164 = normalize_phone(phone)
+        e164 = normalize_phone(phone)  # valid: phone_variants checked it
         assert e164 is not None
         return cls(phone_e164=e164, variants=variants)
 
