@@ -776,6 +776,7 @@ def run_forever(
     settings: Settings | None = None,
     stop: Callable[[], bool] = lambda: False,
     on_new_conversations: Callable[[list[str]], None] | None = None,
+    after_step: Callable[[], object] | None = None,
 ) -> None:
     """``beazap worker``: poll bronze and apply; a database outage pauses here (exponential backoff
     with tenacity) and the next successful run catches up from the committed cursor."""
@@ -797,7 +798,10 @@ def run_forever(
     def _step() -> int:
         if stop():
             return 0
-        return projector.run_once()
+        applied = projector.run_once()
+        if after_step is not None:
+            after_step()
+        return applied
 
     while not stop():
         applied = _step()
