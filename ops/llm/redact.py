@@ -28,7 +28,7 @@ _PHONE = re.compile(
     r"(?<![\w])(?:\+\s?\d{1,3}[\s.\-]?)?(?:\(\s?0?\d{2,3}\s?\)|0?\d{2,3})?[\s.\-]?9?\s?\d{4}[\s.\-]?\d{4}(?!\d)"
 )
 # Anything else that looks like an identifier: 7+ digits possibly split by common separators.
-_LONG_DIGITS = re.compile(r"(?<!\d)\+?\d(?:[\s.\-/()]{0,2}\d){6,}(?!\d)")
+_LONG_DIGITS = re.compile(r"(?<!\d)\+?\d(?:[\s.\-()]{0,2}\d){6,}(?!\d)")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -75,16 +75,3 @@ def redact(text: str | None) -> str:
     for pattern, replacement in _RULES:
         out = pattern.sub(replacement, out)
     return out
-
-
-# What the redaction guarantees, as patterns tests and the fake LLM server use to check it.
-LEAK_PATTERNS: dict[str, re.Pattern[str]] = {
-    "email": re.compile(r"[\w.+%-]+@[\w-]+\.[\w.-]+"),
-    "cpf": re.compile(r"(?<!\d)\d{3}\.\d{3}\.\d{3}-\d{2}(?!\d)"),
-    "digits": re.compile(r"\d(?:[\s.\-/()]{0,2}\d){6,}"),
-}
-
-
-def find_leaks(text: str) -> list[str]:
-    """Names of identifier kinds still present in ``text`` (empty when clean)."""
-    return [name for name, pattern in LEAK_PATTERNS.items() if pattern.search(text)]
