@@ -149,15 +149,7 @@ class DeltaAppender:
                 try:
                     if attempt and self._already_committed(seq):
                         return seq
-                    dt = self.ensure_table()
-                    write_deltalake(
-                        dt,
-                        data,
-                        mode="append",
-                        commit_properties=CommitProperties(
-                            max_commit_retries=50, app_transactions=[Transaction(self.app_id, seq)]
-                        ),
-                    )
+                    self._commit(self.ensure_table(), data, seq)
                     return seq
                 except CommitFailedError as exc:
                     self.conflict_retries += 1
@@ -172,6 +164,15 @@ class DeltaAppender:
             except Exception:  # noqa: S110 — the original error below is the one to report
                 pass
             raise LakeUnavailableError(f"{type(last_exc).__name__}: {last_exc}") from last_exc
+
+    def _commit(self, dt: DeltaTable, data: pa.Table, seq: int) -> None:
+        """One append commit tagged with this writer's app transaction ``(app_id, seq)``."""
+        write_deltalake(
+            dt,
+            data,
+            mode="append",
+            commit_properties=CommitProperties(max_commit_retries=50, app_transactions=[Transaction(self.app_id, seq)]),
+        )
 
     def _already_committed(self, seq: int) -> bool:
         """Whether batch ``seq`` of this app id is already in the table (ambiguous failure)."""
