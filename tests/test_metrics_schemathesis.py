@@ -56,7 +56,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
 def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
     """Every metrics operation, with Hypothesis-generated parameters from the schema."""
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) == 8
+    assert len(operations) == 10  # 8 metrics + topics and sentiment (insights)
     statuses: dict[int, int] = {}
     for operation in operations:
 
