@@ -424,10 +424,20 @@ def list_conversations(
 
 
 def list_messages(
-    engine: Engine, scope: TenantScope, conversation_id: str, *, limit: int = 50, cursor: str | None = None
+    engine: Engine,
+    scope: TenantScope,
+    conversation_id: str,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    conversation: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """A conversation's messages, oldest first, keyset-paginated on (timestamp, message_id)."""
-    conv = get_conversation(engine, scope, conversation_id)
+    """A conversation's messages, oldest first, keyset-paginated on (timestamp, message_id).
+
+    ``conversation`` (already loaded with the same scope) saves a round trip."""
+    conv = conversation if conversation is not None else get_conversation(engine, scope, conversation_id)
+    if conv["id"] != conversation_id or conv["instance_id"] not in scope.instance_ids:
+        raise NotFoundError(f"conversation not found: {conversation_id}")
     m = messages
     q = select(m).where(m.c.conversation_id == conversation_id, m.c.instance_id == conv["instance_id"])
     if cursor:

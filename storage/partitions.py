@@ -58,6 +58,33 @@ def existing_partitions(engine: Engine) -> list[str]:
         return [r for r in rows if r.startswith("messages_p")]
 
 
+def create_months(engine: Engine, first: date, count: int) -> list[str]:
+    """Create ``count`` monthly partitions from the month of ``first`` (PostgreSQL; idempotent).
+
+    For back-filling history (imports, benchmarks); rows of those months must not already sit in
+    the default partition.
+    """
+    if engine.dialect.name != "postgresql":
+        return []
+    created = []
+    existing = set(existing_partitions(engine))
+    with engine.begin() as conn:
+        for i in range(count):
+            start = _add_months(_month_start(first), i)
+            name = partition_name(start)
+            if name in existing:
+                continue
+            end = _add_months(start, 1)
+            conn.execute(
+                text(
+                    f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF messages '
+                    f"FOR VALUES FROM ('{start.isoformat()} 00:00:00+00') TO ('{end.isoformat()} 00:00:00+00')"
+                )
+            )
+            created.append(name)
+    return created
+
+
 def maintain(
     engine: Engine, *, months_ahead: int = 3, live_window_days: int = 90, now: datetime | None = None
 ) -> MaintenanceReport:

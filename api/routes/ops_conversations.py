@@ -82,7 +82,9 @@ def get_conversation(
 ) -> dict[str, Any]:
     engine = engine_of(request)
     conv = ops_repo.get_conversation(engine, scope, conversation_id)
-    msgs, next_cursor = ops_repo.list_messages(engine, scope, conversation_id, limit=limit, cursor=cursor)
+    msgs, next_cursor = ops_repo.list_messages(
+        engine, scope, conversation_id, limit=limit, cursor=cursor, conversation=conv
+    )
     _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC))
     return {**conv, "messages": {"items": msgs, "next_cursor": next_cursor}}
 
