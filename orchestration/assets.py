@@ -116,19 +116,12 @@ def ops_events(lake: LakeResource, ops_store: OpsStoreResource) -> dg.Materializ
     from ops.extract import extract_actions
 
     the_lake = lake.lake()
-    extracted = extract_actions(the_lake, ops_store.engine())
+    extracted = extract_actions(ops_store.engine(), the_lake)
+    meta = delta_metadata(the_lake, bronze_schema.OPS_EVENTS)
     return dg.MaterializeResult(
-        metadata={"extracted": _as_int(extracted), **delta_metadata(the_lake, bronze_schema.OPS_EVENTS)},
-        data_version=dg.DataVersion(str(the_lake.version(bronze_schema.OPS_EVENTS))),
+        metadata={"extracted": int(extracted), **meta},
+        data_version=dg.DataVersion(str(meta["delta_version"])),
     )
-
-
-def _as_int(value: Any) -> int:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, Mapping):
-        return int(value.get("rows", value.get("extracted", 0)) or 0)
-    return int(getattr(value, "rows", 0) or 0)
 
 
 # -- silver ------------------------------------------------------------------------------------------
@@ -183,7 +176,7 @@ def silver_tables(context: AssetExecutionContext, lake: LakeResource) -> Iterato
         yield dg.MaterializeResult(
             asset_key=key(table),
             metadata={**_scalars(extra), **delta_metadata(the_lake, table)},
-            data_version=dg.DataVersion(str(the_lake.version(table))),
+            data_version=dg.DataVersion(str(the_lake.version(table) if the_lake.exists(table) else -1)),
         )
 
 

@@ -1,0 +1,296 @@
+"""Dagster: the code location loads, the whole graph materializes on scenario data, automation
+follows new bronze versions, and the asset checks fail when the data is wrong."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from beazap.settings import Settings
+from orchestration import quality
+from orchestration.assets import ALL_ASSETS, GOLD_TABLES, LAKE_TABLES, SILVER_TABLES, key
+from orchestration.checks import ALL_CHECKS
+from orchestration.jobs import observe_bronze
+from orchestration.resources import LakeResource, OpsStoreResource
+from storage.instances import add_instance
+from storage.lake import Lake
+from storage.maintenance import delta_dataset
+from tests import governance_data as gd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def store(settings: Settings) -> sa.Engine:
+    from storage import migrate
+    from storage.db import get_engine
+
+    engine = get_engine(settings)
+    migrate.upgrade(engine)
+    for instance, account in gd.INSTANCES.items():
+        add_instance(engine, instance, account)
+    return engine
+
+
+def _resources(settings: Settings) -> dict[str, Any]:
+    return {
+        "lake": LakeResource(lake_uri=settings.lake_uri),
+        "ops_store": OpsStoreResource(database_url=settings.database_url),
+    }
+
+
+def _defs(settings: Settings) -> dg.Definitions:
+    from orchestration.jobs import JOBS, SENSORS, schedules
+
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        jobs=JOBS,
+        schedules=schedules,
+        sensors=SENSORS,
+        resources=_resources(settings),
+    )
+
+
+# -- loading -------------------------------------------------------------------------------------------
+def test_workspace_loads_the_code_location(settings: Settings, tmp_path: Path) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    (tmp_path / "dagster_home").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Validation successful for code location beazap" in done.stderr + done.stdout
+
+
+def test_definitions_cover_every_table_with_groups_schemas_and_automation() -> None:
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = set(graph.get_all_asset_keys())
+    assert {key(t) for t in LAKE_TABLES} <= keys
+    assert len(GOLD_TABLES) >= 8 and len(SILVER_TABLES) == 10
+    for table in LAKE_TABLES:
+        node = graph.get(key(table))
+        layer = table.split("/")[0]
+        assert node.group_name == layer
+        if layer != "gold":  # gold schemas are attached at materialization (from the SQL output)
+            assert isinstance(node.metadata.get("dagster/column_schema"), dg.TableSchema)
+        if layer in ("silver", "gold"):
+            assert node.automation_condition is not None
+            assert "eager" in str(node.automation_condition.get_label() or node.automation_condition).lower()
+            assert node.owners == ["team:beazap-data"]
+    assert graph.get(key("bronze/webhook_events")).is_observable
+    # One writer per layer: the silver and gold builds run in pools (limit 1 in dagster.yaml).
+    specs = {a.op.name: a.op.pool for a in ALL_ASSETS if isinstance(a, dg.AssetsDefinition) and a.is_executable}
+    assert specs["silver_tables"] == "lake_silver" and specs["gold_tables"] == "lake_gold"
+    config = yaml.safe_load((ROOT / "orchestration" / "dagster.yaml").read_text())
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    names = {s.name for s in defs.schedules or []} | {s.name for s in defs.sensors or []}
+    assert {
+        "ops_action_extraction_every_minute",
+        "lake_compaction_hourly",
+        "lake_vacuum_daily",
+        "retention_daily",
+        "pg_partitions_daily",
+        "bronze_observer",
+        "beazap_automation",
+    } <= names
+
+
+# -- full materialization ------------------------------------------------------------------------------
+def _count(lake: Lake, table: str) -> int:
+    con = duckdb.connect()
+    con.register("t", delta_dataset(lake, table))
+    return int(con.execute("select count(*) from t").fetchone()[0])
+
+
+def test_materialize_the_whole_graph(settings: Settings, lake: Lake, store: sa.Engine) -> None:
+    from ops.projector import run_once
+
+    gd.build().write(lake)
+    run_once(lake, store)  # the live store, for the reconciliation check
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], instance=instance, resources=_resources(settings))
+    assert result.success
+    materialized = {
+        e.asset_key: e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert {key(t) for t in SILVER_TABLES} | {key(t) for t in GOLD_TABLES} | {key("bronze/ops_events")} <= set(
+        materialized
+    )
+    for table in ("silver/messages", "silver/conversations", "gold/conversation_facts", "gold/daily_volume"):
+        meta = materialized[key(table)]
+        assert meta["dagster/row_count"].value == _count(lake, table) > 0
+        assert meta["delta_version"].value == lake.version(table)
+    assert isinstance(materialized[key("gold/daily_volume")]["dagster/column_schema"].value, dg.TableSchema)
+    checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
+    assert checks["message_id_unique"].passed
+    assert checks["reject_rate"].passed
+    assert checks["layer_row_counts"].passed
+    assert checks["live_vs_gold_yesterday"].passed, checks["live_vs_gold_yesterday"].metadata
+    assert checks["gold_fresh"].passed
+
+
+# -- automation ---------------------------------------------------------------------------------------
+def _requested(result: dg.EvaluateAutomationConditionsResult) -> set[str]:
+    return {"/".join(r.key.path) for r in result.results if r.true_subset.size and isinstance(r.key, dg.AssetKey)}
+
+
+def test_automation_follows_new_bronze_versions(settings: Settings, lake: Lake, store: sa.Engine) -> None:
+    defs = _defs(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    scenario = gd.build(days=2)
+    half = len(scenario.envelopes) // 2
+    first = gd.Scenario(envelopes=scenario.envelopes[:half], ops=scenario.ops)
+    first.write(lake)
+
+    # The daemon is already ticking when data arrives.
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert not (_requested(tick) & {*SILVER_TABLES, *GOLD_TABLES})
+    # The extraction schedule has run once (the ops action log is in bronze).
+    extracted = dg.materialize(
+        ALL_ASSETS, instance=instance, resources=_resources(settings), selection=[key("bronze/ops_events")]
+    )
+    assert extracted.success
+    events, cursor = observe_bronze(lake, None)
+    assert [e.asset_key for e in events] == [key("bronze/webhook_events")]
+    for event in events:
+        instance.report_runless_asset_event(event)
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    requested = _requested(tick)
+    assert {*SILVER_TABLES, *GOLD_TABLES} <= requested  # silver and gold in the same run
+
+    dg.materialize(
+        [*ALL_ASSETS],
+        instance=instance,
+        resources=_resources(settings),
+        selection=[*(key(t) for t in SILVER_TABLES), *(key(t) for t in GOLD_TABLES)],
+    )
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert not (_requested(tick) & {*SILVER_TABLES, *GOLD_TABLES})
+    events, cursor = observe_bronze(lake, cursor)
+    assert events == []  # nothing new in bronze
+
+    gd.Scenario(envelopes=scenario.envelopes[half:]).write(lake)
+    events, cursor = observe_bronze(lake, cursor)
+    assert len(events) == 1 and events[0].tags["dagster/data_version"] == str(lake.version("bronze/webhook_events"))
+    instance.report_runless_asset_event(events[0])
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert {*SILVER_TABLES, *GOLD_TABLES} <= _requested(tick)
+
+
+def test_bronze_observation_reports_the_delta_version(settings: Settings, lake: Lake) -> None:
+    gd.build(days=1).write(lake)
+    source = next(a for a in ALL_ASSETS if isinstance(a, dg.SourceAsset) and a.key == key("bronze/webhook_events"))
+    instance = dg.DagsterInstance.ephemeral()
+    from dagster._core.definitions.observe import observe  # what the UI's "Observe" button runs
+
+    result = observe([source], instance=instance, resources=_resources(settings))
+    assert result.success
+    record = instance.get_latest_data_version_record(key("bronze/webhook_events"))
+    assert record is not None
+    assert record.asset_observation.data_version == str(lake.version("bronze/webhook_events"))
+
+
+# -- checks fail when they should -----------------------------------------------------------------------
+def _built(settings: Settings, lake: Lake, store: sa.Engine) -> None:
+    from gold.runner import build_gold
+    from ops.projector import run_once
+    from silver.pipeline import build_silver
+
+    gd.build().write(lake)
+    build_silver(lake, settings=settings)
+    run_once(lake, store)
+    build_gold(lake, engine=store, settings=settings)
+
+
+def _run_check(settings: Settings, check: Any) -> dg.AssetCheckEvaluation:
+    result = dg.materialize(
+        [*ALL_ASSETS, check],
+        resources=_resources(settings),
+        selection=dg.AssetSelection.checks(check),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,  # a failing blocking check fails its step: that is expected here
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def test_checks_fail_on_duplicates_rejects_and_mismatches(settings: Settings, lake: Lake, store: sa.Engine) -> None:
+    from orchestration import checks
+
+    _built(settings, lake, store)
+    for check in (checks.message_id_unique, checks.reject_rate, checks.layer_row_counts, checks.live_vs_gold_yesterday):
+        assert _run_check(settings, check).passed, check.check_specs
+
+    # A duplicated message id in silver.
+    one = delta_dataset(lake, "silver/messages").head(1)
+    lake.write("silver/messages", one, mode="append")
+    failed = _run_check(settings, checks.message_id_unique)
+    assert not failed.passed and failed.metadata["duplicate_keys"].value == 1
+    assert failed.severity == dg.AssetCheckSeverity.ERROR
+
+    # An extra conversation in silver that gold does not have.
+    conv = delta_dataset(lake, "silver/conversations").head(1).to_pylist()[0]
+    conv["conversation_id"] = "cv_injected"
+    lake.write("silver/conversations", pa.Table.from_pylist([conv], delta_dataset(lake, "silver/conversations").schema))
+    assert not _run_check(settings, checks.layer_row_counts).passed
+
+    # A conversation the live store has lost.
+    with store.begin() as conn:
+        facts = duckdb.connect()
+        facts.register("f", delta_dataset(lake, "gold/conversation_facts"))
+        ids = [r[0] for r in facts.execute("select conversation_id from f").fetchall()]
+        deleted = conn.execute(sa.text("delete from conversations where id = :i"), {"i": ids[-1]}).rowcount
+    assert deleted == 1
+    outcome = quality.reconcile_yesterday(lake, store)
+    evaluation = _run_check(settings, checks.live_vs_gold_yesterday)
+    assert not outcome.passed and not evaluation.passed
+
+    # Unparseable webhooks push the reject rate over its limit.
+    from silver.pipeline import build_silver
+
+    bad = [(e[0], {**e[1], "data": "not an object"}) for e in gd.build(seed=9, days=1).envelopes]
+    gd.Scenario(envelopes=bad).write(lake)
+    build_silver(lake, settings=settings)
+    assert not _run_check(settings, checks.reject_rate).passed
+
+
+def test_freshness_checks_fail_on_stale_tables(
+    settings: Settings, lake: Lake, store: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from beazap.settings import get_settings
+    from orchestration import checks
+
+    _built(settings, lake, store)
+    assert _run_check(settings, checks.gold_fresh).passed
+    # New bronze after gold was built, with no tolerance: gold is stale until rebuilt.
+    gd.build(seed=3, days=1).write(lake)
+    monkeypatch.setenv("BEAZAP_FRESHNESS_GOLD_MINUTES", "0")
+    get_settings.cache_clear()
+    stale = _run_check(settings, checks.gold_fresh)
+    assert not stale.passed and stale.metadata["lag_minutes"].value >= 0
+    # Bronze is fresh only while webhooks keep arriving.
+    monkeypatch.setenv("BEAZAP_FRESHNESS_BRONZE_MINUTES", str(60 * 24 * 30))
+    get_settings.cache_clear()
+    assert _run_check(settings, checks.bronze_fresh).passed
+    monkeypatch.setenv("BEAZAP_FRESHNESS_BRONZE_MINUTES", "1")
+    get_settings.cache_clear()
+    assert not _run_check(settings, checks.bronze_fresh).passed
