@@ -72,12 +72,23 @@ _WRAPPERS = (
 )
 
 
-def _content_struct(depth: int) -> dict[str, object]:
+# Wrappers that can themselves hold a wrapper (e.g. ephemeral → viewOnce → image).
+_NESTED = {
+    "ephemeralMessage": (
+        "viewOnceMessage",
+        "viewOnceMessageV2",
+        "viewOnceMessageV2Extension",
+        "documentWithCaptionMessage",
+        "editedMessage",
+    )
+}
+
+
+def _content_struct(inner: tuple[str, ...] = _WRAPPERS, depth: int = 3) -> dict[str, object]:
     struct = dict(_CONTENT)
-    if depth > 0:
-        inner = _content_struct(depth - 1)
-        for wrapper in _WRAPPERS:
-            struct[wrapper] = {"message": inner}
+    if depth > 1:
+        for wrapper in inner:
+            struct[wrapper] = {"message": _content_struct(_NESTED.get(wrapper, ()), depth - 1)}
     return struct
 
 
@@ -92,7 +103,7 @@ _MESSAGE_DATA = {
     },
     "pushName": "VARCHAR",
     "status": "VARCHAR",
-    "message": _content_struct(2),
+    "message": _content_struct(),
     "contextInfo": _CTX,
     "messageType": "VARCHAR",
     "messageTimestamp": "VARCHAR",
@@ -186,8 +197,8 @@ def _leaf(expr: str) -> str:
 
 
 def _unwrap(expr: str) -> str:
-    """Peel ephemeral/viewOnce/documentWithCaption/edited wrappers (up to two levels)."""
-    level2 = [_leaf(f"{expr}.{w1}.message.{w2}.message") for w1 in _WRAPPERS for w2 in _WRAPPERS]
+    """Peel ephemeral/viewOnce/documentWithCaption/edited wrappers (see ``_NESTED`` for two levels)."""
+    level2 = [_leaf(f"{expr}.{w1}.message.{w2}.message") for w1, inner in _NESTED.items() for w2 in inner]
     level1 = [_leaf(f"{expr}.{w}.message") for w in _WRAPPERS]
     return "coalesce(" + ", ".join([*level2, *level1, _leaf(expr)]) + ")"
 

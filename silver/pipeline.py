@@ -488,8 +488,10 @@ class _Run:
         con.execute(
             """
             create or replace temp table msg_write as
-            select f.* exclude (conversation_id), mc.conversation_id from fin0 f
+            select f.* exclude (conversation_id), coalesce(mc.conversation_id, x.conversation_id) as conversation_id
+            from fin0 f
             left join msg_conv mc using (instance_id, message_id)
+            left join ex_rows x using (instance_id, message_id)  -- contact not re-sessionized: keeps its id
             union all by name
             select x.* exclude (conversation_id), mc.conversation_id from ex_rows x
             join msg_conv mc using (instance_id, message_id)
