@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from beazap.identity import chat_type, is_lid_jid, is_phone_jid, normalize_phone
+from beazap.identity import chat_type, is_lid_jid, is_phone_jid, jid_user, normalize_phone
 
 STATUS_RANK = {"error": 0, "pending": 1, "server_ack": 2, "delivery_ack": 3, "read": 4, "played": 5}
 _STATUS_NUM = {0: "error", 1: "pending", 2: "server_ack", 3: "delivery_ack", 4: "read", 5: "played"}
@@ -47,7 +47,8 @@ _KIND_BY_KEY = {
 }
 MESSAGE_EVENTS = frozenset({"messages.upsert", "send.message", "messages.set"})
 UPDATE_EVENTS = frozenset({"messages.update", "messages.edited", "send.message.update", "messages.delete"})
-RELEVANT_EVENTS = MESSAGE_EVENTS | UPDATE_EVENTS
+CONTACT_EVENTS = frozenset({"contacts.upsert", "contacts.update"})
+RELEVANT_EVENTS = MESSAGE_EVENTS | UPDATE_EVENTS | CONTACT_EVENTS
 
 
 @dataclass(slots=True)
@@ -63,6 +64,25 @@ class Message:
     chat_jid: str
     contact_key: str
     status: str | None
+    phone: str | None = None  # E.164 when the payload carries it
+    lid: str | None = None  # normalized LID JID when the payload carries it
+
+
+@dataclass(slots=True)
+class Seen:
+    """A message time of a chat the live store does not keep (groups): it still moves the watermark."""
+
+    instance_id: str
+    timestamp: datetime
+
+
+@dataclass(slots=True)
+class Alias:
+    """A LID and the phone behind it (learned from a message or a contact event)."""
+
+    instance_id: str
+    lid: str
+    phone: str
 
 
 @dataclass(slots=True)
@@ -109,8 +129,13 @@ def better_status(current: str | None, new: str | None) -> str | None:
     return new if STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, -1) else current
 
 
-def contact_key(key: dict[str, Any], data: dict[str, Any]) -> str | None:
-    """E.164 phone of a direct chat when any field carries it, else the LID JID (as silver keys it)."""
+def normalize_lid(jid: str) -> str:
+    """``123:4@lid`` → ``123@lid`` (the form silver uses)."""
+    return f"{jid_user(jid)}@lid"
+
+
+def identities(key: dict[str, Any], data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(E.164 phone, normalized LID) of a direct chat from every field that may carry them."""
     candidates = [
         key.get("remoteJid"),
         key.get("remoteJidAlt"),
@@ -118,15 +143,21 @@ def contact_key(key: dict[str, Any], data: dict[str, Any]) -> str | None:
         key.get("previousRemoteJid"),
         key.get("senderLid") or data.get("senderLid"),
     ]
+    phone = lid = None
     for jid in candidates:
-        if isinstance(jid, str) and is_phone_jid(jid):
+        if not isinstance(jid, str):
+            continue
+        if phone is None and is_phone_jid(jid):
             phone = normalize_phone(jid)
-            if phone:
-                return phone
-    for jid in candidates:
-        if isinstance(jid, str) and is_lid_jid(jid):
-            return jid
-    return None
+        elif lid is None and is_lid_jid(jid):
+            lid = normalize_lid(jid)
+    return phone, lid
+
+
+def contact_key(key: dict[str, Any], data: dict[str, Any]) -> str | None:
+    """E.164 phone of a direct chat when any field carries it, else the LID JID (as silver keys it)."""
+    phone, lid = identities(key, data)
+    return phone or lid
 
 
 def _unwrap(message: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +192,7 @@ def kind_and_text(message: Any) -> tuple[str | None, str | None]:
     return "other", None
 
 
-def _message(instance: str, data: Any) -> Message | MessageUpdate | None:
+def _message(instance: str, data: Any) -> Message | Seen | None:
     if not isinstance(data, dict):
         return None
     key = data.get("key")
@@ -169,17 +200,19 @@ def _message(instance: str, data: Any) -> Message | MessageUpdate | None:
         return None
     jid = key.get("remoteJid")
     message_id = key.get("id")
-    if not isinstance(message_id, str) or chat_type(jid if isinstance(jid, str) else None) != "direct":
+    ctype = chat_type(jid if isinstance(jid, str) else None)
+    if not isinstance(message_id, str) or ctype == "broadcast":
         return None
     kind, text = kind_and_text(data.get("message"))
-    if kind is None:
-        return None
-    if kind == "reaction":  # attached to its target; not a message in the live store
+    if kind is None or kind == "reaction":  # protocol messages / reactions attach to their target
         return None
     seconds = _as_int(data.get("messageTimestamp"))
     if seconds is None:
         return None
-    ckey = contact_key(key, data)
+    if ctype != "direct":
+        return Seen(instance, datetime.fromtimestamp(seconds, UTC))
+    phone, lid = identities(key, data)
+    ckey = phone or lid
     if ckey is None:
         return None
     return Message(
@@ -192,6 +225,8 @@ def _message(instance: str, data: Any) -> Message | MessageUpdate | None:
         chat_jid=str(jid),
         contact_key=ckey,
         status=normalize_status(data.get("status")),
+        phone=phone,
+        lid=lid,
     )
 
 
@@ -224,7 +259,23 @@ def _updates(event: str, instance: str, data: Any) -> list[MessageUpdate]:
     return out
 
 
-def parse(instance: str, event: str, payload: str | bytes) -> list[Message | MessageUpdate]:
+def _aliases(instance: str, data: Any) -> list[Alias]:
+    out = []
+    for item in data if isinstance(data, list) else [data]:
+        if not isinstance(item, dict):
+            continue
+        jids = [item.get("remoteJid") or item.get("id"), item.get("phoneNumber"), item.get("lid")]
+        phone = next((normalize_phone(j) for j in jids if isinstance(j, str) and is_phone_jid(j)), None)
+        lid = next((normalize_lid(j) for j in jids if isinstance(j, str) and is_lid_jid(j)), None)
+        if phone and lid:
+            out.append(Alias(instance, lid, phone))
+    return out
+
+
+Fact = Message | MessageUpdate | Alias | Seen
+
+
+def parse(instance: str, event: str, payload: str | bytes) -> list[Fact]:
     """Facts of one bronze row (empty for events the live store does not use or cannot read)."""
     if event not in RELEVANT_EVENTS:
         return []
@@ -235,6 +286,8 @@ def parse(instance: str, event: str, payload: str | bytes) -> list[Message | Mes
     if not isinstance(body, dict):
         return []
     data = body.get("data")
+    if event in CONTACT_EVENTS:
+        return list(_aliases(instance, data))
     if event in MESSAGE_EVENTS:
         items = data if isinstance(data, list) else [data]
         if event == "messages.set" and isinstance(data, dict) and isinstance(data.get("messages"), list):

@@ -34,7 +34,14 @@ from ops import parse as pz
 from ops import sessions as ss
 from ops.store_sql import aware, chunks, insert_ignore, read_cursor, row_dict, upsert, write_cursor
 from storage.lake import Lake
-from storage.tables import actions, conversations, messages, pending_message_events
+from storage.tables import (
+    actions,
+    contact_aliases,
+    conversations,
+    instance_watermarks,
+    messages,
+    pending_message_events,
+)
 
 log = get_logger(__name__)
 
@@ -57,6 +64,8 @@ class _Batch:
     new_ids: list[str] = field(default_factory=list)
     latest: dict[tuple[str, str], str] = field(default_factory=dict)  # (instance, contact) -> id
     applied_actions: list[dict[str, Any]] = field(default_factory=list)
+    new_aliases: dict[tuple[str, str], str] = field(default_factory=dict)  # (instance, lid) -> phone
+    replay: set[tuple[str, str]] = field(default_factory=set)  # (instance, contact) to re-sessionize
 
 
 _SNAP_COLS = ss.MESSAGE_COLUMNS + ss.ACTION_COLUMNS + ("is_reopen",)
@@ -137,6 +146,20 @@ class Projector:
             with self.engine.begin() as conn:
                 for part in chunks(rows, 1000):
                     conn.execute(insert_ignore(conn, actions), part)
+                # Actions keyed by a LID whose phone is known follow the phone.
+                alias = (
+                    select(contact_aliases.c.phone)
+                    .where(
+                        contact_aliases.c.instance_id == actions.c.instance_id,
+                        contact_aliases.c.lid == actions.c.contact_key,
+                    )
+                    .scalar_subquery()
+                )
+                conn.execute(
+                    update(actions)
+                    .where(actions.c.conversation_id.is_(None), actions.c.contact_key.like("%@lid"), alias.is_not(None))
+                    .values(contact_key=alias)
+                )
                 write_cursor(conn, OPS_CURSOR, end, 0)
             total += len(rows)
         return total
@@ -198,7 +221,7 @@ class Projector:
         instances = chunk["instance"].to_pylist()
         events = chunk["event"].to_pylist()
         payloads = chunk["payload"].to_pylist()
-        facts: list[pz.Message | pz.MessageUpdate] = []
+        facts: list[pz.Fact] = []
         for inst, ev, payload in zip(instances, events, payloads, strict=True):
             if ev in pz.RELEVANT_EVENTS:
                 facts.extend(pz.parse(inst, ev, payload))
@@ -219,9 +242,11 @@ class Projector:
                 log.warning("projector.routing_failed", error=type(exc).__name__)
 
     # ------------------------------------------------------------------ the core of a batch
-    def _apply_facts(self, conn: Connection, facts: list[pz.Message | pz.MessageUpdate]) -> list[str]:
+    def _apply_facts(self, conn: Connection, facts: list[pz.Fact]) -> list[str]:
         msgs: dict[tuple[str, str], pz.Message] = {}
         updates: list[pz.MessageUpdate] = []
+        learned: list[pz.Alias] = []
+        marks: dict[str, datetime] = {}
         for fact in facts:
             if isinstance(fact, pz.Message):
                 key = (fact.instance_id, fact.message_id)
@@ -230,13 +255,41 @@ class Projector:
                     msgs[key] = fact
                 else:
                     seen.status = pz.better_status(seen.status, fact.status)
+                if fact.phone and fact.lid:
+                    learned.append(pz.Alias(fact.instance_id, fact.lid, fact.phone))
+            elif isinstance(fact, pz.Alias):
+                learned.append(fact)
+            elif isinstance(fact, pz.Seen):
+                marks[fact.instance_id] = max(marks.get(fact.instance_id, fact.timestamp), fact.timestamp)
             else:
                 updates.append(fact)
-        if not msgs and not updates:
+        for m in msgs.values():
+            marks[m.instance_id] = max(marks.get(m.instance_id, m.timestamp), m.timestamp)
+        if marks:
+            self._advance_watermarks(conn, marks)
+        if not msgs and not updates and not learned:
             return []
+        batch = _Batch()
+        # LID → phone: known aliases re-key LID-only messages; new ones move the LID's history.
+        lids = {(m.instance_id, m.lid) for m in msgs.values() if m.lid} | {(a.instance_id, a.lid) for a in learned}
+        aliases = self._load_aliases(conn, lids)
+        new_aliases: dict[tuple[str, str], str] = {}
+        for a in learned:
+            key = (a.instance_id, a.lid)
+            if key not in aliases and (key not in new_aliases or a.phone < new_aliases[key]):
+                new_aliases[key] = a.phone
+        aliases.update(new_aliases)
+        for m in msgs.values():
+            if not m.phone and m.lid and (m.instance_id, m.lid) in aliases:
+                m.contact_key = aliases[(m.instance_id, m.lid)]
+        if new_aliases:
+            batch.new_aliases = new_aliases
+            for inst, lid in self._keys_with_conversations(conn, set(new_aliases)):
+                batch.replay.add((inst, new_aliases[(inst, lid)]))
+
         targets = set(msgs) | {(u.instance_id, u.message_id) for u in updates}
         existing = self._existing_messages(conn, targets)
-        new_msgs = sorted((m for k, m in msgs.items() if k not in existing), key=lambda m: m.timestamp)
+        new_msgs = sorted((m for k, m in msgs.items() if k not in existing), key=_message_order)
 
         # Duplicates of stored messages only move their status.
         for key, m in msgs.items():
@@ -248,19 +301,18 @@ class Projector:
         pending = self._pending(conn, new_keys | unknown)
         sent = self._message_sent(conn, {(m.instance_id, m.message_id) for m in new_msgs if m.direction == "outbound"})
 
-        batch = _Batch()
         contacts = {(m.instance_id, m.contact_key) for m in new_msgs}
         self._load_latest(conn, batch, contacts)
-        max_ts = new_msgs[-1].timestamp if new_msgs else None
+        max_ts = max((m.timestamp for m in new_msgs), default=None)
         acts = self._unapplied_actions(conn, contacts, max_ts) if contacts else []
 
-        timeline: list[tuple[datetime, int, Any]] = [(m.timestamp, 0, m) for m in new_msgs]
-        timeline += [(a["occurred_at"], 1, a) for a in acts]
-        timeline.sort(key=lambda item: (item[0], item[1]))
+        timeline: list[tuple[tuple[Any, ...], Any]] = [(_message_order(m), m) for m in new_msgs]
+        timeline += [((a["occurred_at"], 2, a["id"]), a) for a in acts]
+        timeline.sort(key=lambda item: item[0])
 
         message_rows: dict[tuple[str, str], dict[str, Any]] = {}
-        for _ts, kind, item in timeline:
-            if kind == 0:
+        for _order, item in timeline:
+            if isinstance(item, pz.Message):
                 message_rows[(item.instance_id, item.message_id)] = self._place_message(
                     conn, batch, item, sent.get((item.instance_id, item.message_id))
                 )
@@ -297,6 +349,8 @@ class Projector:
                 _merge_update(row, u)
 
         self._write(conn, batch, message_rows, existing, existing_changes, pending, pending_changes)
+        for instance_id, contact in sorted(batch.replay):
+            self.replay_contact(conn, instance_id, contact)
         return [cid for cid in batch.new_ids if batch.convs[cid]["origin"] == "inbound"]
 
     def _place_message(
@@ -307,7 +361,9 @@ class Projector:
         latest = batch.convs.get(latest_id) if latest_id else None
         target: ss.Conversation | None = None
         if latest is not None and m.timestamp < latest["opened_at"]:
+            # Older than the contact's latest conversation: place it now, then re-sessionize the contact.
             target = self._conversation_at(conn, batch, m.instance_id, m.contact_key, m.timestamp) or latest
+            batch.replay.add(key)
         elif ss.place(latest, m, self.policy) == "attach":
             target = latest
         if target is None:
@@ -473,6 +529,146 @@ class Projector:
                 out.extend(row_dict(r) for r in conn.execute(q))
         return out
 
+    def _advance_watermarks(self, conn: Connection, marks: dict[str, datetime]) -> None:
+        w = instance_watermarks
+        known = {
+            r.instance_id: aware(r.watermark) for r in conn.execute(select(w).where(w.c.instance_id.in_(sorted(marks))))
+        }
+        rows = [{"instance_id": i, "watermark": t} for i, t in marks.items() if known.get(i) is None or t > known[i]]
+        if rows:
+            conn.execute(upsert(conn, w, ["instance_id"], ["watermark"]), rows)
+
+    def _load_aliases(self, conn: Connection, lids: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        out: dict[tuple[str, str], str] = {}
+        by_instance: dict[str, list[str]] = {}
+        for inst, lid in lids:
+            by_instance.setdefault(inst, []).append(lid)
+        t = contact_aliases
+        for inst, keys in by_instance.items():
+            for part in chunks(keys):
+                for row in conn.execute(select(t.c.lid, t.c.phone).where(t.c.instance_id == inst, t.c.lid.in_(part))):
+                    out[(inst, row.lid)] = row.phone
+        return out
+
+    def _keys_with_conversations(self, conn: Connection, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        by_instance: dict[str, list[str]] = {}
+        for inst, key in keys:
+            by_instance.setdefault(inst, []).append(key)
+        c = conversations
+        found: set[tuple[str, str]] = set()
+        for inst, ks in by_instance.items():
+            for part in chunks(ks):
+                rows = conn.execute(
+                    select(c.c.contact_key).where(c.c.instance_id == inst, c.c.contact_key.in_(part)).distinct()
+                )
+                found |= {(inst, r.contact_key) for r in rows}
+        return found
+
+    def replay_contact(self, conn: Connection, instance_id: str, contact: str) -> None:
+        """Re-sessionize one contact from its stored messages and actions (all its LIDs folded into the
+        phone): used when a LID's phone is learned or a message arrives older than the contact's
+        latest conversation, so the live store ends as silver would."""
+        c, m, a = conversations, messages, actions
+        keys = [contact]
+        if not contact.endswith("@lid"):
+            keys += list(
+                conn.execute(
+                    select(contact_aliases.c.lid).where(
+                        contact_aliases.c.instance_id == instance_id, contact_aliases.c.phone == contact
+                    )
+                ).scalars()
+            )
+        old = [
+            row_dict(r)
+            for r in conn.execute(select(c).where(c.c.instance_id == instance_id, c.c.contact_key.in_(keys)))
+        ]
+        if not old:
+            return
+        old_ids = [o["id"] for o in old]
+        rows = [
+            row_dict(r)
+            for r in conn.execute(select(m).where(m.c.instance_id == instance_id, m.c.conversation_id.in_(old_ids)))
+        ]
+        acts = [
+            row_dict(r)
+            for r in conn.execute(
+                select(a).where(
+                    a.c.instance_id == instance_id,
+                    a.c.contact_key.in_(keys),
+                    a.c.action.in_(sorted(ss.CONVERSATION_ACTIONS)),
+                )
+            )
+        ]
+        items: list[tuple[tuple[Any, ...], Any]] = []
+        for r in rows:
+            msg = pz.Message(
+                instance_id,
+                r["message_id"],
+                r["timestamp"],
+                r["direction"],
+                r["kind"],
+                r["text"],
+                r["chat_jid"] or "",
+                contact,
+                r["status"],
+            )
+            items.append((_message_order(msg), (msg, r)))
+        items += [((act["occurred_at"], 2, act["id"]), act) for act in acts]
+        items.sort(key=lambda item: item[0])
+        convs: dict[str, ss.Conversation] = {}
+        latest: ss.Conversation | None = None
+        msg_conv: list[dict[str, Any]] = []
+        applied: dict[str, str | None] = {act["id"]: None for act in acts}
+        for _order, item in items:
+            if isinstance(item, tuple):
+                msg, r = item
+                if ss.place(latest, msg, self.policy) == "new":
+                    latest = ss.open_conversation(msg, latest, self.policy)
+                    convs[latest["id"]] = latest
+                assert latest is not None
+                ss.add_message(
+                    latest, msg, automated=bool(r["automated"]), sender_attendant_id=r["sender_attendant_id"]
+                )
+                msg_conv.append({"b_m": r["message_id"], "b_ts": r["timestamp"], "v_c": latest["id"]})
+            elif ss.accepts_action(latest, item["action"], item["occurred_at"]):
+                assert latest is not None
+                ss.apply_action(latest, item)
+                applied[item["id"]] = latest["id"]
+        now = datetime.now(UTC)
+        conn.execute(c.delete().where(c.c.id.in_(old_ids)))
+        if convs:
+            conn.execute(insert(c), [{**conv, "updated_at": now} for conv in convs.values()])
+        if msg_conv:
+            conn.execute(
+                update(m)
+                .where(
+                    m.c.instance_id == instance_id,
+                    m.c.message_id == bindparam("b_m"),
+                    m.c.timestamp == bindparam("b_ts"),
+                )
+                .values(conversation_id=bindparam("v_c"), contact_key=contact),
+                msg_conv,
+            )
+            by_message = {x["b_m"]: x["v_c"] for x in msg_conv}
+            conn.execute(
+                update(a)
+                .where(
+                    a.c.instance_id == instance_id,
+                    a.c.message_id == bindparam("b_m"),
+                    a.c.action == "message_sent",
+                    a.c.conversation_id.is_not(None),
+                )
+                .values(conversation_id=bindparam("v_c")),
+                [{"b_m": k, "v_c": v} for k, v in by_message.items()],
+            )
+        if applied:
+            conn.execute(
+                update(a)
+                .where(a.c.id == bindparam("b_id"))
+                .values(conversation_id=bindparam("v_c"), contact_key=contact),
+                [{"b_id": k, "v_c": v} for k, v in applied.items()],
+            )
+
     # ------------------------------------------------------------------ writing
     def _write(
         self,
@@ -485,6 +681,20 @@ class Projector:
         pending_changes: dict[tuple[str, str], dict[str, Any]],
     ) -> None:
         now = datetime.now(UTC)
+        if batch.new_aliases:
+            conn.execute(
+                insert_ignore(conn, contact_aliases),
+                [
+                    {"instance_id": i, "lid": lid, "phone": phone, "learned_at": now}
+                    for (i, lid), phone in batch.new_aliases.items()
+                ],
+            )
+            conn.execute(
+                update(actions)
+                .where(actions.c.instance_id == bindparam("b_i"), actions.c.contact_key == bindparam("b_lid"))
+                .values(contact_key=bindparam("v_phone")),
+                [{"b_i": i, "b_lid": lid, "v_phone": phone} for (i, lid), phone in batch.new_aliases.items()],
+            )
         new_set = set(batch.new_ids)
         if batch.new_ids:
             conn.execute(insert(conversations), [{**batch.convs[i], "updated_at": now} for i in batch.new_ids])
@@ -706,7 +916,7 @@ class Projector:
         c = conversations
         total = 0
         with self.engine.begin() as conn:
-            marks = conn.execute(select(c.c.instance_id, func.max(c.c.last_message_at)).group_by(c.c.instance_id))
+            marks = conn.execute(select(instance_watermarks.c.instance_id, instance_watermarks.c.watermark))
             params: list[dict[str, Any]] = []
             for instance_id, watermark in marks.all():
                 mark = aware(watermark)
@@ -743,6 +953,11 @@ class Projector:
                 )
                 total = conn.execute(stmt, params).rowcount
         return int(total or 0)
+
+
+def _message_order(m: pz.Message) -> tuple[Any, ...]:
+    """Timeline order shared with silver: time, inbound before outbound (before actions), then id."""
+    return (m.timestamp, 0 if m.direction == "inbound" else 1, m.message_id)
 
 
 def _plain_strings(data: pa.Table) -> pa.Table:

@@ -334,3 +334,24 @@ llm_cache = Table(
     Column("completion_tokens", Integer, nullable=False, server_default="0"),
     Column("created_at", TS, nullable=False, server_default=func.now()),
 )
+
+# LID → phone learned from webhooks (as silver's lidmap): the live store keys a contact by its phone
+# once known and moves the LID's conversations to it. Added by 0002_ops_core.
+contact_aliases = Table(
+    "contact_aliases",
+    metadata,
+    Column("instance_id", String(100), primary_key=True),
+    Column("lid", String(100), primary_key=True),
+    Column("phone", String(32), nullable=False),
+    Column("learned_at", TS, nullable=False, server_default=func.now()),
+    Index(None, "instance_id", "phone"),
+)
+
+# Each instance's latest message event time seen (direct and group chats): the "now" that decides
+# expiry, as silver's watermark does. Added by 0002_ops_core.
+instance_watermarks = Table(
+    "instance_watermarks",
+    metadata,
+    Column("instance_id", String(100), primary_key=True),
+    Column("watermark", TS, nullable=False),
+)

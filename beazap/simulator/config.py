@@ -26,7 +26,7 @@ class SimulationConfig:
     timezones: tuple[str, ...] = ("America/Sao_Paulo", "America/Manaus", "America/Recife")
     # --- traffic (per instance) -----------------------------------------------------------------
     conversations_per_day: float = 30.0  # new customer-initiated conversations on a weekday
-    outbound_share: float = 0.1  # extra business-initiated conversations, as a share of the above
+    outbound_share: float = 0.15  # extra business-initiated conversations, as a share of the above
     groups_per_instance: int = 2
     group_messages_per_day: float = 8.0
     calls_per_day: float = 2.0
@@ -55,7 +55,7 @@ class SimulationConfig:
     p_duplicate: float = 0.03  # same body delivered twice (retry / global + instance webhook)
     p_upsert_echo: float = 0.3  # API-sent messages also arrive as messages.upsert (2.3.7 behaviour)
     p_out_of_order: float = 0.05  # delivery delayed seconds to minutes (acks may land before messages)
-    p_late: float = 0.005  # delivery delayed 30 minutes to 3 days
+    p_late: float = 0.01  # delivery delayed 30 minutes to 3 days
     p_by_events_instance: float = 0.34  # instances posting to the per-event URLs (webhook_by_events)
     # --- sessionization (must match the product's settings) --------------------------------------
     session_timeout_hours: float = 24.0

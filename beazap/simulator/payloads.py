@@ -88,13 +88,23 @@ def media_url(rng: random.Random, kind: str) -> str:
     return f"https://mmg.whatsapp.net/v/t62.{rng.randint(7110, 7119)}-24/{hex_id(rng, 12).lower()}.enc"
 
 
-def content(rng: random.Random, kind: str, text: str | None, t: int) -> tuple[dict[str, Any], str, str | None]:
-    """``(message, messageType, text)`` for a message of ``kind`` (text is the caption for media)."""
+def content(
+    rng: random.Random, kind: str, text: str | None, t: int, ephemeral: bool = False
+) -> tuple[dict[str, Any], str, str | None]:
+    """``(message, messageType, text)`` for a message of ``kind`` (text is the caption for media).
+
+    ``ephemeral``: the chat has disappearing messages on, so content comes wrapped in
+    ``ephemeralMessage`` (Evolution's ``messageType`` is then the wrapper's name).
+    """
     if kind == "text":
         assert text is not None
         if rng.random() < 0.15:
-            return {"extendedTextMessage": {"text": text}}, "extendedTextMessage", text
-        return {"conversation": text}, "conversation", text
+            body, mtype = {"extendedTextMessage": {"text": text}}, "extendedTextMessage"
+        else:
+            body, mtype = {"conversation": text}, "conversation"
+        if ephemeral:
+            return {"ephemeralMessage": {"message": body}}, "ephemeralMessage", text
+        return body, mtype, text
     caption: str | None = None
     msg: dict[str, Any]
     if kind == "image":
@@ -167,11 +177,10 @@ def content(rng: random.Random, kind: str, text: str | None, t: int) -> tuple[di
         body, mtype = {"contactMessage": {"displayName": nm, "vcard": vcard}}, "contactMessage"
     else:
         raise ValueError(f"unknown kind {kind!r}")
-    # Wrappers: disappearing-messages chats and view-once media.
-    r = rng.random()
-    if kind in ("image", "video") and r < 0.1:
+    # Wrappers: view-once media and disappearing-messages chats.
+    if kind in ("image", "video") and rng.random() < 0.1:
         return {"viewOnceMessageV2": {"message": body}}, "viewOnceMessageV2", caption
-    if r < 0.18:
+    if ephemeral:
         return {"ephemeralMessage": {"message": body}}, "ephemeralMessage", caption
     return body, mtype, caption
 

@@ -44,6 +44,7 @@ class Contact:
     no9: bool  # sometimes written without the Brazilian 9th digit
     name: str
     learn_after: int = 0  # lid_late: messages before the phone shows up
+    ephemeral: bool = False  # disappearing messages on in this chat
     seen: int = 0
     learned: bool = False
     announced: bool = False
@@ -129,6 +130,7 @@ class Group:
     jid: str
     subject: str
     members: list[Contact]
+    ephemeral: bool = False
     last_t: int = 0
 
 
@@ -290,6 +292,7 @@ class InstanceWorld:
             no9=phone.startswith("+55") and self.rng.random() < cfg.p_no_ninth_digit,
             name=self.rng.choice(pl.NAMES),
             learn_after=self.rng.randint(1, 4),
+            ephemeral=self.rng.random() < 0.1,
         )
         self.contacts.append(c)
         return c
@@ -347,7 +350,7 @@ class InstanceWorld:
         else:
             source = "unknown"
         jid, alt, mode = self.address(c)
-        message, mtype, shown = pl.content(rng, kind, text, sec)
+        message, mtype, shown = pl.content(rng, kind, text, sec, c.ephemeral)
         m = Msg(
             id=self.new_id(source if via != "api" else "api"),
             chat_jid=jid,
@@ -565,6 +568,7 @@ class InstanceWorld:
                 subject=rng.choice(("Atacado - Clientes VIP", "Revendedores", "Equipe de entregas", "Promoções"))
                 + f" {g + 1}",
                 members=members,
+                ephemeral=g == 0,
             )
             self.groups.append(group)
             t_meta = self.t_start + 60 + g
@@ -618,10 +622,10 @@ class InstanceWorld:
         outbound = rng.random() < 0.2
         member = rng.choice(group.members)
         kind = "text"
-        if rng.random() < self.cfg.p_media:
+        if rng.random() < 2 * self.cfg.p_media:  # groups share more media
             kind = rng.choices(pl.MEDIA_KINDS, pl.MEDIA_WEIGHTS)[0]
         text = rng.choice(pl.TEXTS_OUT if outbound else pl.TEXTS_IN)
-        message, mtype, shown = pl.content(rng, kind, text, sec)
+        message, mtype, shown = pl.content(rng, kind, text, sec, group.ephemeral)
         source = rng.choice(("android", "ios", "web"))
         m = Msg(
             id=self.new_id(source),
@@ -752,7 +756,7 @@ class InstanceWorld:
         rng = self.rng
         t = float(m.t)
         steps = ["server_ack", "delivery_ack", "read"] if m.via == "api" else ["delivery_ack", "read"]
-        if m.kind == "audio" and m.message_type != "ephemeralMessage":
+        if m.kind == "audio":  # voice notes and audio files get PLAYED once listened to
             steps.append("played")
         stop = rng.random()
         if stop < 0.05:

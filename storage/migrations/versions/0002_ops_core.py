@@ -1,5 +1,5 @@
 """ops core: teams, attendants, conversations, messages (monthly partitions on PostgreSQL), action log,
-pending message events, projector cursors, outbound send ledger
+pending message events, projector cursors, outbound send ledger, contact aliases, instance watermarks
 
 Revision ID: 0002_ops_core
 Revises: 0001_initial
@@ -213,7 +213,27 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "contact_aliases",
+        sa.Column("instance_id", sa.String(length=100), nullable=False),
+        sa.Column("lid", sa.String(length=100), nullable=False),
+        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("learned_at", TS, server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("instance_id", "lid", name=op.f("pk_contact_aliases")),
+    )
+    op.create_index(op.f("ix_contact_aliases_instance_id_phone"), "contact_aliases", ["instance_id", "phone"])
+    op.create_table(
+        "instance_watermarks",
+        sa.Column("instance_id", sa.String(length=100), nullable=False),
+        sa.Column("watermark", TS, nullable=False),
+        sa.PrimaryKeyConstraint("instance_id", name=op.f("pk_instance_watermarks")),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("instance_watermarks")
+    op.drop_index(op.f("ix_contact_aliases_instance_id_phone"), table_name="contact_aliases")
+    op.drop_table("contact_aliases")
     op.drop_table("outbound_requests")
     op.drop_table("projector_cursors")
     op.drop_table("pending_message_events")

@@ -1,0 +1,355 @@
+"""Streaming bulk generator: tens of millions of bronze rows, day by day, without holding the lake.
+
+:func:`write_bronze_bulk` writes Evolution-shaped webhooks straight into ``bronze/webhook_events``
+(and their operational actions into ``bronze/ops_events``) one simulated day per Delta commit.
+It trades the rich simulator's variety for speed: bodies are built from string templates (no
+``json.dumps`` of nested dicts), ids come from counters, and only the common events are produced —
+inbound text/media upserts, ``send.message`` and phone-app upserts, status acks (out of order now
+and then), presence, duplicates — with ``assign``/``resolve``/``message_sent`` actions. Each
+conversation uses its own contact, so sessionization is unambiguous. There is no ground truth file
+in this mode (use :func:`beazap.simulator.simulate` for exactness tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from beazap.identity import conversation_id
+from beazap.logging import get_logger
+from beazap.simulator import payloads as pl
+from beazap.simulator.config import SimulationConfig
+from beazap.simulator.generate import build_people
+from beazap.simulator.model import Simulation
+from beazap.simulator.sinks import SOURCE_IP, append_ops, ensure_bronze
+from beazap.simulator.truth import GroundTruth
+from beazap.simulator.world import HOUR_PROFILE
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from storage.lake import Lake
+
+log = get_logger(__name__)
+
+EVENTS_PER_CONVERSATION = 9.8  # measured average of the template mix below
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # 10-bit chunks → 2 chars
+
+_TAIL = ',"destination":"' + pl.DESTINATION + '","date_time":"%s","sender":"%s","server_url":"%s","apikey":null}'
+T_IN = (
+    '{"event":"messages.upsert","instance":"%s","data":{"key":{"remoteJid":"%s","fromMe":false,"id":"%s"},'
+    '"pushName":"%s","status":"DELIVERY_ACK","message":%s,"messageType":"%s","messageTimestamp":%s,'
+    '"instanceId":"%s","source":"android"}' + _TAIL
+)
+T_APP = (
+    '{"event":"messages.upsert","instance":"%s","data":{"key":{"remoteJid":"%s","fromMe":true,"id":"%s"},'
+    '"pushName":"Você","status":"SERVER_ACK","message":{"conversation":%s},"messageType":"conversation",'
+    '"messageTimestamp":%d,"instanceId":"%s","source":"web"}' + _TAIL
+)
+T_API = (
+    '{"event":"send.message","instance":"%s","data":{"key":{"remoteJid":"%s","fromMe":true,"id":"%s"},'
+    '"pushName":"Você","status":"PENDING","message":{"conversation":%s},"messageType":"conversation",'
+    '"messageTimestamp":%d,"instanceId":"%s","source":"unknown"}' + _TAIL
+)
+T_ACK = (
+    '{"event":"messages.update","instance":"%s","data":{"keyId":"%s","remoteJid":"%s","fromMe":true,'
+    '"participant":"%s","status":"%s","instanceId":"%s"}' + _TAIL
+)
+T_PRESENCE = (
+    '{"event":"presence.update","instance":"%s","data":{"id":"%s","presences":{"%s":'
+    '{"lastKnownPresence":"composing"}}}' + _TAIL
+)
+IN_TEXTS = [json.dumps({"conversation": t}, ensure_ascii=False) for t in pl.TEXTS_IN]
+IN_MEDIA = [
+    (
+        '{"imageMessage":{"url":"https://mmg.whatsapp.net/v/t62.7118-24/a1.enc","mimetype":"image/jpeg",'
+        '"fileLength":{"low":183402,"high":0,"unsigned":true},"height":1280,"width":960}}',
+        "imageMessage",
+    ),
+    (
+        '{"audioMessage":{"url":"https://mmg.whatsapp.net/v/t62.7117-24/b2.enc","mimetype":"audio/ogg; '
+        'codecs=opus","seconds":14,"ptt":true,"fileLength":"40211"}}',
+        "audioMessage",
+    ),
+    (
+        '{"documentMessage":{"url":"https://mmg.whatsapp.net/v/t62.7119-24/c3.enc","mimetype":"application/pdf",'
+        '"title":"comprovante.pdf","fileLength":120344,"fileName":"comprovante.pdf"}}',
+        "documentMessage",
+    ),
+]
+OUT_TEXTS = [json.dumps(t, ensure_ascii=False) for t in pl.TEXTS_OUT]
+
+
+def _ulid(ms: int, seq: int) -> str:
+    """ULID layout (48-bit ms + 80-bit counter) in Crockford base32, fast."""
+    value = (ms << 80) | seq
+    p = _PAIRS
+    return (
+        _CROCKFORD[(value >> 125) & 7]
+        + p[(value >> 115) & 1023]
+        + p[(value >> 105) & 1023]
+        + p[(value >> 95) & 1023]
+        + p[(value >> 85) & 1023]
+        + p[(value >> 75) & 1023]
+        + p[(value >> 65) & 1023]
+        + p[(value >> 55) & 1023]
+        + p[(value >> 45) & 1023]
+        + p[(value >> 35) & 1023]
+        + p[(value >> 25) & 1023]
+        + p[(value >> 15) & 1023]
+        + p[(value >> 5) & 1023]
+        + _CROCKFORD[value & 31]
+    )
+
+
+_MS = [f"{i:03d}Z" for i in range(1000)]
+
+
+class _Clock:
+    """Envelope ``date_time`` strings (local wall clock + ``Z``) with a per-second cache."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self.cache: dict[int, str] = {}
+
+    def __call__(self, t: float) -> str:
+        sec = int(t)
+        prefix = self.cache.get(sec)
+        if prefix is None:
+            if len(self.cache) > 200_000:
+                self.cache.clear()
+            prefix = datetime.fromtimestamp(sec, self.tz).strftime("%Y-%m-%dT%H:%M:%S.")
+            self.cache[sec] = prefix
+        return prefix + _MS[int((t - sec) * 1000)]
+
+
+def _day_conversations(rng: random.Random, n: int, day_start: float) -> list[float]:
+    hours = rng.choices(range(24), weights=HOUR_PROFILE, k=n)
+    return sorted(day_start + h * 3600 + rng.random() * 3600 for h in hours)
+
+
+def write_bronze_bulk(
+    lake: Lake,
+    cfg: SimulationConfig | None = None,
+    *,
+    target_events: int = 10_000_000,
+    duplicate_rate: float = 0.03,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Stream about ``target_events`` webhook rows for ``cfg.instances`` over ``cfg.days`` into bronze.
+
+    The conversation rate is scaled so the target is reached over the configured days; one Delta
+    commit per simulated day (plus one for its ops actions). Returns counts, seconds and events/s.
+    """
+    cfg = cfg or SimulationConfig()
+    ensure_bronze(lake)
+    instances, _teams, attendants = build_people(cfg)
+    per_day = max(1, round(target_events / (EVENTS_PER_CONVERSATION * cfg.days * cfg.instances)))
+    counts: Counter[str] = Counter()
+    started = time.perf_counter()
+    written = ops_written = commits = 0
+    seq = 0
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer")
+    pending: Future[None] | None = None
+    contact_no = 0
+    id_counter = 0
+    for d in range(cfg.days):
+        if written >= target_events:
+            break
+        rows_receipt: list[str] = []
+        rows_received: list[int] = []  # epoch microseconds
+        rows_instance: list[str] = []
+        rows_event: list[str] = []
+        rows_payload: list[str] = []
+        ops: list[dict[str, Any]] = []
+        day = cfg.start + timedelta(days=d)
+        for inst in instances:
+            rng = random.Random(f"beazap-bulk:{cfg.seed}:{inst.id}:{d}")
+            tz = ZoneInfo(inst.timezone)
+            clock = _Clock(tz)
+            day_start = datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+            atts = [a for a in attendants if a.instance_id == inst.id]
+            iid, uuid, sender, server = inst.id, inst.instance_uuid, inst.owner_jid, inst.server_url
+            events: list[tuple[float, str, str]] = []
+            add = events.append
+            for t0 in _day_conversations(rng, per_day, day_start):
+                contact_no += 1
+                phone = f"55{11 + contact_no % 80:02d}9{60_000_000 + contact_no % 40_000_000:08d}"
+                jid = phone + "@s.whatsapp.net"
+                key = "+" + phone
+                t = int(t0)
+                name = pl.NAMES[contact_no % len(pl.NAMES)]
+                assignee = atts[contact_no % len(atts)]
+                opening = None
+                for turn in range(rng.choice((1, 1, 2, 2, 3))):
+                    if rng.random() < 0.3:
+                        add((t - 4.2, "presence.update", T_PRESENCE % (iid, jid, jid, clock(t - 4.2), sender, server)))
+                    for _ in range(rng.choice((1, 1, 1, 2))):
+                        id_counter += 1
+                        mid = "3A%018X" % (id_counter * 7919 + 0x5A5A)
+                        opening = opening or mid
+                        if rng.random() < 0.12:
+                            message, mtype = IN_MEDIA[id_counter % len(IN_MEDIA)]
+                        else:
+                            message, mtype = IN_TEXTS[id_counter % len(IN_TEXTS)], "conversation"
+                        ts = f'"{t}"' if id_counter % 10 == 0 else str(t)
+                        add((t + 0.3, "messages.upsert", T_IN % (iid, jid, mid, name, message, mtype, ts, uuid,
+                                                                 clock(t + 0.3), sender, server)))  # fmt: skip
+                        t += rng.randint(3, 60)
+                    cid = conversation_id(iid, key, opening)  # type: ignore[arg-type]
+                    if turn == 0:
+                        occurred = datetime.fromtimestamp(t0 + 5.5, UTC)
+                        ops.append(_op(rng, iid, cid, key, "assign", "router", assignee.id, assignee.team_id,
+                                       occurred, "{}"))  # fmt: skip
+                    t += int(min(rng.lognormvariate(5.0, 1.2), 6 * 3600)) + 1
+                    id_counter += 1
+                    mid = "3EB0%020X" % (id_counter * 7919 + 0xA5A5)
+                    text = OUT_TEXTS[id_counter % len(OUT_TEXTS)]
+                    if rng.random() < 0.7:
+                        add((t + 0.2, "send.message", T_API % (iid, jid, mid, text, t, uuid, clock(t + 0.2), sender,
+                                                               server)))  # fmt: skip
+                        ops.append(_op(rng, iid, cid, key, "message_sent", assignee.id, assignee.id,
+                                       assignee.team_id, datetime.fromtimestamp(t - 0.3, UTC),
+                                       f'{{"automated":false,"message_id":"{mid}"}}'))  # fmt: skip
+                        acks = ("SERVER_ACK", "DELIVERY_ACK", "READ")
+                    else:
+                        add((t + 0.2, "messages.upsert", T_APP % (iid, jid, mid, text, t, uuid, clock(t + 0.2),
+                                                                  sender, server)))  # fmt: skip
+                        acks = ("DELIVERY_ACK", "READ")
+                    ta = float(t)
+                    for status in acks:
+                        ta += rng.uniform(0.5, 40.0)
+                        add((ta, "messages.update", T_ACK % (iid, mid, jid, jid, status, uuid, clock(ta), sender,
+                                                              server)))  # fmt: skip
+                    t += int(rng.lognormvariate(4.5, 1.4)) + 2
+                if rng.random() < 0.75:
+                    occurred = datetime.fromtimestamp(t + rng.randint(60, 3600) + 0.5, UTC)
+                    ops.append(_op(rng, iid, cid, key, "resolve", assignee.id, assignee.id, assignee.team_id,
+                                   occurred, "{}"))  # fmt: skip
+            for t_ev, event, payload in events:
+                r = rng.random()
+                lag = 0.05 + (rng.uniform(2, 600) if r < 0.03 else 0.0)
+                copies = 2 if r > 1 - duplicate_rate else 1
+                for k in range(copies):
+                    received = t_ev + lag + k * 0.7
+                    rows_received.append(int(received * 1_000_000))
+                    rows_receipt.append(_ulid(int(received * 1000), seq))
+                    seq += 1
+                    rows_instance.append(iid)
+                    rows_event.append(event)
+                    rows_payload.append(payload)
+                    counts[event] += 1
+        n = len(rows_payload)
+        if pending is not None:
+            pending.result()  # at most one day being written while the next one is generated
+        pending = writer.submit(_flush, lake, rows_receipt, rows_received, rows_instance, rows_event, rows_payload, ops)
+        commits += (1 if n else 0) + (1 if ops else 0)
+        written += n
+        ops_written += len(ops)
+        if progress is not None:
+            progress(n)
+        log.info("simulator.bulk_day", day=day.isoformat(), rows=n, total=written)
+    if pending is not None:
+        pending.result()
+    writer.shutdown()
+    seconds = time.perf_counter() - started
+    return {
+        "webhook_events": written,
+        "ops_events": ops_written,
+        "commits": commits,
+        "seconds": seconds,
+        "events_per_second": written / seconds if seconds else 0.0,
+        "events_per_type": dict(counts.most_common()),
+    }
+
+
+def _op(
+    rng: random.Random,
+    instance: str,
+    cid: str,
+    key: str,
+    action: str,
+    actor: str,
+    attendant: str | None,
+    team: str | None,
+    occurred: datetime,
+    details: str,
+) -> dict[str, Any]:
+    return {
+        "action_id": f"act-{rng.getrandbits(80):020x}",
+        "instance": instance,
+        "conversation_id": cid,
+        "contact_key": key,
+        "action": action,
+        "actor_id": actor,
+        "attendant_id": attendant,
+        "team_id": team,
+        "occurred_at": occurred,
+        "extracted_at": occurred + timedelta(seconds=2),
+        "occurred_date": occurred.date(),
+        "details": details,
+    }
+
+
+def _flush(
+    lake: Lake,
+    receipts: list[str],
+    received: list[int],
+    instance: list[str],
+    event: list[str],
+    payload: list[str],
+    ops: list[dict[str, Any]],
+) -> None:
+    if payload:
+        _append_day(lake, receipts, received, instance, event, payload)
+    if ops:
+        append_ops(lake, ops)
+
+
+def _append_day(
+    lake: Lake,
+    receipts: list[str],
+    received: list[int],
+    instance: list[str],
+    event: list[str],
+    payload: list[str],
+) -> None:
+    from beazap.simulator.sinks import append_webhooks
+    from bronze.schema import WEBHOOK_EVENTS_SCHEMA
+
+    sha = hashlib.sha256
+    hashes = [sha(p.encode()).hexdigest() for p in payload]
+    rec = pa.array(received, type=pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    table = pa.table(
+        {
+            "receipt_id": receipts,
+            "received_at": rec,
+            "received_date": rec.cast(pa.date32()),
+            "instance": instance,
+            "event": event,
+            "source_ip": pa.repeat(SOURCE_IP, len(payload)),
+            "payload": payload,
+            "payload_hash": hashes,
+        },
+        schema=WEBHOOK_EVENTS_SCHEMA,
+    )
+    append_webhooks(lake, table)
+
+
+def register_bulk_instances(engine: Engine, cfg: SimulationConfig) -> dict[str, int]:
+    """Register the bulk run's instances, teams and attendants (same people as :func:`simulate`)."""
+    from beazap.simulator.sinks import register_instances
+
+    instances, teams, attendants = build_people(cfg)
+    sim = Simulation(cfg, instances, teams, attendants, [], [], GroundTruth())
+    return register_instances(engine, sim)
