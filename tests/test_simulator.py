@@ -264,7 +264,7 @@ def check_truth(s: Simulation) -> None:
         if m.chat_type == "group":
             assert m.conversation_id is None
         if m.automated:
-            assert m.direction == "outbound" and m.sender_attendant_id in ("bot", "system")
+            assert m.direction == "outbound" and m.via == "api" and m.sender_attendant_id is None
     by_contact: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for c in g.conversations:
         assert c.conversation_id == conversation_id(c.instance_id, c.contact_key, c.opening_message_id)

@@ -137,7 +137,7 @@ def _truth_for(
                 chat_type=m.chat_type,
                 event_at=datetime.fromtimestamp(m.t, UTC),
                 automated=m.automated,
-                sender_attendant_id=m.sender if m.via == "api" else None,
+                sender_attendant_id=m.sender if m.via == "api" and not m.automated else None,
                 revoked=m.revoke is not None,
                 edited=m.edit is not None,
                 status=m.status,

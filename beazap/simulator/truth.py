@@ -78,7 +78,7 @@ class TrueMessage:
     chat_type: str
     event_at: datetime
     automated: bool
-    sender_attendant_id: str | None  # who sent it through BeaZap ('bot'/'system' for automated)
+    sender_attendant_id: str | None  # attendant who sent it through BeaZap (None for automated sends)
     revoked: bool
     edited: bool
     status: str  # pending|server_ack|delivery_ack|read|played
