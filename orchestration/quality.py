@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from storage.lake import Lake
-from storage.maintenance import delta_dataset
+from storage.maintenance import read_table
 
 
 @dataclass
@@ -32,11 +32,12 @@ class Outcome:
         return asdict(self)
 
 
-def _con(lake: Lake, **tables: str) -> duckdb.DuckDBPyConnection:
+def _con(lake: Lake, **tables: tuple[str, list[str]]) -> duckdb.DuckDBPyConnection:
+    """DuckDB with ``name`` → the listed columns of each lake table (read whole: see read_table)."""
     con = duckdb.connect()
-    for name, table in tables.items():
+    for name, (table, columns) in tables.items():
         if lake.exists(table):
-            con.register(name, delta_dataset(lake, table))
+            con.register(name, read_table(lake, table, columns=columns))
     return con
 
 
@@ -46,7 +47,7 @@ def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 def message_id_uniqueness(lake: Lake) -> Outcome:
     """silver/messages has at most one row per (instance_id, message_id)."""
-    con = _con(lake, m="silver/messages")
+    con = _con(lake, m=("silver/messages", ["instance_id", "message_id"]))
     if not _has(con, "m"):
         return Outcome(True, "silver/messages does not exist yet", {"rows": 0})
     rows, dup_keys, extra = con.execute(
@@ -62,7 +63,7 @@ def message_id_uniqueness(lake: Lake) -> Outcome:
 
 def reject_rate(lake: Lake, max_rate: float) -> Outcome:
     """Share of bronze webhooks that silver rejected (distinct receipts in silver/rejects)."""
-    con = _con(lake, b="bronze/webhook_events", r="silver/rejects")
+    con = _con(lake, b=("bronze/webhook_events", ["receipt_id"]), r=("silver/rejects", ["receipt_id"]))
     total = con.execute("select count(*) from b").fetchone()[0] if _has(con, "b") else 0
     rejected = con.execute("select count(distinct receipt_id) from r").fetchone()[0] if _has(con, "r") else 0
     rate = (rejected / total) if total else 0.0
@@ -93,7 +94,7 @@ def _max_received_at(lake: Lake) -> datetime | None:
         if values:
             latest = max(values)
             return latest if latest.tzinfo else latest.replace(tzinfo=UTC)
-    con = _con(lake, b="bronze/webhook_events")
+    con = _con(lake, b=("bronze/webhook_events", ["received_at"]))
     value = con.execute("select max(received_at) from b").fetchone()[0]
     return value
 
@@ -142,11 +143,11 @@ def layer_row_counts(lake: Lake) -> Outcome:
     """
     con = _con(
         lake,
-        b="bronze/webhook_events",
-        m="silver/messages",
-        c="silver/conversations",
-        f="gold/conversation_facts",
-        v="gold/daily_volume",
+        b=("bronze/webhook_events", ["event"]),
+        m=("silver/messages", ["message_id"]),
+        c=("silver/conversations", ["conversation_id"]),
+        f=("gold/conversation_facts", ["conversation_id"]),
+        v=("gold/daily_volume", ["messages"]),
     )
 
     def count(view: str, sql: str = "select count(*) from {v}") -> int | None:
@@ -204,7 +205,7 @@ def reconcile_yesterday(lake: Lake, engine: Engine, now: datetime | None = None)
                 )
             ).scalars()
             live[instance_id] = set(ids)
-    con = _con(lake, f="gold/conversation_facts")
+    con = _con(lake, f=("gold/conversation_facts", ["instance_id", "conversation_id", "opened_day"]))
     gold: dict[str, set[str]] = {i: set() for i in zones}
     if _has(con, "f") and days:
         rows = con.execute(

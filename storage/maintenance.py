@@ -9,7 +9,7 @@ returns plain dicts, so Dagster schedules and the CLI only report them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -202,3 +202,42 @@ def delta_dataset(lake: Lake, table: str, dt: Any = None) -> ds.Dataset:
     return ds.dataset(
         paths, schema=schema, format="parquet", filesystem=fs, partitioning=partitioning, partition_base_dir=base
     )
+
+
+def scan_batches(
+    lake: Lake, table: str, columns: list[str] | None = None, filter: ds.Expression | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Stream ``table`` in its logical Delta schema, filtering after the read.
+
+    Files written by Delta ``MERGE`` store strings as ``string_view`` while appends store
+    ``string``; pyarrow's statistics pruning cannot compare the two (``Function 'equal' has no
+    kernel matching input types (string, string_view)``), so filters are applied to batches
+    already cast to the table's schema instead of being pushed into the scan.
+    """
+    dataset = delta_dataset(lake, table)
+    names = columns or dataset.schema.names
+    target = pa.schema([dataset.schema.field(n) for n in names])
+    for batch in dataset.scanner(columns=names).to_batches():
+        if batch.num_rows == 0:
+            continue
+        data = pa.Table.from_batches([batch]).cast(target)
+        if filter is not None:
+            data = data.filter(filter)
+        yield from data.to_batches()
+
+
+def read_table(
+    lake: Lake, table: str, columns: list[str] | None = None, filter: ds.Expression | None = None
+) -> pa.Table:
+    """All of ``table`` (or ``columns``/``filter`` of it) as one Arrow table; see :func:`scan_batches`."""
+    dataset_schema = delta_dataset(lake, table).schema
+    names = columns or dataset_schema.names
+    schema = pa.schema([dataset_schema.field(n) for n in names])
+    return pa.Table.from_batches(list(scan_batches(lake, table, names, filter)), schema=schema)
+
+
+def count_rows(lake: Lake, table: str, filter: ds.Expression | None = None, columns: list[str] | None = None) -> int:
+    """Rows of ``table`` matching ``filter`` (see :func:`scan_batches`)."""
+    if filter is None:
+        return delta_dataset(lake, table).count_rows()
+    return sum(b.num_rows for b in scan_batches(lake, table, columns, filter))

@@ -25,7 +25,7 @@ from ops.governance import erasure
 from ops.governance.subject import ERASED, Scrubber, Subject, phone_variants
 from storage.instances import add_instance
 from storage.lake import Lake
-from storage.maintenance import delta_dataset
+from storage.maintenance import read_table
 from storage.tables import erasure_audit
 from tests import governance_data as gd
 
@@ -104,7 +104,7 @@ def _build(lake: Lake, engine: sa.Engine) -> gd.Scenario:
 def _counts(lake: Lake, engine: sa.Engine) -> dict[str, Any]:
     con = duckdb.connect()
     for name in ("silver/messages", "silver/conversations", "gold/daily_volume", "gold/conversation_facts"):
-        con.register(name.replace("/", "_"), delta_dataset(lake, name))
+        con.register(name.replace("/", "_"), read_table(lake, name))
     out: dict[str, Any] = {
         "messages": con.execute("select count(*), count(distinct message_id) from silver_messages").fetchone(),
         "by_kind": con.execute(
@@ -192,10 +192,10 @@ def test_erasure_across_all_layers(lake: Lake, engine: sa.Engine, lake_dir: Path
     # Rebuilding silver from the anonymized bronze gives the same tables (conversation ids included).
     from silver.pipeline import build_silver
 
-    ids = sorted(delta_dataset(lake, "silver/conversations").to_table().column("conversation_id").to_pylist())
+    ids = sorted(read_table(lake, "silver/conversations").column("conversation_id").to_pylist())
     build_silver(lake)  # incremental after erasure: still readable and unchanged
     build_silver(lake, full=True)
-    rebuilt = sorted(delta_dataset(lake, "silver/conversations").to_table().column("conversation_id").to_pylist())
+    rebuilt = sorted(read_table(lake, "silver/conversations").column("conversation_id").to_pylist())
     assert rebuilt == ids
     assert _counts(lake, engine)["messages"] == before["messages"]
 

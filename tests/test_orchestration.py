@@ -24,7 +24,7 @@ from orchestration.jobs import observe_bronze
 from orchestration.resources import LakeResource, OpsStoreResource
 from storage.instances import add_instance
 from storage.lake import Lake
-from storage.maintenance import delta_dataset
+from storage.maintenance import delta_dataset, read_table
 from tests import governance_data as gd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +116,7 @@ def test_definitions_cover_every_table_with_groups_schemas_and_automation() -> N
 # -- full materialization ------------------------------------------------------------------------------
 def _count(lake: Lake, table: str) -> int:
     con = duckdb.connect()
-    con.register("t", delta_dataset(lake, table))
+    con.register("t", read_table(lake, table))
     return int(con.execute("select count(*) from t").fetchone()[0])
 
 
@@ -241,14 +241,14 @@ def test_checks_fail_on_duplicates_rejects_and_mismatches(settings: Settings, la
         assert _run_check(settings, check).passed, check.check_specs
 
     # A duplicated message id in silver.
-    one = delta_dataset(lake, "silver/messages").head(1)
+    one = read_table(lake, "silver/messages").slice(0, 1)
     lake.write("silver/messages", one, mode="append")
     failed = _run_check(settings, checks.message_id_unique)
     assert not failed.passed and failed.metadata["duplicate_keys"].value == 1
     assert failed.severity == dg.AssetCheckSeverity.ERROR
 
     # An extra conversation in silver that gold does not have.
-    conv = delta_dataset(lake, "silver/conversations").head(1).to_pylist()[0]
+    conv = read_table(lake, "silver/conversations").slice(0, 1).to_pylist()[0]
     conv["conversation_id"] = "cv_injected"
     lake.write("silver/conversations", pa.Table.from_pylist([conv], delta_dataset(lake, "silver/conversations").schema))
     assert not _run_check(settings, checks.layer_row_counts).passed
@@ -256,7 +256,7 @@ def test_checks_fail_on_duplicates_rejects_and_mismatches(settings: Settings, la
     # A conversation the live store has lost.
     with store.begin() as conn:
         facts = duckdb.connect()
-        facts.register("f", delta_dataset(lake, "gold/conversation_facts"))
+        facts.register("f", read_table(lake, "gold/conversation_facts"))
         ids = [r[0] for r in facts.execute("select conversation_id from f").fetchall()]
         deleted = conn.execute(sa.text("delete from conversations where id = :i"), {"i": ids[-1]}).rowcount
     assert deleted == 1

@@ -15,7 +15,7 @@ from beazap.settings import Settings
 from ops.governance import retention
 from storage.instances import add_instance
 from storage.lake import Lake
-from storage.maintenance import delta_dataset
+from storage.maintenance import read_table
 from tests import governance_data as gd
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -37,7 +37,7 @@ def _build(lake: Lake, engine: sa.Engine) -> None:
 
 def _split(lake: Lake, table: str, column: str, cutoff: Any) -> tuple[int, int]:
     con = duckdb.connect()
-    con.register("t", delta_dataset(lake, table))
+    con.register("t", read_table(lake, table))
     old, recent = con.execute(
         f"select count(*) filter (where {column} < ?), count(*) filter (where {column} >= ?) from t", [cutoff, cutoff]
     ).fetchone()

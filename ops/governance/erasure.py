@@ -112,9 +112,8 @@ def erase_contact(
     if dry_run:
         for table in tables:
             dt = lake.open(table)
-            dataset = lake_scrub.delta_dataset(lake, table, dt)
-            expr = lake_scrub.affected_filter(dataset.schema, scrubber)
-            if expr is not None and (n := dataset.count_rows(filter=expr)):
+            expr = lake_scrub.affected_filter(maintenance.delta_dataset(lake, table, dt).schema, scrubber)
+            if expr is not None and (n := maintenance.count_rows(lake, table, expr)):
                 report.lake[table] = n
         report.store = {s.table: s.rows for s in store_scrub.scrub_store(engine, scrubber, dry_run=True)}
         return report

@@ -28,7 +28,7 @@ from deltalake import write_deltalake
 from bronze.schema import OPS_EVENTS, QUARANTINE, WEBHOOK_EVENTS
 from ops.governance.subject import ERASED, INSTANCE_COLUMNS, TEXT_KEYS, Scrubber
 from storage.lake import Lake
-from storage.maintenance import delta_dataset, table_filesystem
+from storage.maintenance import delta_dataset, read_table, table_filesystem
 
 # Bronze tables are rewritten with MERGE on their key (+ partition column): tailing consumers read
 # the change feed's inserts only, so an erasure never looks like new data to them.
@@ -145,7 +145,7 @@ def scrub_table(lake: Lake, table: str, scrubber: Scrubber) -> TableScrub:
     expr = affected_filter(schema, scrubber)
     if expr is None:
         return result
-    hits = dataset.to_table(filter=expr)
+    hits = read_table(lake, table, filter=expr)
     if hits.num_rows == 0:
         return result
     if table in MERGE_KEYS:
@@ -155,11 +155,11 @@ def scrub_table(lake: Lake, table: str, scrubber: Scrubber) -> TableScrub:
         col = partition_cols[0]
         values = sorted(set(hits.column(col).to_pylist()), key=str)
         part_filter = pc.is_in(ds.field(col), value_set=pa.array(values, schema.field(col).type))
-        current = dataset.to_table(filter=part_filter)
+        current = read_table(lake, table, filter=part_filter)
         predicate = _partition_predicate(schema, col, values)
         result.partitions = [str(v) for v in values]
     else:
-        current = dataset.to_table()
+        current = read_table(lake, table)
         predicate = None
     rows, changed = scrub_rows(current.to_pylist(), schema, scrubber)
     if changed == 0:
@@ -227,7 +227,7 @@ def discover_lids(lake: Lake, scrubber: Scrubber) -> None:
         names = set(dataset.schema.names)
         if not {phone_col, lid_col} <= names:
             continue
-        found = dataset.to_table(columns=[lid_col], filter=ds.field(phone_col) == subject.phone_e164)
+        found = read_table(lake, table, columns=[phone_col, lid_col], filter=ds.field(phone_col) == subject.phone_e164)
         subject.add_lids(found.column(lid_col).to_pylist())
     dt = lake.open_or_none(WEBHOOK_EVENTS)
     if dt is not None:
@@ -235,7 +235,7 @@ def discover_lids(lake: Lake, scrubber: Scrubber) -> None:
         for needle in sorted(subject.variants):
             term = pc.match_substring(ds.field("payload"), needle)
             expr = term if expr is None else expr | term
-        hits = delta_dataset(lake, WEBHOOK_EVENTS, dt).to_table(columns=["payload"], filter=expr)
+        hits = read_table(lake, WEBHOOK_EVENTS, columns=["payload"], filter=expr)
         for payload in hits.column("payload").to_pylist():
             subject.add_lids(f"{lid}@lid" for lid in scrubber.lids_near_phone(payload))
     scrubber.rebuild()
@@ -246,9 +246,7 @@ def map_conversations(lake: Lake, scrubber: Scrubber, table: str = "silver/conve
     dt = lake.open_or_none(table)
     if dt is None:
         return 0
-    rows = delta_dataset(lake, table, dt).to_table(
-        columns=["conversation_id", "instance_id", "contact_key", "opening_message_id"]
-    )
+    rows = read_table(lake, table, columns=["conversation_id", "instance_id", "contact_key", "opening_message_id"])
     count = 0
     for row in rows.to_pylist():
         if row["contact_key"] and scrubber.matches(row["contact_key"]) and scrubber.in_scope(row):

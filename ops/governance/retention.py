@@ -132,7 +132,7 @@ def _lake_item(lake: Lake, rule: Rule, days: int, now: datetime, dry_run: bool) 
         item.detail = f"no column {rule.column}"
         return item
     scalar, literal = _cutoff_value(rule, cutoff)
-    item.rows = dataset.count_rows(filter=ds.field(rule.column) < scalar)
+    item.rows = maintenance.count_rows(lake, rule.table, ds.field(rule.column) < scalar, columns=[rule.column])
     if dry_run or item.rows == 0:
         item.detail = "would delete" if dry_run and item.rows else ""
         return item
