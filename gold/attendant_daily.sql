@@ -3,17 +3,17 @@
 -- responses with FRT count/mean/median/p90, resolution count/mean/median/p90 and handling time
 -- (durations on the day the conversation opened). METRICS.md § Attribution (FRT → first responder;
 -- resolution/handling → assignee at resolution; messages → sender, else assignee at that moment) and
--- § Clocks. team_id is the attendant's team at their latest activity of the day.
+-- § Clocks. team_id is the team under which the attendant sent most messages that day.
 with parts as (
-    select instance_id, day, attendant_id as k, arg_max(team_id, event_at) as team_id,
-           count(*)::bigint as messages_sent,
+    select instance_id, day, attendant_id as k, arg_max(team_id, messages) as team_id,
+           sum(messages)::bigint as messages_sent,
            null::bigint as conversations_resolved, null::bigint as conversations_assigned,
            null::bigint as first_responses, null::double as frt_mean_seconds, null::double as frt_median_seconds,
            null::double as frt_p90_seconds, null::double as frt_business_median_seconds,
            null::bigint as resolutions, null::double as resolution_mean_seconds,
            null::double as resolution_median_seconds, null::double as resolution_p90_seconds,
            null::double as handling_median_seconds
-    from work.messages_enriched where attendant_id is not null
+    from gold.daily_volume where attendant_id is not null
     group by instance_id, day, attendant_id
     union all
     select instance_id, resolved_day, assignee_id, arg_max(team_id, resolved_at), null, count(*), null,

@@ -7,25 +7,35 @@
 with m as (
     select m.instance_id, m.message_id, m.conversation_id, m.contact_key, m.direction, m.kind, m.chat_type,
            m.event_at, coalesce(m.automated, false) as automated, coalesce(m.revoked, false) as revoked,
-           coalesce(m.edited, false) as edited, m.sender_attendant_id, i.timezone
+           coalesce(m.edited, false) as edited, m.sender_attendant_id,
+           timezone(i.timezone, m.event_at) as local_ts
     from silver.messages m
     join cfg.instances i using (instance_id)
     where m.event_at is not null and coalesce(m.chat_jid, '') <> 'status@broadcast'
 ),
-assigned as (
-    select m.*,
-           case when m.direction = 'outbound' and not m.automated
-                then coalesce(m.sender_attendant_id, a.attendant_id, 'unattributed') end as attendant_id
-    from m
+human_known as (
+    select *, sender_attendant_id as attendant_id from m
+    where direction = 'outbound' and not automated and sender_attendant_id is not null
+),
+human_unknown as (
+    select m.*, coalesce(a.attendant_id, 'unattributed') as attendant_id
+    from (select * from m where direction = 'outbound' and not automated and sender_attendant_id is null) m
     asof left join work.chat_assignee a
         on a.instance_id = m.instance_id and a.contact_key = m.contact_key and m.event_at >= a.occurred_at
+),
+human as (
+    select h.*, coalesce(t.team_id, 'none') as team_id
+    from (select * from human_known union all select * from human_unknown) h
+    asof left join work.attendant_teams t
+        on t.instance_id = h.instance_id and t.attendant_id = h.attendant_id and h.event_at >= t.occurred_at
+),
+everything as (
+    select * exclude (sender_attendant_id) from human
+    union all by name
+    select * exclude (sender_attendant_id), null::varchar as attendant_id, null::varchar as team_id
+    from m where not (direction = 'outbound' and not automated)
 )
-select x.instance_id, x.message_id, x.conversation_id, x.direction, x.kind, x.chat_type, x.event_at,
-       timezone(x.timezone, x.event_at)::date as day,
-       hour(timezone(x.timezone, x.event_at))::int as hour,
-       isodow(timezone(x.timezone, x.event_at))::int as weekday,
-       x.automated, x.revoked, x.edited, x.attendant_id,
-       case when x.attendant_id is not null then coalesce(t.team_id, 'none') end as team_id
-from assigned x
-asof left join work.attendant_teams t
-    on t.instance_id = x.instance_id and t.attendant_id = x.attendant_id and x.event_at >= t.occurred_at
+select instance_id, message_id, conversation_id, direction, kind, chat_type, event_at,
+       local_ts::date as day, hour(local_ts)::int as hour, isodow(local_ts)::int as weekday,
+       automated, revoked, edited, attendant_id, team_id
+from everything

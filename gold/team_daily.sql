@@ -4,15 +4,15 @@
 -- METRICS.md § Attribution (team = the attendant's team at that moment, from the assignment log) and
 -- § Clocks. Conversations and messages with no team are under team_id 'none'.
 with parts as (
-    select instance_id, day, team_id as k, arg_max(team_id, event_at) as team_id,
-           count(*)::bigint as messages_sent,
+    select instance_id, day, team_id as k, arg_max(team_id, messages) as team_id,
+           sum(messages)::bigint as messages_sent,
            null::bigint as conversations_resolved, null::bigint as conversations_assigned,
            null::bigint as first_responses, null::double as frt_mean_seconds, null::double as frt_median_seconds,
            null::double as frt_p90_seconds, null::double as frt_business_median_seconds,
            null::bigint as resolutions, null::double as resolution_mean_seconds,
            null::double as resolution_median_seconds, null::double as resolution_p90_seconds,
            null::double as handling_median_seconds
-    from work.messages_enriched where attendant_id is not null
+    from gold.daily_volume where attendant_id is not null
     group by instance_id, day, team_id
     union all
     select instance_id, resolved_day, team_id, arg_max(team_id, resolved_at), null, count(*), null,
