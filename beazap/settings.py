@@ -55,7 +55,15 @@ class Settings(BaseSettings):
     # --- receiver ----------------------------------------------------------------------------------
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Webhook bodies above this get 413.")
     group_commit_max_rows: int = Field(default=2000, description="Flush a bronze batch at this many rows.")
-    group_commit_max_wait_ms: int = Field(default=25, description="…or after this many milliseconds.")
+    group_commit_max_wait_ms: int = Field(
+        default=5, description="…or when the oldest waiting row is this old (an idle writer flushes at once)."
+    )
+    group_commit_lanes: int = Field(
+        default=2, ge=1, description="Bronze commits one receiver process may have in flight at once."
+    )
+    bronze_compact_every_commits: int = Field(
+        default=200, ge=0, description="Receiver compacts the bronze partitions it writes every N commits (0 = off)."
+    )
     instance_cache_refresh_seconds: float = Field(
         default=30.0, description="How often the receiver reloads instance tokens from the ops store."
     )
@@ -109,6 +117,11 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to the LLM server.")
     llm_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of one LLM request.")
     llm_max_retries: int = Field(default=3, ge=1, description="Attempts per LLM request (errors, invalid answers).")
+    llm_response_format: str = Field(
+        default="json_schema",
+        pattern="^(json_schema|json_object|none)$",
+        description="How structured output is requested: json_schema (strict), json_object, or none (prompt only).",
+    )
     llm_max_concurrency: int = Field(default=16, ge=1, description="LLM requests in flight at most (per process).")
     llm_daily_request_budget: int = Field(default=5000, ge=0, description="LLM requests per tenant per UTC day.")
     llm_daily_token_budget: int = Field(default=5_000_000, ge=0, description="LLM tokens per tenant per UTC day.")

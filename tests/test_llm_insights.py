@@ -162,3 +162,15 @@ def test_unregistered_instance_is_analysed_by_rules(
 def test_empty_silver_writes_an_empty_table(lake: Lake, settings: Settings) -> None:
     stats = build_insights(lake, settings=settings)["conversation_insights"]
     assert stats["rows"] == 0 and lake.open(INSIGHTS).to_pyarrow_table().num_rows == 0
+
+
+@pytest.mark.parametrize("mode", ["json_object", "none"])
+def test_servers_without_json_schema_support(
+    lake: Lake, settings: Settings, tenant: sa.Engine, fake: FakeLLM, mode: str
+) -> None:
+    convs, msgs = sample_conversations(INSTANCE, 2)
+    write_silver(lake, convs, msgs)
+    stats = build_insights(lake, engine=tenant, settings=settings, client=_client(fake, response_format=mode))
+    assert stats["conversation_insights"]["llm_ok"] == 2 and fake.violations == []
+    sent = [r.get("response_format") for r in fake.requests]
+    assert sent == ([{"type": "json_object"}] * 2 if mode == "json_object" else [None, None])

@@ -164,3 +164,32 @@ def test_schemas_reject_values_outside_the_allowed_sets() -> None:
     assert schema["properties"]["topic"]["enum"] == topics and schema["additionalProperties"] is False
     with pytest.raises(InvalidAnswerError):
         parse_routing({"team_id": "x", "urgency": "low", "priority": 1, "confidence": 1, "reason": ""}, ["t1"])
+
+
+_TAXONOMY = ["billing", "delivery", "technical_support", "cancellation", "other"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["inbound", "outbound"]), st.text(max_size=120), st.booleans()),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sampled_from(["resolved", "expired"]),
+    brazilian_phone(),
+)
+def test_rule_analysis_is_valid_deterministic_and_content_free(
+    raw: list[tuple[str, str, bool]], status: str, phone: str
+) -> None:
+    from ops.llm.rules import ConversationFacts
+
+    messages = [TranscriptMessage(d, "text", f"{t} {phone}", automated=a) for d, t, a in raw]
+    facts = ConversationFacts(status, False, 0)
+    analyzer = RuleAnalyzer(_TAXONOMY)
+    first = analyzer.analyze(messages, facts)
+    assert first == analyzer.analyze(messages, facts)
+    assert first.topic in _TAXONOMY and -1 <= first.sentiment <= 1
+    assert re.sub(r"\D", "", phone) not in re.sub(r"\D", "", first.summary)
+    if not any(d == "outbound" and not a for d, _, a in raw):
+        assert first.resolution_quality == "unresolved"

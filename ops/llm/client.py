@@ -85,9 +85,13 @@ class LLMClient:
         max_concurrency: int = 16,
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
+        response_format: str = "json_schema",
     ) -> None:
         self.model = model
         self.max_concurrency = max_concurrency
+        if response_format not in ("json_schema", "json_object", "none"):
+            raise ValueError(f"response_format must be json_schema, json_object or none, got {response_format!r}")
+        self.response_format = response_format
         self.max_retries = max_retries
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -114,6 +118,7 @@ class LLMClient:
             "timeout": settings.llm_timeout_seconds,
             "max_retries": settings.llm_max_retries,
             "max_concurrency": settings.llm_max_concurrency,
+            "response_format": settings.llm_response_format,
         }
         options.update(overrides)
         return cls(settings.llm_base_url, **options)
@@ -171,15 +176,20 @@ class LLMClient:
     ) -> tuple[T, dict[str, Any]]:
         with self._slots:
             usage.requests += 1
+            extra: dict[str, Any] = {}
+            if self.response_format == "json_schema":
+                extra["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+                }
+            elif self.response_format == "json_object":
+                extra["response_format"] = {"type": "json_object"}
             response = self._openai.chat.completions.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": schema_name, "schema": schema, "strict": True},
-                },
                 temperature=0,
                 max_tokens=max_tokens,
+                **extra,
             )
         if response.usage is not None:
             usage.prompt_tokens += response.usage.prompt_tokens or 0

@@ -59,6 +59,20 @@ def default_responder(request: dict[str, Any], schema: dict[str, Any]) -> dict[s
     }
 
 
+def _prompt_schema(request: dict[str, Any]) -> dict[str, Any]:
+    """Without ``json_schema`` response format, read the schema BeaZap writes into its system prompt."""
+    for message in request.get("messages", []):
+        if message.get("role") != "system":
+            continue
+        for line in str(message.get("content", "")).splitlines():
+            if line.startswith('{"'):
+                try:
+                    return json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+    return {}
+
+
 class FakeLLM:
     """Start with ``with FakeLLM() as fake:``; ``fake.base_url`` is the ``…/v1`` URL."""
 
@@ -194,7 +208,9 @@ class FakeLLM:
             return 429, {"error": {"message": "rate limited", "type": "rate_limit"}}, latency
         if behaviour == "timeout":
             latency = self.timeout_sleep
-        schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+        schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("schema") or _prompt_schema(
+            request
+        )
         finish = "stop"
         if behaviour == "malformed":
             content = '{"topic": "billing", "sentiment": '
