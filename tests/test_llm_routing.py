@@ -225,3 +225,39 @@ def test_concurrent_claims_never_share_a_job_and_leases_expire(engine: sa.Engine
         conn.execute(sa.update(llm_jobs).values(locked_until=datetime.now(UTC) - timedelta(seconds=1)))
     again = claim(engine, "w-new", limit=100)
     assert len(again) == 40 and all(j.attempts == 2 for j in again)
+
+
+def test_end_to_end_from_bronze_through_the_projector(
+    engine: sa.Engine, settings: Settings, lake: Any, fake: FakeLLM
+) -> None:
+    """Webhook in bronze → projector opens the conversation → auto-assignment queues (no LLM call in
+    the projector) → the routing worker asks the LLM (redacted) → route action with the team."""
+    from ops.assignment import auto_assign
+    from ops.projector import Projector
+    from tests.ops_helpers import msg, write_webhooks
+
+    setup_routing_instance(engine)
+    ts = int(datetime.now(UTC).timestamp()) - 5
+    write_webhooks(
+        lake,
+        [
+            msg(INSTANCE, "w1", ts, text="Oi, quero meu dinheiro de volta"),
+            msg(INSTANCE, "w2", ts + 1, text=f"meu telefone é {PLANTED['phone']}"),
+        ],
+    )
+    projector = Projector(lake, engine, _settings(settings))
+    projector.on_new_conversations = lambda ids: auto_assign(engine, ids)
+    projector.run_once()
+    with engine.connect() as conn:
+        [(cid, assignee)] = conn.execute(sa.select(conversations.c.id, conversations.c.assignee_id)).all()
+        assert assignee is None
+        assert conn.execute(sa.select(llm_jobs.c.conversation_id)).scalars().all() == [cid]
+    assert fake.calls == 0
+    worker = RoutingWorker(engine, _settings(settings), client=_client(fake))
+    try:
+        assert _drain(worker) == 1
+    finally:
+        worker.close()
+    [route] = _route_actions(engine, cid)
+    assert route["team_id"] == "t-billing" and route["attendant_id"] == "a-t-billing"
+    assert route["details"]["source"] == "llm" and fake.violations == [] and fake.calls == 1
