@@ -80,10 +80,33 @@ def ensure_bronze(lake: Lake) -> None:
     lake.create(OPS_EVENTS, OPS_EVENTS_SCHEMA, OPS_EVENTS_PARTITIONS, configuration=CDF_CONFIG)
 
 
+def bulk_writer_properties() -> Any:
+    """Parquet settings for large bronze appends: no dictionary and no min/max statistics on the long,
+    unique payload/hash columns (computing them costs more than the whole encode) and light zstd."""
+    from deltalake import ColumnProperties, WriterProperties
+
+    plain = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
+    return WriterProperties(
+        compression="ZSTD",
+        compression_level=1,
+        column_properties={
+            "payload": plain,
+            "payload_hash": plain,
+            "receipt_id": ColumnProperties(dictionary_enabled=False),
+        },
+    )
+
+
 def append_webhooks(lake: Lake, table: pa.Table) -> None:
     from bronze.schema import WEBHOOK_EVENTS, WEBHOOK_EVENTS_PARTITIONS
 
-    lake.write(WEBHOOK_EVENTS, table, mode="append", partition_by=WEBHOOK_EVENTS_PARTITIONS)
+    lake.write(
+        WEBHOOK_EVENTS,
+        table,
+        mode="append",
+        partition_by=WEBHOOK_EVENTS_PARTITIONS,
+        writer_properties=bulk_writer_properties(),
+    )
 
 
 def append_ops(lake: Lake, rows: Sequence[dict[str, Any]]) -> None:
