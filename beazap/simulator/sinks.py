@@ -144,11 +144,20 @@ async def apost_deliveries(
     retries: int = 5,
     timeout: float = 30.0,
     progress: Any = None,
+    warmup_seconds: float = 15.0,
 ) -> dict[str, Any]:
     """Post ``deliveries`` (in order, ``concurrency`` at a time); 5xx and connection errors are retried
-    with backoff, as Evolution does; 4xx are final. Returns counts per HTTP status."""
+    with backoff, as Evolution does; 4xx are final. Returns counts per HTTP status.
+
+    Warm-up: the first delivery of each instance is posted alone and, while the receiver answers 401
+    (its credential cache has not seen a just-registered instance yet), retried for up to
+    ``warmup_seconds``; the rest follow concurrently.
+    """
+    import logging
+
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     statuses: Counter[str] = Counter()
     sem = asyncio.Semaphore(concurrency)
     base = base_url.rstrip("/") + path
@@ -182,8 +191,37 @@ async def apost_deliveries(
                 if progress is not None:
                     progress(1)
 
+        async def warm(d: Delivery) -> None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + warmup_seconds
+            headers = {"content-type": "application/json", "apikey": tokens.get(d.instance, "")}
+            while loop.time() < deadline:
+                try:
+                    resp = await client.post(base + d.path_suffix, content=d.payload.encode("utf-8"), headers=headers)
+                    if resp.status_code != 401:
+                        statuses[str(resp.status_code)] += 1
+                        if progress is not None:
+                            progress(1)
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+            await sem.acquire()
+            await post(d)
+
+        ordered = list(deliveries)
+        first: dict[str, int] = {}
+        for i, d in enumerate(ordered):
+            first.setdefault(d.instance, i)
+        if warmup_seconds > 0:
+            await asyncio.gather(*(warm(ordered[i]) for i in first.values()))
+            skip = set(first.values())
+        else:
+            skip = set()
         tasks = []
-        for d in deliveries:
+        for i, d in enumerate(ordered):
+            if i in skip:
+                continue
             await sem.acquire()
             tasks.append(asyncio.create_task(post(d)))
         await asyncio.gather(*tasks)
