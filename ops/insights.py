@@ -78,6 +78,7 @@ INSIGHTS_SCHEMA = pa.schema(
 )
 
 FLUSH_EVERY = 200  # completed LLM answers between cache/usage commits
+CHUNK_SIZE = 5000  # conversations held in memory at once
 Progress = Callable[[int, int], None]
 
 
@@ -119,39 +120,53 @@ def _run(
     topics = list(settings.llm_topics)
     prompt_version = settings.llm_prompt_version
     tenants, zones = _instance_info(engine)
-    conversations = load_closed_conversations(lake, tenants, zones, settings.default_timezone)
     analyzer = RuleAnalyzer(topics)
     stats: dict[str, Any] = defaultdict(int)
-    stats["conversations"] = len(conversations)
-    rows: dict[str, dict[str, Any]] = {}
+    budgets: dict[str, Budget] = {}
     now = datetime.now(UTC)
-    prepared = {
-        c.conversation_id: prepare(c, topics, settings.llm_transcript_token_budget, prompt_version)
-        for c in conversations
-    }
+    batches: list[pa.Table] = []
+    done = 0
+    total, chunks = stream_closed_conversations(lake, tenants, zones, settings.default_timezone, CHUNK_SIZE)
+    stats["conversations"] = total
+    for conversations in chunks:
+        rows: dict[str, dict[str, Any]] = {}
+        prepared = {
+            c.conversation_id: prepare(c, topics, settings.llm_transcript_token_budget, prompt_version)
+            for c in conversations
+        }
 
-    def emit(conv: ConversationInput, outcome: AnalysisOutcome) -> None:
-        rows[conv.conversation_id] = _row(conv, prepared[conv.conversation_id], outcome, prompt_version, now)
-        if progress is not None:
-            progress(len(rows), len(conversations))
+        def emit(
+            conv: ConversationInput,
+            outcome: AnalysisOutcome,
+            rows: dict[str, dict[str, Any]] = rows,
+            prepared: dict[str, PreparedRequest] = prepared,
+        ) -> None:
+            nonlocal done
+            rows[conv.conversation_id] = _row(conv, prepared[conv.conversation_id], outcome, prompt_version, now)
+            done += 1
+            if progress is not None:
+                progress(done, total)
 
-    llm_work: list[ConversationInput] = []
-    for conv in conversations:
-        if client is None or conv.account_id is None:
-            stats["rules"] += 1
-            if client is not None:
-                stats["no_tenant"] += 1  # instance not registered in the ops store: no budget to charge
-            emit(conv, analyze_with_rules(analyzer, conv))
-        else:
-            llm_work.append(conv)
+        llm_work: list[ConversationInput] = []
+        for conv in conversations:
+            if client is None or conv.account_id is None:
+                stats["rules"] += 1
+                if client is not None:
+                    stats["no_tenant"] += 1  # instance not registered in the ops store: no budget to charge
+                emit(conv, analyze_with_rules(analyzer, conv))
+            else:
+                llm_work.append(conv)
+        if client is not None and engine is not None and llm_work:
+            _analyze_llm(
+                engine, settings, client, analyzer, llm_work, prepared, prompt_version, topics, emit, stats, budgets
+            )
+        chunk_rows = [rows[c.conversation_id] for c in conversations]
+        stats["failed"] += sum(1 for r in chunk_rows if r["status"] == "failed")
+        batches.append(pa.Table.from_pylist(chunk_rows, schema=INSIGHTS_SCHEMA))
 
-    if client is not None and engine is not None and llm_work:
-        _analyze_llm(engine, settings, client, analyzer, llm_work, prepared, prompt_version, topics, emit, stats)
-
-    table = pa.Table.from_pylist([rows[c.conversation_id] for c in conversations], schema=INSIGHTS_SCHEMA)
+    table = pa.concat_tables(batches) if batches else INSIGHTS_SCHEMA.empty_table()
     lake.write(INSIGHTS, table, mode="overwrite", schema_mode="overwrite")
     stats["rows"] = table.num_rows
-    stats["failed"] = sum(1 for r in rows.values() if r["status"] == "failed")
     stats["version"] = lake.version(INSIGHTS)
     return dict(stats)
 
@@ -167,6 +182,7 @@ def _analyze_llm(
     topics: list[str],
     emit: Callable[[ConversationInput, AnalysisOutcome], None],
     stats: dict[str, Any],
+    budgets: dict[str, Budget],
 ) -> None:
     by_account: dict[str, list[ConversationInput]] = defaultdict(list)
     for conv in work:
@@ -186,9 +202,12 @@ def _analyze_llm(
             emit(conv, outcome_from_cache(hit.result, client.model, Usage(0, hit.prompt_tokens, hit.completion_tokens)))
         with engine.begin() as conn:
             add_usage(conn, account_id, PURPOSE, cache_hits=len(convs) - len(to_call))
-            spent = usage_today(conn, account_id)
-        budget = Budget(settings.llm_daily_request_budget, settings.llm_daily_token_budget, spent)
-        _call_all(engine, client, analyzer, account_id, to_call, prepared, keys, topics, budget, emit, stats)
+            if account_id not in budgets:
+                spent = usage_today(conn, account_id)
+                budgets[account_id] = Budget(settings.llm_daily_request_budget, settings.llm_daily_token_budget, spent)
+        _call_all(
+            engine, client, analyzer, account_id, to_call, prepared, keys, topics, budgets[account_id], emit, stats
+        )
 
 
 def _call_all(
@@ -322,57 +341,91 @@ def _zone(name: str | None, default: str) -> ZoneInfo:
         return ZoneInfo(default)
 
 
-def load_closed_conversations(
-    lake: Lake, tenants: dict[str, str], zones: dict[str, str], default_timezone: str
-) -> list[ConversationInput]:
-    """Closed (resolved or expired) conversations of silver with their messages, in time order."""
+CLOSED = "status in ('resolved', 'expired')"
+
+
+def stream_closed_conversations(
+    lake: Lake, tenants: dict[str, str], zones: dict[str, str], default_timezone: str, chunk_size: int
+) -> tuple[int, Iterator[list[ConversationInput]]]:
+    """How many closed conversations silver has, and an iterator of chunks of them with their messages.
+
+    Messages are streamed from DuckDB in conversation order and merged with the conversations, so
+    memory stays bounded by ``chunk_size`` conversations whatever the size of silver.
+    """
     if not lake.exists(CONVERSATIONS):
-        return []
+        return 0, iter(())
     con = duckdb.connect()
+    con.register("conversations", lake.open(CONVERSATIONS).to_pyarrow_dataset())
+    meta = con.sql(
+        f"""
+        select conversation_id, instance_id, status, opened_at, closed_at, team_id, assignee_id
+        from conversations where {CLOSED} order by conversation_id
+        """
+    ).fetchall()
+    return len(meta), _chunks(con, lake, meta, tenants, zones, default_timezone, chunk_size)
+
+
+def _message_stream(con: duckdb.DuckDBPyConnection, lake: Lake) -> Iterator[tuple[str, TranscriptMessage]]:
+    if not lake.exists(MESSAGES):
+        return
+    con.register("messages", lake.open(MESSAGES).to_pyarrow_dataset())
+    reader = con.sql(
+        f"""
+        select m.conversation_id, m.direction, m.kind, m.text, coalesce(m.automated, false) as automated
+        from messages m
+        where m.conversation_id in (select conversation_id from conversations where {CLOSED})
+          and m.kind is distinct from 'reaction'
+        order by m.conversation_id, m.event_at, m.message_id
+        """
+    ).to_arrow_reader(50_000)
+    for batch in reader:
+        cols = [batch.column(i).to_pylist() for i in range(5)]
+        for conversation_id, direction, kind, text, automated in zip(*cols, strict=True):
+            yield conversation_id, TranscriptMessage(direction, kind or "other", text, bool(automated))
+
+
+def _chunks(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    meta: list[tuple[Any, ...]],
+    tenants: dict[str, str],
+    zones: dict[str, str],
+    default_timezone: str,
+    chunk_size: int,
+) -> Iterator[list[ConversationInput]]:
+    zone_cache: dict[str, ZoneInfo] = {}
     try:
-        con.register("conversations", lake.open(CONVERSATIONS).to_pyarrow_dataset())
-        convs = con.sql(
-            """
-            select conversation_id, instance_id, status, opened_at, closed_at, team_id, assignee_id
-            from conversations where status in ('resolved', 'expired')
-            order by instance_id, opened_at, conversation_id
-            """
-        ).fetchall()
-        messages: dict[str, list[TranscriptMessage]] = defaultdict(list)
-        if lake.exists(MESSAGES) and convs:
-            con.register("messages", lake.open(MESSAGES).to_pyarrow_dataset())
-            rows = con.sql(
-                """
-                select m.conversation_id, m.direction, m.kind, m.text, coalesce(m.automated, false)
-                from messages m
-                join (select conversation_id from conversations where status in ('resolved', 'expired')) c
-                  using (conversation_id)
-                where m.kind is distinct from 'reaction'
-                order by m.conversation_id, m.event_at, m.message_id
-                """
-            ).fetchall()
-            for conversation_id, direction, kind, text, automated in rows:
-                messages[conversation_id].append(TranscriptMessage(direction, kind or "other", text, bool(automated)))
+        stream = _message_stream(con, lake)
+        pending = next(stream, None)
+        chunk: list[ConversationInput] = []
+        for conversation_id, instance_id, status, opened_at, closed_at, team_id, assignee_id in meta:
+            messages: list[TranscriptMessage] = []
+            # Both sides are ordered by conversation_id and messages only belong to closed ones.
+            while pending is not None and pending[0] <= conversation_id:
+                if pending[0] == conversation_id:
+                    messages.append(pending[1])
+                pending = next(stream, None)
+            zone = zone_cache.get(instance_id)
+            if zone is None:
+                zone = zone_cache[instance_id] = _zone(zones.get(instance_id), default_timezone)
+            chunk.append(
+                ConversationInput(
+                    conversation_id=conversation_id,
+                    instance_id=instance_id,
+                    account_id=tenants.get(instance_id),
+                    status=status,
+                    opened_at=opened_at,
+                    closed_at=closed_at,
+                    opened_date=opened_at.astimezone(zone).date(),
+                    team_id=team_id,
+                    assignee_id=assignee_id,
+                    messages=messages,
+                )
+            )
+            if len(chunk) >= chunk_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
     finally:
         con.close()
-    zone_cache: dict[str, ZoneInfo] = {}
-    out: list[ConversationInput] = []
-    for conversation_id, instance_id, status, opened_at, closed_at, team_id, assignee_id in convs:
-        zone = zone_cache.get(instance_id)
-        if zone is None:
-            zone = zone_cache[instance_id] = _zone(zones.get(instance_id), default_timezone)
-        out.append(
-            ConversationInput(
-                conversation_id=conversation_id,
-                instance_id=instance_id,
-                account_id=tenants.get(instance_id),
-                status=status,
-                opened_at=opened_at,
-                closed_at=closed_at,
-                opened_date=opened_at.astimezone(zone).date(),
-                team_id=team_id,
-                assignee_id=assignee_id,
-                messages=messages.get(conversation_id, []),
-            )
-        )
-    return out

@@ -174,3 +174,22 @@ def test_servers_without_json_schema_support(
     assert stats["conversation_insights"]["llm_ok"] == 2 and fake.violations == []
     sent = [r.get("response_format") for r in fake.requests]
     assert sent == ([{"type": "json_object"}] * 2 if mode == "json_object" else [None, None])
+
+
+def test_chunked_streaming_gives_the_same_table(
+    lake: Lake, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ops.insights as insights
+
+    convs, msgs = sample_conversations(INSTANCE, 11)
+    silent, _ = conversation(INSTANCE, 50, [("inbound", "x")])  # a closed conversation whose messages are gone
+    write_silver(lake, [*convs, silent], msgs)
+    build_insights(lake, settings=settings)
+    whole = {k: (r["topic"], r["sentiment"], r["content_hash"]) for k, r in _rows(lake).items()}
+    monkeypatch.setattr(insights, "CHUNK_SIZE", 2)
+    seen: list[tuple[int, int]] = []
+    stats = build_insights(lake, settings=settings, progress=lambda done, total: seen.append((done, total)))
+    chunked = {k: (r["topic"], r["sentiment"], r["content_hash"]) for k, r in _rows(lake).items()}
+    assert chunked == whole and len(chunked) == 12 and stats["conversation_insights"]["rows"] == 12
+    assert seen[-1] == (12, 12) and [d for d, _ in seen] == list(range(1, 13))
+    assert _rows(lake)[silent["conversation_id"]]["status"] == "ok"
