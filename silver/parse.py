@@ -1,8 +1,10 @@
 """Parse raw bronze webhooks into normalized *partial* rows, entirely inside DuckDB.
 
 Input: a DuckDB relation named ``src`` with the bronze ``webhook_events`` columns. Each Evolution
-payload is parsed once with ``json_transform`` into a typed struct (the event family decides the
-structure), then plain SQL derives the partial rows the fold step combines:
+payload is parsed once: ``json_extract_string`` with one list of paths covering every event family,
+(rare array-shaped events — groups, contacts, history sync — go through ``json_transform``); the
+message object is unwrapped (ephemeral/viewOnce/documentWithCaption/edited) as small JSON text.
+Plain SQL then derives the partial rows the fold step combines:
 
 - ``p_msg``: one partial row per (instance, message id) and event that touches a message — content
   (``messages.upsert``, ``send.message``, ``messages.set``), status acks, edits, revokes, reactions;
@@ -20,48 +22,8 @@ import json
 import duckdb
 
 # --------------------------------------------------------------------------------------------------
-# JSON structures for json_transform (unknown keys are ignored; type mismatches give NULL)
+# JSON structures for json_transform (rare events only; unknown keys ignored, mismatches give NULL)
 # --------------------------------------------------------------------------------------------------
-_CTX = {"stanzaId": "VARCHAR"}
-_KEY = {"remoteJid": "VARCHAR", "fromMe": "BOOLEAN", "id": "VARCHAR", "participant": "VARCHAR"}
-_EDIT_TEXT = {
-    "conversation": "VARCHAR",
-    "extendedTextMessage": {"text": "VARCHAR"},
-    "imageMessage": {"caption": "VARCHAR"},
-    "videoMessage": {"caption": "VARCHAR"},
-    "documentMessage": {"caption": "VARCHAR"},
-}
-_PROTOCOL = {
-    "key": _KEY,
-    "type": "VARCHAR",
-    "editedMessage": _EDIT_TEXT,
-    "timestampMs": "VARCHAR",
-}
-_MEDIA = {
-    "mimetype": "VARCHAR",
-    "caption": "VARCHAR",
-    "fileLength": "JSON",
-    "seconds": "JSON",
-    "contextInfo": _CTX,
-}
-_CONTENT: dict[str, object] = {
-    "conversation": "VARCHAR",
-    "extendedTextMessage": {"text": "VARCHAR", "contextInfo": _CTX},
-    "imageMessage": _MEDIA,
-    "videoMessage": _MEDIA,
-    "audioMessage": _MEDIA,
-    "documentMessage": _MEDIA,
-    "stickerMessage": _MEDIA,
-    "locationMessage": "JSON",
-    "liveLocationMessage": "JSON",
-    "contactMessage": "JSON",
-    "contactsArrayMessage": "JSON",
-    "pollCreationMessage": "JSON",
-    "pollCreationMessageV2": "JSON",
-    "pollCreationMessageV3": "JSON",
-    "reactionMessage": {"key": _KEY, "text": "VARCHAR", "senderTimestampMs": "VARCHAR"},
-    "protocolMessage": _PROTOCOL,
-}
 _WRAPPERS = (
     "ephemeralMessage",
     "viewOnceMessage",
@@ -70,87 +32,6 @@ _WRAPPERS = (
     "documentWithCaptionMessage",
     "editedMessage",
 )
-
-
-# Wrappers that can themselves hold a wrapper (e.g. ephemeral → viewOnce → image).
-_NESTED = {
-    "ephemeralMessage": (
-        "viewOnceMessage",
-        "viewOnceMessageV2",
-        "viewOnceMessageV2Extension",
-        "documentWithCaptionMessage",
-        "editedMessage",
-    )
-}
-
-
-def _content_struct(inner: tuple[str, ...] = _WRAPPERS, depth: int = 3) -> dict[str, object]:
-    struct = dict(_CONTENT)
-    if depth > 1:
-        for wrapper in inner:
-            struct[wrapper] = {"message": _content_struct(_NESTED.get(wrapper, ()), depth - 1)}
-    return struct
-
-
-_MESSAGE_DATA = {
-    "key": {
-        **_KEY,
-        "remoteJidAlt": "VARCHAR",
-        "participantAlt": "VARCHAR",
-        "senderPn": "VARCHAR",
-        "senderLid": "VARCHAR",
-        "previousRemoteJid": "VARCHAR",
-    },
-    "pushName": "VARCHAR",
-    "status": "VARCHAR",
-    "message": _content_struct(),
-    "contextInfo": _CTX,
-    "messageType": "VARCHAR",
-    "messageTimestamp": "VARCHAR",
-    "source": "VARCHAR",
-}
-MESSAGE_STRUCT = json.dumps({"data": _MESSAGE_DATA})
-MESSAGE_SET_STRUCT = json.dumps({"data": [_MESSAGE_DATA]})
-MESSAGE_SET_OBJ_STRUCT = json.dumps({"data": {"messages": [_MESSAGE_DATA]}})
-UPDATE_STRUCT = json.dumps(
-    {
-        "data": {
-            "keyId": "VARCHAR",
-            "remoteJid": "VARCHAR",
-            "fromMe": "BOOLEAN",
-            "participant": "VARCHAR",
-            "status": "VARCHAR",
-            "messageId": "VARCHAR",
-        }
-    }
-)
-EDITED_STRUCT = json.dumps(
-    {
-        "data": {
-            "key": _KEY,
-            "type": "VARCHAR",
-            "editedMessage": {**_EDIT_TEXT, "message": {"protocolMessage": _PROTOCOL}},
-            "timestampMs": "VARCHAR",
-            "message": {"protocolMessage": _PROTOCOL},
-        }
-    }
-)
-DELETE_STRUCT = json.dumps({"data": {**_KEY, "key": _KEY, "status": "VARCHAR"}})
-CALL_STRUCT = json.dumps(
-    {
-        "data": {
-            "id": "VARCHAR",
-            "from": "VARCHAR",
-            "chatId": "VARCHAR",
-            "date": "VARCHAR",
-            "status": "VARCHAR",
-            "isVideo": "BOOLEAN",
-            "isGroup": "BOOLEAN",
-            "groupJid": "VARCHAR",
-        }
-    }
-)
-CONN_STRUCT = json.dumps({"data": {"state": "VARCHAR", "statusReason": "VARCHAR", "wuid": "VARCHAR"}})
 _GROUP = {
     "id": "VARCHAR",
     "subject": "VARCHAR",
@@ -190,28 +71,6 @@ USED_EVENTS = (
 # --------------------------------------------------------------------------------------------------
 
 
-def _leaf(expr: str) -> str:
-    """The content struct at ``expr`` rebuilt to the leaf type (NULL when ``expr`` is NULL)."""
-    fields = ", ".join(f"'{k}': {expr}.{k}" for k in _CONTENT)
-    return f"case when {expr} is not null then {{{fields}}} end"
-
-
-def _unwrap(expr: str) -> str:
-    """Peel ephemeral/viewOnce/documentWithCaption/edited wrappers (see ``_NESTED`` for two levels)."""
-    level2 = [_leaf(f"{expr}.{w1}.message.{w2}.message") for w1, inner in _NESTED.items() for w2 in inner]
-    level1 = [_leaf(f"{expr}.{w}.message") for w in _WRAPPERS]
-    return "coalesce(" + ", ".join([*level2, *level1, _leaf(expr)]) + ")"
-
-
-def _num(expr: str) -> str:
-    """A JSON number that may be a number, a numeric string or {low, high, unsigned}."""
-    return (
-        f"coalesce(try_cast(json_extract_string({expr}, '$') as bigint), "
-        f"try_cast(json_extract_string({expr}, '$.low') as bigint) "
-        f"+ coalesce(try_cast(json_extract_string({expr}, '$.high') as bigint), 0) * 4294967296)"
-    )
-
-
 def _epoch_s(expr: str) -> str:
     """Unix seconds (number or string) → TIMESTAMPTZ; NULL when not plausible."""
     return (
@@ -227,13 +86,6 @@ def _epoch_ms(expr: str) -> str:
     )
 
 
-def _edit_text(e: str) -> str:
-    return (
-        f"coalesce({e}.conversation, {e}.extendedTextMessage.text, {e}.imageMessage.caption, "
-        f"{e}.videoMessage.caption, {e}.documentMessage.caption)"
-    )
-
-
 def _status_rank(expr: str) -> str:
     return (
         f"case upper({expr}) when 'ERROR' then 0 when 'PENDING' then 1 when 'SERVER_ACK' then 2 "
@@ -242,28 +94,102 @@ def _status_rank(expr: str) -> str:
     )
 
 
-def _month(expr: str) -> str:
-    return f"strftime({expr}, '%Y-%m')"
-
-
 # --------------------------------------------------------------------------------------------------
 # The parse
 # --------------------------------------------------------------------------------------------------
 
 
+# Paths read from every relevant payload in ONE parse (``json_extract_string`` with a path list).
+# Message-object paths are relative to ``data`` (``messages.set`` elements use them without the prefix).
+MSG_PATHS = (
+    "key.id", "key.remoteJid", "key.fromMe", "key.participant", "key.remoteJidAlt", "key.participantAlt",
+    "key.senderPn", "key.senderLid", "key.previousRemoteJid", "pushName", "status", "messageTimestamp",
+    "source", "contextInfo.stanzaId", "message",
+)  # fmt: skip
+OTHER_PATHS = (
+    "keyId", "remoteJid", "fromMe", "type", "editedMessage", "timestampMs", "id", "participant", "state",
+    "statusReason", "wuid", "from", "chatId", "date", "isVideo", "isGroup", "groupJid",
+)  # fmt: skip
+_IDX = {p: i + 1 for i, p in enumerate(MSG_PATHS)} | {
+    f"d.{p}": len(MSG_PATHS) + i + 1 for i, p in enumerate(OTHER_PATHS)
+}
+RARE_EVENTS = ("messages.set", "groups.upsert", "groups.update", "group-participants.update", "contacts.upsert",
+               "contacts.update")  # fmt: skip
+
+# Paths inside the unwrapped content object.
+_MEDIA_KEYS = ("imageMessage", "videoMessage", "audioMessage", "documentMessage", "stickerMessage")
+_MEDIA_FIELDS = ("mimetype", "caption", "fileLength", "seconds", "contextInfo.stanzaId")
+CONTENT_PATHS = (
+    "conversation", "extendedTextMessage.text", "extendedTextMessage.contextInfo.stanzaId",
+    "reactionMessage.key.id", "reactionMessage.text", "reactionMessage.senderTimestampMs",
+    "protocolMessage.key.id", "protocolMessage.type", "protocolMessage.timestampMs",
+    "protocolMessage.editedMessage.conversation", "protocolMessage.editedMessage.extendedTextMessage.text",
+    "protocolMessage.editedMessage.imageMessage.caption", "protocolMessage.editedMessage.videoMessage.caption",
+    *(f"{k}.{f}" for k in _MEDIA_KEYS for f in _MEDIA_FIELDS),
+)  # fmt: skip
+_C = {p: i + 1 for i, p in enumerate(CONTENT_PATHS)}
+EDITED_PATHS = (
+    "conversation", "extendedTextMessage.text", "imageMessage.caption", "videoMessage.caption",
+    "documentMessage.caption", "message.protocolMessage.editedMessage.conversation",
+    "message.protocolMessage.editedMessage.extendedTextMessage.text",
+)  # fmt: skip
+
+
+def _paths(prefix: str, paths: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'$.{prefix}{p}'" for p in paths) + "]"
+
+
+def v(path: str) -> str:
+    """Column expression for a path of the single-pass extraction list ``v``."""
+    return f"v[{_IDX[path]}]"
+
+
+def c(path: str) -> str:
+    return f"cv[{_C[path]}]"
+
+
+def _num_text(expr: str) -> str:
+    """A number written as a number, a numeric string or ``{"low": n, "high": h}`` (text form)."""
+    return (
+        f"coalesce(try_cast({expr} as bigint), try_cast(try_cast({expr} as double) as bigint), "
+        f"case when {expr} like '{{%' then try_cast(json_extract_string({expr}, '$.low') as bigint) "
+        f"+ coalesce(try_cast(json_extract_string({expr}, '$.high') as bigint), 0) * 4294967296 end)"
+    )
+
+
+def _bool_text(expr: str) -> str:
+    return f"coalesce(try_cast({expr} as boolean), false)"
+
+
+_WRAPPER_LIST = "[" + ", ".join(f"'{w}'" for w in _WRAPPERS) + "]"
+
+
+def _unwrap_text(m: str) -> str:
+    """Peel one wrapper level of the message JSON text ``m``."""
+    w = f"list_filter(json_keys({m}), lambda k: list_contains({_WRAPPER_LIST}, k))[1]"
+    return f"(case when {w} is null then {m} else json_extract_string({m}, '$.\"' || {w} || '\".message') end)"
+
+
 def parse(con: duckdb.DuckDBPyConnection) -> None:
     """Create the temp tables ``p_*`` from the relation ``src`` (bronze rows of this batch)."""
     con.execute("set TimeZone = 'UTC'")
+    paths = _paths("data.", MSG_PATHS)[:-1] + ", " + _paths("data.", OTHER_PATHS)[1:]
     con.execute(
         f"""
-        create or replace temp table env as
-        select * from (
-            select receipt_id, received_at, instance as instance_id, event, payload, payload_hash,
-                   json_valid(payload) as valid
-            from src
-        ) where event in {USED_EVENTS!r} or not valid
+        create or replace temp table ext as
+        select receipt_id, received_at, instance as instance_id, event, payload_hash,
+               try(json_extract_string(payload, {paths})) as v,
+               case when event in {RARE_EVENTS!r} then payload end as raw
+        from src where event in {USED_EVENTS!r}
         """
     )
+    con.execute(
+        """
+        create or replace temp table p_rejects as
+        select receipt_id, instance_id, event, 'invalid json' as reason, received_at from ext where v is null
+        """
+    )
+    con.execute("delete from ext where v is null")
     _parse_messages(con)
     _parse_updates(con)
     _parse_edits(con)
@@ -272,243 +198,233 @@ def parse(con: duckdb.DuckDBPyConnection) -> None:
     _parse_connection(con)
     _parse_groups(con)
     _parse_contacts(con)
-    con.execute(
-        """
-        insert into p_rejects
-        select receipt_id, instance_id, event, 'invalid json', received_at from env where not valid
-        """
-    )
-    con.execute("drop table env")
+    con.execute("drop table ext")
 
 
 def _parse_messages(con: duckdb.DuckDBPyConnection) -> None:
-    content = _unwrap("d.message")
+    set_paths = _paths("", MSG_PATHS)
     con.execute(
         f"""
         create or replace temp table raw_msg as
         with j as (
-            select receipt_id, received_at, instance_id, event, payload_hash,
-                   json_transform(payload, '{MESSAGE_STRUCT}').data as d
-            from env where valid and event in {MESSAGE_EVENTS!r}
+            select receipt_id, received_at, instance_id, event, payload_hash, v from ext
+            where event in {(*MESSAGE_EVENTS, *EDIT_EVENTS)!r}
             union all
-            select receipt_id, received_at, instance_id, event, payload_hash, unnest(
-                coalesce(json_transform(payload, '{MESSAGE_SET_STRUCT}').data,
-                         json_transform(payload, '{MESSAGE_SET_OBJ_STRUCT}').data.messages)) as d
-            from env where valid and event = 'messages.set'
-        )
-        select receipt_id, received_at, instance_id, event, payload_hash, d, {content} as c,
-               {_epoch_s("d.messageTimestamp")} as event_at
-        from j
+            select receipt_id, received_at, instance_id, event, payload_hash,
+                   json_extract_string(e, {set_paths}) || list_value() as v
+            from (select *, unnest(coalesce(try(json_extract(raw, '$.data[*]')),
+                                            try(json_extract(raw, '$.data.messages[*]')))) as e
+                  from ext where event = 'messages.set')
+        ),
+        u as (select *, {_unwrap_text(_unwrap_text(v("message")))} as content from j)
+        select receipt_id, received_at, instance_id, event, payload_hash, v,
+               json_keys(content) as ck, json_extract_string(content, {_paths("", CONTENT_PATHS)}) as cv,
+               {_epoch_s(v("messageTimestamp"))} as event_at
+        from u
         """
     )
-    # rejects: message payloads without a usable key / time
+    has = "list_contains(ck, '{}')"
+    kind = f"""case
+        when {has.format("reactionMessage")} then 'reaction'
+        when {has.format("protocolMessage")} then 'protocol'
+        when {has.format("imageMessage")} then 'image'
+        when {has.format("audioMessage")} then 'audio'
+        when {has.format("videoMessage")} then 'video'
+        when {has.format("documentMessage")} then 'document'
+        when {has.format("stickerMessage")} then 'sticker'
+        when {has.format("locationMessage")} or {has.format("liveLocationMessage")} then 'location'
+        when {has.format("contactMessage")} or {has.format("contactsArrayMessage")} then 'contact'
+        when {has.format("pollCreationMessage")} or {has.format("pollCreationMessageV2")}
+             or {has.format("pollCreationMessageV3")} then 'poll'
+        when {has.format("conversation")} or {has.format("extendedTextMessage")} then 'text'
+        else 'other' end"""
+    is_msg_event = f"event in {(*MESSAGE_EVENTS, 'messages.set')!r}"
     con.execute(
-        """
-        create or replace temp table p_rejects as
+        f"""
+        insert into p_rejects
         select receipt_id, instance_id, event,
-               case when d is null then 'data is not a message object'
-                    when d.key.id is null or d.key.id = '' then 'message without key.id'
-                    when d.key.remoteJid is null then 'message without key.remoteJid'
-                    else 'message without a valid messageTimestamp' end as reason,
+               case when {v("key.id")} is null or {v("key.id")} = '' then 'message without key.id'
+                    when {v("key.remoteJid")} is null then 'message without key.remoteJid'
+                    else 'message without a valid messageTimestamp' end,
                received_at
         from raw_msg
-        where d is null or d.key.id is null or d.key.id = '' or d.key.remoteJid is null
-           or (event_at is null and c.protocolMessage is null and c.reactionMessage is null)
+        where {is_msg_event}
+          and ({v("key.id")} is null or {v("key.id")} = '' or {v("key.remoteJid")} is null
+               or (event_at is null and not coalesce({has.format("protocolMessage")}, false)
+                   and not coalesce({has.format("reactionMessage")}, false)))
         """
     )
-    con.execute("delete from raw_msg where d is null or d.key.id is null or d.key.id = '' or d.key.remoteJid is null")
-    kind = """case
-        when c.reactionMessage is not null then 'reaction'
-        when c.protocolMessage is not null then 'protocol'
-        when c.imageMessage is not null then 'image'
-        when c.audioMessage is not null then 'audio'
-        when c.videoMessage is not null then 'video'
-        when c.documentMessage is not null then 'document'
-        when c.stickerMessage is not null then 'sticker'
-        when c.locationMessage is not null or c.liveLocationMessage is not null then 'location'
-        when c.contactMessage is not null or c.contactsArrayMessage is not null then 'contact'
-        when c.pollCreationMessage is not null or c.pollCreationMessageV2 is not null
-             or c.pollCreationMessageV3 is not null then 'poll'
-        when c.conversation is not null or c.extendedTextMessage is not null then 'text'
-        else 'other' end"""
-    media = "coalesce(c.imageMessage, c.videoMessage, c.audioMessage, c.documentMessage, c.stickerMessage)"
+    media = {f: "coalesce(" + ", ".join(c(f"{k}.{f}") for k in _MEDIA_KEYS) + ")" for f in
+             ("mimetype", "caption", "fileLength", "seconds", "contextInfo.stanzaId")}  # fmt: skip
     con.execute(
         f"""
         create or replace temp table msg_k as
-        select *, {kind} as kind, {media} as media,
-               case when d.key.remoteJid = 'status@broadcast' or d.key.remoteJid like '%@broadcast' then 'broadcast'
-                    when d.key.remoteJid like '%@g.us' then 'group'
-                    else 'direct' end as chat_type
+        select receipt_id, received_at, instance_id, event, payload_hash, v, cv, event_at,
+               case when {is_msg_event} then {kind} else 'protocol' end as kind,
+               case when {v("key.remoteJid")} like '%@broadcast' then 'broadcast'
+                    when {v("key.remoteJid")} like '%@g.us' then 'group'
+                    else 'direct' end as chat_type,
+               {_bool_text(v("key.fromMe"))} as from_me
         from raw_msg
+        where {v("key.id")} is not null and {v("key.id")} <> '' and {v("key.remoteJid")} is not null
         """
     )
     con.execute("drop table raw_msg")
-    # Content rows (real messages): partial message rows with content
     con.execute(
         f"""
         create or replace temp table p_msg as
-        select instance_id, d.key.id as message_id,
-               d.key.remoteJid as chat_jid, chat_type,
+        select instance_id, {v("key.id")} as message_id,
+               {v("key.remoteJid")} as chat_jid, chat_type,
                case when chat_type = 'direct' then
-                    list_filter([d.key.remoteJid, d.key.remoteJidAlt, d.key.senderPn, d.key.previousRemoteJid,
-                                 d.key.senderLid], lambda x: x is not null) end as direct_jids,
+                    list_filter([{v("key.remoteJid")}, {v("key.remoteJidAlt")}, {v("key.senderPn")},
+                                 {v("key.previousRemoteJid")}, {v("key.senderLid")}], lambda x: x is not null)
+               end as direct_jids,
                case when chat_type = 'group' then
-                    list_filter([d.key.participant, d.key.participantAlt], lambda x: x is not null) end as part_jids,
-               case when coalesce(d.key.fromMe, false) then 'outbound' else 'inbound' end as direction,
+                    list_filter([{v("key.participant")}, {v("key.participantAlt")}], lambda x: x is not null)
+               end as part_jids,
+               case when from_me then 'outbound' else 'inbound' end as direction,
                kind,
-               coalesce(c.conversation, c.extendedTextMessage.text, media.caption) as content_text,
-               media.mimetype as media_mimetype,
-               {_num("media.fileLength")} as media_size,
-               cast({_num("media.seconds")} as integer) as media_seconds,
-               coalesce(d.contextInfo.stanzaId, c.extendedTextMessage.contextInfo.stanzaId,
-                        media.contextInfo.stanzaId) as quoted_message_id,
+               coalesce({c("conversation")}, {c("extendedTextMessage.text")}, {media["caption"]}) as content_text,
+               {media["mimetype"]} as media_mimetype,
+               {_num_text(media["fileLength"])} as media_size,
+               cast({_num_text(media["seconds"])} as integer) as media_seconds,
+               coalesce({v("contextInfo.stanzaId")}, {c("extendedTextMessage.contextInfo.stanzaId")},
+                        {media["contextInfo.stanzaId"]}) as quoted_message_id,
                event_at,
                received_at as first_received_at, received_at as last_received_at,
-               {_status_rank("d.status")} as status_rank,
+               {_status_rank(v("status"))} as status_rank,
                cast(null as timestamptz) as edited_at, cast(null as varchar) as edit_text,
                false as revoked,
                cast(null as struct(actor_key varchar, emoji varchar, reacted_at timestamptz)[]) as reactions,
                cast(null as varchar) as sender_attendant_id, false as automated,
-               coalesce(nullif(lower(d.source), ''), 'unknown') as source,
+               coalesce(nullif(lower({v("source")}), ''), 'unknown') as source,
                event = 'send.message' as via_api,
                payload_hash,
-               case when not coalesce(d.key.fromMe, false) then nullif(d.pushName, '') end as push_name
+               case when not from_me then nullif({v("pushName")}, '') end as push_name
         from msg_k
         where kind not in ('reaction', 'protocol') and chat_type <> 'broadcast' and event_at is not null
         """
     )
-    # History + partial rows for reactions and protocol (edit / revoke) messages
+    actor = f"case when from_me then 'me' else coalesce({v('key.participant')}, {v('key.remoteJid')}) end"
+    revoke = f"upper({c('protocolMessage.type')}) in ('REVOKE', '0')"
     con.execute(
         f"""
         create or replace temp table p_events as
-        select instance_id, c.reactionMessage.key.id as message_id, 'reaction' as event_type,
-               cast(null as varchar) as status, coalesce(c.reactionMessage.text, '') as text,
-               case when coalesce(d.key.fromMe, false) then 'me'
-                    else coalesce(d.key.participant, d.key.remoteJid) end as actor_key,
-               coalesce({_epoch_ms("c.reactionMessage.senderTimestampMs")}, event_at, received_at) as event_at,
+        select instance_id, {c("reactionMessage.key.id")} as message_id, 'reaction' as event_type,
+               cast(null as varchar) as status, coalesce({c("reactionMessage.text")}, '') as text,
+               {actor} as actor_key,
+               coalesce({_epoch_ms(c("reactionMessage.senderTimestampMs"))}, event_at, received_at) as event_at,
                received_at, receipt_id
-        from msg_k where kind = 'reaction' and chat_type <> 'broadcast' and c.reactionMessage.key.id is not null
+        from msg_k where kind = 'reaction' and chat_type <> 'broadcast' and {c("reactionMessage.key.id")} is not null
         union all
-        select instance_id, c.protocolMessage.key.id,
-               case when upper(c.protocolMessage.type) in ('REVOKE', '0') then 'revoke' else 'edit' end,
-               null, case when upper(c.protocolMessage.type) in ('REVOKE', '0') then null
-                          else {_edit_text("c.protocolMessage.editedMessage")} end,
-               case when coalesce(d.key.fromMe, false) then 'me'
-                    else coalesce(d.key.participant, d.key.remoteJid) end,
-               coalesce({_epoch_ms("c.protocolMessage.timestampMs")}, event_at, received_at), received_at, receipt_id
+        select instance_id, {c("protocolMessage.key.id")},
+               case when {revoke} then 'revoke' else 'edit' end,
+               null,
+               case when not {revoke} then coalesce({c("protocolMessage.editedMessage.conversation")},
+                    {c("protocolMessage.editedMessage.extendedTextMessage.text")},
+                    {c("protocolMessage.editedMessage.imageMessage.caption")},
+                    {c("protocolMessage.editedMessage.videoMessage.caption")}) end,
+               {actor},
+               coalesce({_epoch_ms(c("protocolMessage.timestampMs"))}, event_at, received_at), received_at, receipt_id
         from msg_k
-        where kind = 'protocol' and chat_type <> 'broadcast' and c.protocolMessage.key.id is not null
-          and upper(c.protocolMessage.type) in ('REVOKE', '0', 'MESSAGE_EDIT', '14')
+        where kind = 'protocol' and chat_type <> 'broadcast' and {c("protocolMessage.key.id")} is not null
+          and upper({c("protocolMessage.type")}) in ('REVOKE', '0', 'MESSAGE_EDIT', '14')
+        """
+    )
+    # messages.edited / send.message.update without a protocolMessage wrapper: {key, type, editedMessage}
+    con.execute(
+        f"""
+        insert into p_events
+        select instance_id, {v("key.id")},
+               case when upper({v("d.type")}) in ('REVOKE', '0') then 'revoke' else 'edit' end,
+               null,
+               case when upper({v("d.type")}) not in ('REVOKE', '0') then
+                    list_filter(json_extract_string({v("d.editedMessage")}, {_paths("", EDITED_PATHS)}),
+                                lambda x: x is not null)[1] end,
+               {actor}, coalesce({_epoch_ms(v("d.timestampMs"))}, received_at), received_at, receipt_id
+        from msg_k
+        where event in {EDIT_EVENTS!r} and cv[{_C["protocolMessage.key.id"]}] is null
+          and upper({v("d.type")}) in ('REVOKE', '0', 'MESSAGE_EDIT', '14') and chat_type <> 'broadcast'
+        """
+    )
+    con.execute(
+        f"""
+        insert into p_rejects
+        select receipt_id, instance_id, event, 'edit without key.id', received_at from ext
+        where event in {EDIT_EVENTS!r} and {v("key.id")} is null
         """
     )
     con.execute("drop table msg_k")
 
 
 def _parse_updates(con: duckdb.DuckDBPyConnection) -> None:
+    rank = _status_rank(v("status"))
     con.execute(
         f"""
         insert into p_events
-        select instance_id, d.keyId, 'status',
-               case {_status_rank("d.status")} when 0 then 'error' when 1 then 'pending' when 2 then 'server_ack'
+        select instance_id, {v("d.keyId")}, 'status',
+               case {rank} when 0 then 'error' when 1 then 'pending' when 2 then 'server_ack'
                     when 3 then 'delivery_ack' when 4 then 'read' when 5 then 'played' end,
                null, null, received_at, received_at, receipt_id
-        from (select *, json_transform(payload, '{UPDATE_STRUCT}').data as d from env
-              where valid and event in {STATUS_EVENTS!r})
-        where d.keyId is not null and {_status_rank("d.status")} is not null
-          and coalesce(d.remoteJid, '') not like '%@broadcast'
+        from ext
+        where event in {STATUS_EVENTS!r} and {v("d.keyId")} is not null and {rank} is not null
+          and coalesce({v("d.remoteJid")}, '') not like '%@broadcast'
         """
     )
     con.execute(
         f"""
         insert into p_rejects
         select receipt_id, instance_id, event, 'status update without keyId or known status', received_at
-        from (select *, json_transform(payload, '{UPDATE_STRUCT}').data as d from env
-              where valid and event in {STATUS_EVENTS!r})
-        where (d.keyId is null or {_status_rank("d.status")} is null)
-          and coalesce(d.remoteJid, '') not like '%@broadcast'
+        from ext
+        where event in {STATUS_EVENTS!r} and ({v("d.keyId")} is null or {rank} is null)
+          and coalesce({v("d.remoteJid")}, '') not like '%@broadcast'
         """
     )
 
 
 def _parse_edits(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        f"""
-        create or replace temp table raw_edit as
-        select receipt_id, received_at, instance_id, event,
-               coalesce(d.type, d.message.protocolMessage.type,
-                        d.editedMessage.message.protocolMessage.type) as ptype,
-               coalesce(d.key, d.message.protocolMessage.key, d.editedMessage.message.protocolMessage.key) as k,
-               coalesce({_edit_text("d.editedMessage")},
-                        {_edit_text("d.editedMessage.message.protocolMessage.editedMessage")},
-                        {_edit_text("d.message.protocolMessage.editedMessage")}) as new_text,
-               coalesce({_epoch_ms("d.timestampMs")}, {_epoch_ms("d.message.protocolMessage.timestampMs")},
-                        received_at) as event_at
-        from (select *, json_transform(payload, '{EDITED_STRUCT}').data as d from env
-              where valid and event in {EDIT_EVENTS!r})
-        """
-    )
-    con.execute(
-        """
-        insert into p_events
-        select instance_id, k.id,
-               case when upper(ptype) in ('REVOKE', '0') then 'revoke' else 'edit' end, null,
-               case when upper(ptype) in ('REVOKE', '0') then null else new_text end,
-               case when coalesce(k.fromMe, false) then 'me' else coalesce(k.participant, k.remoteJid) end,
-               event_at, received_at, receipt_id
-        from raw_edit
-        where k.id is not null and upper(ptype) in ('REVOKE', '0', 'MESSAGE_EDIT', '14')
-          and coalesce(k.remoteJid, '') not like '%@broadcast'
-        """
-    )
-    con.execute(
-        """
-        insert into p_rejects
-        select receipt_id, instance_id, event, 'edit without key.id', received_at
-        from raw_edit where k.id is null
-        """
-    )
-    con.execute("drop table raw_edit")
+    """Edits and revokes are parsed with the messages (``_parse_messages``)."""
 
 
 def _parse_deletes(con: duckdb.DuckDBPyConnection) -> None:
+    mid = f"coalesce({v('d.id')}, {v('key.id')})"
+    jid = f"coalesce({v('d.remoteJid')}, {v('key.remoteJid')})"
     con.execute(
         f"""
         insert into p_events
-        select instance_id, coalesce(d.id, d.key.id), 'delete', null, null,
-               case when coalesce(d.fromMe, d.key.fromMe, false) then 'me'
-                    else coalesce(d.participant, d.key.participant, d.remoteJid, d.key.remoteJid) end,
+        select instance_id, {mid}, 'delete', null, null,
+               case when {_bool_text(f"coalesce({v('d.fromMe')}, {v('key.fromMe')})")} then 'me'
+                    else coalesce({v("d.participant")}, {v("key.participant")}, {jid}) end,
                received_at, received_at, receipt_id
-        from (select *, json_transform(payload, '{DELETE_STRUCT}').data as d from env
-              where valid and event = 'messages.delete')
-        where coalesce(d.id, d.key.id) is not null
-          and coalesce(d.remoteJid, d.key.remoteJid, '') not like '%@broadcast'
+        from ext
+        where event = 'messages.delete' and {mid} is not null and coalesce({jid}, '') not like '%@broadcast'
         """
     )
 
 
 def _parse_calls(con: duckdb.DuckDBPyConnection) -> None:
+    chat = f"coalesce({v('d.chatId')}, {v('d.from')})"
     con.execute(
         f"""
         create or replace temp table p_calls as
-        select instance_id, d.id as call_id, coalesce(d.chatId, d.from) as chat_jid, d.from as from_jid,
-               coalesce(d.isVideo, false) as is_video,
-               coalesce(d.isGroup, false) or coalesce(d.chatId, '') like '%@g.us' as is_group,
-               coalesce(d.groupJid, case when d.chatId like '%@g.us' then d.chatId end) as group_jid,
-               lower(d.status) as status,
-               coalesce(try_cast(d.date as timestamptz), {_epoch_s("d.date")}, {_epoch_ms("d.date")},
-                        received_at) as at,
+        select instance_id, {v("d.id")} as call_id, {chat} as chat_jid, {v("d.from")} as from_jid,
+               {_bool_text(v("d.isVideo"))} as is_video,
+               {_bool_text(v("d.isGroup"))} or coalesce({v("d.chatId")}, '') like '%@g.us' as is_group,
+               coalesce({v("d.groupJid")}, case when {v("d.chatId")} like '%@g.us' then {v("d.chatId")} end)
+                   as group_jid,
+               lower({v("status")}) as status,
+               coalesce(try_cast({v("d.date")} as timestamptz), {_epoch_s(v("d.date"))},
+                        {_epoch_ms(v("d.date"))}, received_at) as at,
                received_at, receipt_id
-        from (select *, json_transform(payload, '{CALL_STRUCT}').data as d from env
-              where valid and event = 'call')
-        where d.id is not null
+        from ext
+        where event = 'call' and {v("d.id")} is not null
         """
     )
     con.execute(
         f"""
         insert into p_rejects
         select receipt_id, instance_id, event, 'call without id', received_at
-        from (select *, json_transform(payload, '{CALL_STRUCT}').data as d from env
-              where valid and event = 'call') where d.id is null
+        from ext where event = 'call' and {v("d.id")} is null
         """
     )
 
@@ -517,11 +433,10 @@ def _parse_connection(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         create or replace temp table p_conn as
-        select instance_id, lower(d.state) as state, try_cast(d.statusReason as integer) as status_reason,
-               d.wuid as wuid, received_at, receipt_id
-        from (select *, json_transform(payload, '{CONN_STRUCT}').data as d from env
-              where valid and event = 'connection.update')
-        where d.state is not null
+        select instance_id, lower({v("d.state")}) as state, try_cast({v("d.statusReason")} as integer) as status_reason,
+               {v("d.wuid")} as wuid, received_at, receipt_id
+        from ext
+        where event = 'connection.update' and {v("d.state")} is not null
         """
     )
 
@@ -531,9 +446,9 @@ def _parse_groups(con: duckdb.DuckDBPyConnection) -> None:
         f"""
         create or replace temp table raw_groups as
         select receipt_id, received_at, instance_id, event, unnest(coalesce(
-                   json_transform(payload, '{GROUPS_STRUCT}').data,
-                   [json_transform(payload, '{GROUPS_OBJ_STRUCT}').data])) as g
-        from env where valid and event in ('groups.upsert', 'groups.update')
+                   json_transform(raw, '{GROUPS_STRUCT}').data,
+                   [json_transform(raw, '{GROUPS_OBJ_STRUCT}').data])) as g
+        from ext where event in ('groups.upsert', 'groups.update')
         """
     )
     con.execute(
@@ -564,8 +479,8 @@ def _parse_groups(con: duckdb.DuckDBPyConnection) -> None:
                json_extract_string(p, '$.phoneNumber'), json_extract_string(p, '$.lid'),
                lower(d.action), json_extract_string(p, '$.admin'), d.author, received_at, receipt_id
         from (select *, unnest(d.participants) as p
-              from (select *, json_transform(payload, '{GP_STRUCT}').data as d from env
-                    where valid and event = 'group-participants.update') where d.id is not null)
+              from (select *, json_transform(raw, '{GP_STRUCT}').data as d from ext
+                    where event = 'group-participants.update') where d.id is not null)
         """
     )
 
@@ -576,9 +491,9 @@ def _parse_contacts(con: duckdb.DuckDBPyConnection) -> None:
         create or replace temp table p_contacts as
         select instance_id, coalesce(c.remoteJid, c.id) as jid, c.phoneNumber as phone_jid, c.lid as lid_jid,
                nullif(c.pushName, '') as push_name, received_at
-        from (select *, unnest(coalesce(json_transform(payload, '{CONTACTS_STRUCT}').data,
-                                        [json_transform(payload, '{CONTACTS_OBJ_STRUCT}').data])) as c
-              from env where valid and event in ('contacts.upsert', 'contacts.update'))
+        from (select *, unnest(coalesce(json_transform(raw, '{CONTACTS_STRUCT}').data,
+                                        [json_transform(raw, '{CONTACTS_OBJ_STRUCT}').data])) as c
+              from ext where event in ('contacts.upsert', 'contacts.update'))
         where coalesce(c.remoteJid, c.id) is not null
         """
     )
