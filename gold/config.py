@@ -176,6 +176,26 @@ def load_configs(engine: Any | None, instance_ids: Iterable[str], default_timezo
     return [stored.get(i) or InstanceConfig.parse(i, default_timezone) for i in ids]
 
 
+ATTENDANTS_SCHEMA = pa.schema([("instance_id", pa.string()), ("attendant_id", pa.string()), ("team_id", pa.string())])
+
+
+def load_attendants(engine: Any | None) -> pa.Table:
+    """Attendants and their current team from the ops store (fallback team when the action log has none)."""
+    rows: dict[str, list[Any]] = {"instance_id": [], "attendant_id": [], "team_id": []}
+    if engine is not None:
+        from sqlalchemy import inspect, select
+
+        from storage.tables import attendants
+
+        if inspect(engine).has_table("attendants"):
+            with engine.connect() as conn:
+                for row in conn.execute(select(attendants.c.instance_id, attendants.c.id, attendants.c.team_id)):
+                    rows["instance_id"].append(row[0])
+                    rows["attendant_id"].append(row[1])
+                    rows["team_id"].append(row[2])
+    return pa.table(rows, schema=ATTENDANTS_SCHEMA)
+
+
 def config_tables(configs: list[InstanceConfig]) -> dict[str, pa.Table]:
     """Arrow tables the gold SQL joins: ``cfg.instances``, ``cfg.schedule``, ``cfg.holidays``, ``cfg.sla``."""
     inst: dict[str, list[Any]] = {"instance_id": [], "timezone": [], "include_groups": [], "at_risk_ratio": []}

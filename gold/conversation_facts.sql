@@ -76,7 +76,8 @@ select x.conversation_id, x.instance_id, x.contact_key, x.origin, x.status,
        x.first_response_at, x.resolved_at, x.expired_at, x.closed_at, x.last_message_at, x.first_assigned_at,
        timezone(x.timezone, x.resolved_at)::date as resolved_day,
        timezone(x.timezone, x.expired_at)::date as expired_day,
-       x.first_responder_id, coalesce(frt_team.team_id, case when x.first_responder_id is not null then 'none' end)
+       x.first_responder_id,
+       coalesce(frt_team.team_id, frt_default.team_id, case when x.first_responder_id is not null then 'none' end)
            as first_responder_team_id,
        x.assignee_id, coalesce(x.team_id, 'none') as team_id, x.resolved_by,
        x.is_reopen, x.reopened, x.previous_conversation_id,
@@ -118,4 +119,6 @@ from x
 asof left join work.attendant_teams frt_team
     on frt_team.instance_id = x.instance_id and frt_team.attendant_id = x.first_responder_id
    and x.first_response_at >= frt_team.occurred_at
+left join cfg.attendants frt_default
+    on frt_default.instance_id = x.instance_id and frt_default.attendant_id = x.first_responder_id
 order by x.instance_id, opened_day, x.opened_at, x.conversation_id

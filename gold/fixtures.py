@@ -205,3 +205,36 @@ def synthetic(
     for name, rows in out.items():
         write_silver(lake, name, rows)
     return out
+
+
+def business_seconds_reference(a: datetime, b: datetime, timezone: str, business_hours: Any) -> float:
+    """Business seconds of [a, b] by brute force with zoneinfo (an independent check of the SQL).
+
+    Uses the schedule version in force on ``a``'s local day, wall-clock opening times (so DST days are
+    honoured) and skips holidays. ``business_hours`` is a :class:`gold.config.BusinessHours`.
+    """
+    from datetime import time, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone)
+    start_day = a.astimezone(zone).date()
+    version = [v for v in business_hours.versions if v.effective_from <= start_day][-1]
+    holidays = set(business_hours.holidays)
+    total = 0.0
+    day = start_day - timedelta(days=1)
+    while day <= b.astimezone(zone).date() + timedelta(days=1):
+        if day not in holidays:
+            for weekday, open_min, close_min in version.spans():
+                if weekday != day.isoweekday():
+                    continue
+                lo = datetime.combine(day, time(open_min // 60, open_min % 60), zone)
+                hi = (
+                    datetime.combine(day + timedelta(days=1), time(0), zone)
+                    if close_min == 1440
+                    else datetime.combine(day, time(close_min // 60, close_min % 60), zone)
+                )
+                s, e = max(lo, a), min(hi, b)
+                if e > s:
+                    total += (e - s).total_seconds()
+        day += timedelta(days=1)
+    return total

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from beazap.logging import get_logger
 from beazap.settings import Settings, get_settings
-from gold.config import config_tables, load_configs
+from gold.config import config_tables, load_attendants, load_configs
 from silver import schema as silver_schema
 from storage.lake import Lake
 
@@ -126,7 +126,7 @@ def prepare(
         if r[0] is not None
     ]
     configs = load_configs(engine, instance_ids, settings.default_timezone)
-    for name, table in config_tables(configs).items():
+    for name, table in {**config_tables(configs), "attendants": load_attendants(engine)}.items():
         con.register(f"__cfg_{name}", table)
         con.execute(f'create or replace table cfg."{name}" as select * from "__cfg_{name}"')
     as_of = as_of or datetime.now(UTC)

@@ -3,7 +3,7 @@ schedules, against an independent Python reference (zoneinfo) and Hypothesis-gen
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gold.config import BusinessHours, InstanceConfig
-from gold.fixtures import write_silver
+from gold.fixtures import business_seconds_reference, write_silver
 from gold.runner import compute, prepare
 from storage.lake import Lake
 
@@ -55,30 +55,7 @@ def run_frt(tmp: Path, intervals: list[tuple[datetime, datetime]], cfg: dict[str
 
 
 def reference(a: datetime, b: datetime, tz: str, bh: BusinessHours) -> float:
-    """Business seconds of [a, b] by brute force with zoneinfo, schedule version in force at a's local day."""
-    zone = ZoneInfo(tz)
-    start_day = a.astimezone(zone).date()
-    version = [v for v in bh.versions if v.effective_from <= start_day][-1]
-    holidays = set(bh.holidays)
-    total = 0.0
-    day = start_day - timedelta(days=1)
-    while day <= b.astimezone(zone).date() + timedelta(days=1):
-        if day not in holidays:
-            for weekday, open_min, close_min in version.spans():
-                if weekday != day.isoweekday():
-                    continue
-                # wall-clock times, so DST days are honoured
-                lo = datetime.combine(day, time(open_min // 60, open_min % 60), zone)
-                hi = (
-                    datetime.combine(day + timedelta(days=1), time(0), zone)
-                    if close_min == 1440
-                    else datetime.combine(day, time(close_min // 60, close_min % 60), zone)
-                )
-                s, e = max(lo, a), min(hi, b)
-                if e > s:
-                    total += (e - s).total_seconds()
-        day += timedelta(days=1)
-    return total
+    return business_seconds_reference(a, b, tz, bh)
 
 
 SP = "America/Sao_Paulo"
