@@ -40,7 +40,7 @@ from ops.llm.client import LLMClient, LLMError
 from ops.llm.schemas import parse_routing, routing_schema
 from ops.llm.store import CachedAnswer, add_usage, cache_get_many, cache_put_many, usage_today
 from ops.llm.transcript import TranscriptMessage, content_hash, render
-from ops.routing_queue import KIND_ROUTE, Job, claim, enqueue, finish, retry_later
+from ops.routing_queue import KIND_ROUTE, Job, claim, enqueue, finish, purge, retry_later
 from ops.routing_rules import (
     PRIORITY_BY_URGENCY,
     Proposal,
@@ -58,6 +58,8 @@ PURPOSE = "route"
 FIRST_MESSAGES = 5
 ROUTE_TOKEN_BUDGET = 400
 DISCOVER_LOOKBACK = timedelta(hours=24)
+PURGE_EVERY_SECONDS = 600.0
+KEEP_FINISHED_JOBS = timedelta(days=7)
 
 
 class LLMQueueRouter:
@@ -160,8 +162,12 @@ class RoutingWorker:
         stop = stop or threading.Event()
         poll = self.settings.llm_route_poll_ms / 1000
         log.info("routing worker started", worker=self.worker_id, llm=self.client is not None)
+        last_purge = 0.0
         while not stop.is_set():
             try:
+                if time.monotonic() - last_purge >= PURGE_EVERY_SECONDS:
+                    last_purge = time.monotonic()
+                    purge(self.engine, KEEP_FINISHED_JOBS)
                 handled = self.run_once()
             except Exception as exc:  # the database may be briefly unavailable: keep going
                 log.warning("routing worker error", error=type(exc).__name__)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -139,3 +139,13 @@ def counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(select(llm_jobs.c.status, func.count()).group_by(llm_jobs.c.status)).all()
     return {status: int(n) for status, n in rows}
+
+
+def purge(engine: Engine, older_than: timedelta = timedelta(days=7)) -> int:
+    """Delete finished (done/failed) jobs last updated before ``older_than`` ago; returns rows deleted."""
+    cutoff = datetime.now(UTC) - older_than
+    with engine.begin() as conn:
+        result = conn.execute(
+            delete(llm_jobs).where(llm_jobs.c.status.in_(("done", "failed")), llm_jobs.c.updated_at < cutoff)
+        )
+    return result.rowcount or 0

@@ -261,3 +261,25 @@ def test_end_to_end_from_bronze_through_the_projector(
     [route] = _route_actions(engine, cid)
     assert route["team_id"] == "t-billing" and route["attendant_id"] == "a-t-billing"
     assert route["details"]["source"] == "llm" and fake.violations == [] and fake.calls == 1
+
+
+def test_run_forever_stops_and_finished_jobs_are_purged(engine: sa.Engine, settings: Settings) -> None:
+    from ops.routing_queue import purge
+
+    setup_routing_instance(engine)
+    cid = open_conversation(engine, INSTANCE, 11, ["boa noite"], _now())
+    worker = RoutingWorker(engine, _settings(settings, llm_route_poll_ms=20))
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,))
+    thread.start()
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while not _route_actions(engine, cid) and datetime.now(UTC) < deadline:
+        stop.wait(0.05)
+    stop.set()
+    thread.join(timeout=30)
+    worker.close()
+    assert not thread.is_alive() and _route_actions(engine, cid)[0]["team_id"] == "t-support"
+    assert purge(engine, timedelta(days=1)) == 0  # recent jobs are kept
+    with engine.begin() as conn:
+        conn.execute(sa.update(llm_jobs).values(updated_at=datetime.now(UTC) - timedelta(days=2)))
+    assert purge(engine, timedelta(days=1)) == 1
