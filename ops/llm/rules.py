@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ops.llm import RULES_MODEL
 from ops.llm.schemas import ConversationAnalysis
 from ops.llm.transcript import TranscriptMessage
 
@@ -267,7 +268,7 @@ class ConversationFacts:
 class RuleAnalyzer:
     """The rule-based analyser. ``topics`` is the configured taxonomy (``other`` is the fallback)."""
 
-    model = "rules-v1"
+    model = RULES_MODEL
 
     def __init__(self, topics: Sequence[str], keywords: Mapping[str, Sequence[str]] | None = None) -> None:
         self.topics = list(topics)
