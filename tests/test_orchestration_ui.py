@@ -1,0 +1,29 @@
+"""The Dagster UI renders the asset graph with every BeaZap asset (headless Chromium).
+
+Skips only when Chromium is not installed locally (``apt-get install -y chromium``); the same
+check runs by hand with ``uv run python -m orchestration.ui_check`` (docs/orchestration.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from beazap.settings import Settings
+from orchestration import ui_check
+from orchestration.assets import LAKE_TABLES
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(ui_check.chromium_binary() is None, reason="chromium is not installed")
+def test_asset_graph_renders_every_asset(settings: Settings, tmp_path: Path) -> None:
+    report = ui_check.run(tmp_path / "ui", timeout=180)
+    assert sorted(report["assets"]) == sorted(LAKE_TABLES)
+    assert report["groups"] == ["bronze", "gold", "silver"]
+    for layer in ("bronze", "silver", "gold"):
+        page = report["pages"][layer]
+        assert page["assets_in_dom"] == page["assets_expected"] > 0, page
+        assert not page["error_in_dom"]
+    assert report["ok"], report["pages"]
+    assert all(Path(p["screenshot"]).stat().st_size > ui_check.MIN_RENDERED_BYTES for p in report["pages"].values())
