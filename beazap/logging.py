@@ -15,8 +15,9 @@ from typing import Any
 
 import structlog
 
-# 8+ digits, optionally with a leading + and separators, or the digits of a JID/LID.
-_PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{6,}\d(?=@|\b)")
+# 8+ digits, optionally with a leading + and separators (space, dash, parentheses), or the digits of
+# a JID/LID. Dots are not separators, so IP addresses and versions stay readable.
+_PHONE_RE = re.compile(r"(?<![\w.:])(?!\d{4}-\d\d-\d\d)\+?\(?(?:\d[\s()-]{0,2}){7,}\d(?![\w.]*\.\d)(?=@|\b)")
 _SECRET_KEYS = frozenset(
     {
         "apikey",
@@ -116,7 +117,7 @@ def configure_logging(level: str = "INFO", json: bool = False, stream: Any = Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "alembic", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
