@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import pyarrow.compute
 
 from beazap.identity import conversation_id
 from beazap.logging import get_logger
@@ -30,7 +32,7 @@ from beazap.simulator import payloads as pl
 from beazap.simulator.config import SimulationConfig
 from beazap.simulator.generate import build_people
 from beazap.simulator.model import Simulation
-from beazap.simulator.sinks import SOURCE_IP, append_ops, ensure_bronze
+from beazap.simulator.sinks import SOURCE_IP, ensure_bronze
 from beazap.simulator.truth import GroundTruth
 from beazap.simulator.world import HOUR_PROFILE
 
@@ -91,46 +93,54 @@ OUT_TEXTS = [json.dumps(t, ensure_ascii=False) for t in pl.TEXTS_OUT]
 
 
 def _ulid(ms: int, seq: int) -> str:
-    """ULID layout (48-bit ms + 80-bit counter) in Crockford base32, fast."""
-    value = (ms << 80) | seq
+    """A valid, sortable ULID: 48-bit milliseconds in Crockford base32, then the sequence number in
+    16 decimal digits (a subset of the alphabet), so ids order by (ms, seq) and never collide."""
     p = _PAIRS
     return (
-        _CROCKFORD[(value >> 125) & 7]
-        + p[(value >> 115) & 1023]
-        + p[(value >> 105) & 1023]
-        + p[(value >> 95) & 1023]
-        + p[(value >> 85) & 1023]
-        + p[(value >> 75) & 1023]
-        + p[(value >> 65) & 1023]
-        + p[(value >> 55) & 1023]
-        + p[(value >> 45) & 1023]
-        + p[(value >> 35) & 1023]
-        + p[(value >> 25) & 1023]
-        + p[(value >> 15) & 1023]
-        + p[(value >> 5) & 1023]
-        + _CROCKFORD[value & 31]
+        _CROCKFORD[(ms >> 45) & 31]
+        + p[(ms >> 35) & 1023]
+        + p[(ms >> 25) & 1023]
+        + p[(ms >> 15) & 1023]
+        + p[(ms >> 5) & 1023]
+        + _CROCKFORD[ms & 31]
+        + f"{seq:016d}"
     )
 
 
 _MS = [f"{i:03d}Z" for i in range(1000)]
 
 
+_SOD = [f"{h:02d}:{m:02d}:{x:02d}." for h in range(24) for m in range(60) for x in range(60)]
+
+
 class _Clock:
-    """Envelope ``date_time`` strings (local wall clock + ``Z``) with a per-second cache."""
+    """Envelope ``date_time`` strings (local wall clock + ``Z``): UTC offset cached per quarter hour, date
+    strings per local day, time of day from a table."""
 
     def __init__(self, tz: ZoneInfo) -> None:
         self.tz = tz
-        self.cache: dict[int, str] = {}
+        self.offsets: dict[int, int] = {}
+        self.days: dict[int, str] = {}
 
     def __call__(self, t: float) -> str:
-        sec = int(t)
-        prefix = self.cache.get(sec)
-        if prefix is None:
-            if len(self.cache) > 200_000:
-                self.cache.clear()
-            prefix = datetime.fromtimestamp(sec, self.tz).strftime("%Y-%m-%dT%H:%M:%S.")
-            self.cache[sec] = prefix
-        return prefix + _MS[int((t - sec) * 1000)]
+        whole = math.floor(t)
+        us = round((t - whole) * 1e6)  # as datetime.fromtimestamp rounds
+        if us >= 1_000_000:
+            whole += 1
+            us -= 1_000_000
+        slot = whole // 900  # zone transitions happen on quarter hours
+        off = self.offsets.get(slot)
+        if off is None:
+            delta = datetime.fromtimestamp(slot * 900, self.tz).utcoffset()
+            off = int(delta.total_seconds()) if delta else 0
+            self.offsets[slot] = off
+        secs = whole + off
+        day = secs // 86400
+        ds = self.days.get(day)
+        if ds is None:
+            ds = (datetime(1970, 1, 1) + timedelta(days=day)).strftime("%Y-%m-%dT")
+            self.days[day] = ds
+        return ds + _SOD[secs - day * 86400] + _MS[us // 1000]
 
 
 def _day_conversations(rng: random.Random, n: int, day_start: float) -> list[float]:
@@ -171,7 +181,7 @@ def write_bronze_bulk(
         rows_instance: list[str] = []
         rows_event: list[str] = []
         rows_payload: list[str] = []
-        ops: list[dict[str, Any]] = []
+        ops = _Ops()
         day = cfg.start + timedelta(days=d)
         for inst in instances:
             rng = random.Random(f"beazap-bulk:{cfg.seed}:{inst.id}:{d}")
@@ -208,9 +218,7 @@ def write_bronze_bulk(
                         t += rng.randint(3, 60)
                     cid = conversation_id(iid, key, opening)  # type: ignore[arg-type]
                     if turn == 0:
-                        occurred = datetime.fromtimestamp(t0 + 5.5, UTC)
-                        ops.append(_op(rng, iid, cid, key, "assign", "router", assignee.id, assignee.team_id,
-                                       occurred, "{}"))  # fmt: skip
+                        ops.add(rng, iid, cid, key, "assign", "router", assignee.id, assignee.team_id, t0 + 5.5, "{}")
                     t += int(min(rng.lognormvariate(5.0, 1.2), 6 * 3600)) + 1
                     id_counter += 1
                     mid = "3EB0%020X" % (id_counter * 7919 + 0xA5A5)
@@ -218,9 +226,8 @@ def write_bronze_bulk(
                     if rng.random() < 0.7:
                         add((t + 0.2, "send.message", T_API % (iid, jid, mid, text, t, uuid, clock(t + 0.2), sender,
                                                                server)))  # fmt: skip
-                        ops.append(_op(rng, iid, cid, key, "message_sent", assignee.id, assignee.id,
-                                       assignee.team_id, datetime.fromtimestamp(t - 0.3, UTC),
-                                       f'{{"automated":false,"message_id":"{mid}"}}'))  # fmt: skip
+                        ops.add(rng, iid, cid, key, "message_sent", assignee.id, None, None, t - 0.3,
+                                f'{{"automated":false,"message_id":"{mid}"}}')  # fmt: skip
                         acks = ("SERVER_ACK", "DELIVERY_ACK", "READ")
                     else:
                         add((t + 0.2, "messages.upsert", T_APP % (iid, jid, mid, text, t, uuid, clock(t + 0.2),
@@ -233,9 +240,8 @@ def write_bronze_bulk(
                                                               server)))  # fmt: skip
                     t += int(rng.lognormvariate(4.5, 1.4)) + 2
                 if rng.random() < 0.75:
-                    occurred = datetime.fromtimestamp(t + rng.randint(60, 3600) + 0.5, UTC)
-                    ops.append(_op(rng, iid, cid, key, "resolve", assignee.id, assignee.id, assignee.team_id,
-                                   occurred, "{}"))  # fmt: skip
+                    ops.add(rng, iid, cid, key, "resolve", assignee.id, assignee.id, assignee.team_id,
+                            t + rng.randint(60, 3600) + 0.5, "{}")  # fmt: skip
             for t_ev, event, payload in events:
                 r = rng.random()
                 lag = 0.05 + (rng.uniform(2, 600) if r < 0.03 else 0.0)
@@ -253,7 +259,7 @@ def write_bronze_bulk(
         if pending is not None:
             pending.result()  # at most one day being written while the next one is generated
         pending = writer.submit(_flush, lake, rows_receipt, rows_received, rows_instance, rows_event, rows_payload, ops)
-        commits += (1 if n else 0) + (1 if ops else 0)
+        commits += (1 if n else 0) + (1 if len(ops) else 0)
         written += n
         ops_written += len(ops)
         if progress is not None:
@@ -273,32 +279,55 @@ def write_bronze_bulk(
     }
 
 
-def _op(
-    rng: random.Random,
-    instance: str,
-    cid: str,
-    key: str,
-    action: str,
-    actor: str,
-    attendant: str | None,
-    team: str | None,
-    occurred: datetime,
-    details: str,
-) -> dict[str, Any]:
-    return {
-        "action_id": f"act-{rng.getrandbits(80):020x}",
-        "instance": instance,
-        "conversation_id": cid,
-        "contact_key": key,
-        "action": action,
-        "actor_id": actor,
-        "attendant_id": attendant,
-        "team_id": team,
-        "occurred_at": occurred,
-        "extracted_at": occurred + timedelta(seconds=2),
-        "occurred_date": occurred.date(),
-        "details": details,
-    }
+class _Ops:
+    """Columns of bronze/ops_events rows, appended without per-row dicts or datetimes."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[Any]] = {
+            k: []
+            for k in ("action_id", "instance", "conversation_id", "contact_key", "action", "actor_id",
+                      "attendant_id", "team_id", "occurred_us", "details")
+        }  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.cols["action_id"])
+
+    def add(
+        self,
+        rng: random.Random,
+        instance: str,
+        cid: str,
+        key: str,
+        action: str,
+        actor: str,
+        attendant: str | None,
+        team: str | None,
+        occurred: float,
+        details: str,
+    ) -> None:
+        c = self.cols
+        c["action_id"].append(f"act-{rng.getrandbits(80):020x}")
+        c["instance"].append(instance)
+        c["conversation_id"].append(cid)
+        c["contact_key"].append(key)
+        c["action"].append(action)
+        c["actor_id"].append(actor)
+        c["attendant_id"].append(attendant)
+        c["team_id"].append(team)
+        c["occurred_us"].append(int(occurred * 1_000_000))
+        c["details"].append(details)
+
+    def table(self) -> pa.Table:
+        from bronze.schema import OPS_EVENTS_SCHEMA
+
+        c = self.cols
+        ts = pa.timestamp("us", tz="UTC")
+        occurred = pa.array(c["occurred_us"], pa.int64())
+        columns = {k: v for k, v in c.items() if k != "occurred_us"}
+        columns["occurred_at"] = occurred.cast(ts)
+        columns["extracted_at"] = pa.compute.add(occurred, 2_000_000).cast(ts)
+        columns["occurred_date"] = occurred.cast(ts).cast(pa.date32())
+        return pa.table({name: columns[name] for name in OPS_EVENTS_SCHEMA.names}, schema=OPS_EVENTS_SCHEMA)
 
 
 def _flush(
@@ -308,12 +337,14 @@ def _flush(
     instance: list[str],
     event: list[str],
     payload: list[str],
-    ops: list[dict[str, Any]],
+    ops: _Ops,
 ) -> None:
     if payload:
         _append_day(lake, receipts, received, instance, event, payload)
-    if ops:
-        append_ops(lake, ops)
+    if len(ops):
+        from bronze.schema import OPS_EVENTS, OPS_EVENTS_PARTITIONS
+
+        lake.write(OPS_EVENTS, ops.table(), mode="append", partition_by=OPS_EVENTS_PARTITIONS)
 
 
 def _append_day(
