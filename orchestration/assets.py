@@ -241,10 +241,43 @@ def gold_tables(
         )
 
 
-ALL_ASSETS: list[Any] = [*bronze_sources, ops_events, silver_tables, gold_tables]
+INSIGHTS = "gold/conversation_insights"
+
+
+def _insights_schema() -> pa.Schema:
+    from ops.insights import INSIGHTS_SCHEMA
+
+    return INSIGHTS_SCHEMA
+
+
+@dg.asset(
+    key=key(INSIGHTS),
+    group_name="gold",
+    description="Topic, intent, sentiment, urgency, summary and resolution quality of every closed conversation "
+    "(LLM when configured, cached and budgeted; rule-based otherwise).",
+    owners=OWNERS,
+    deps=[key(silver_schema.CONVERSATIONS), key(silver_schema.MESSAGES)],
+    metadata={"dagster/column_schema": table_schema(_insights_schema()), "dagster/table_name": INSIGHTS},
+    tags={"layer": "gold"},
+    kinds={"delta", "python"},
+    automation_condition=EAGER,
+    pool=pool("gold_insights"),
+)
+def conversation_insights(lake: LakeResource, ops_store: OpsStoreResource) -> dg.MaterializeResult:
+    from ops.insights import build_insights
+
+    the_lake = lake.lake()
+    stats = build_insights(the_lake, engine=ops_store.engine(), settings=lake.settings())
+    meta = delta_metadata(the_lake, INSIGHTS)
+    build = _scalars({f"build_{k}": v for k, v in (stats.get("conversation_insights") or {}).items()})
+    return dg.MaterializeResult(metadata={**build, **meta}, data_version=dg.DataVersion(str(meta["delta_version"])))
+
+
+ALL_ASSETS: list[Any] = [*bronze_sources, ops_events, silver_tables, gold_tables, conversation_insights]
 LAKE_TABLES: tuple[str, ...] = (
     *BRONZE_SOURCES,
     bronze_schema.OPS_EVENTS,
     *SILVER_TABLES,
     *GOLD_TABLES,
+    INSIGHTS,
 )

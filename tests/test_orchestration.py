@@ -140,6 +140,8 @@ def test_materialize_the_whole_graph(settings: Settings, lake: Lake, store: sa.E
         assert meta["dagster/row_count"].value == _count(lake, table) > 0
         assert meta["delta_version"].value == lake.version(table)
     assert isinstance(materialized[key("gold/daily_volume")]["dagster/column_schema"].value, dg.TableSchema)
+    insights = materialized[key("gold/conversation_insights")]
+    assert insights["dagster/row_count"].value == _count(lake, "gold/conversation_insights") > 0
     checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
     assert checks["message_id_unique"].passed
     assert checks["reject_rate"].passed
