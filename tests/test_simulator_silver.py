@@ -1,4 +1,4 @@
-"""End to end: silver built from simulated bronze equals the simulator's ground truth, column by column.
+"""End to end: silver and gold built from simulated bronze equal the simulator's ground truth.
 
 This checks both sides at once: the simulator's reference sessionizer (``beazap.simulator.truth``)
 and silver's SQL implement ``METRICS.md`` independently, so any disagreement is a bug in one of them.
@@ -82,3 +82,53 @@ def test_silver_team_at_resolution_after_unassign(built: tuple[Any, Any]) -> Non
     sim, con = built
     truth = {c.conversation_id: c for c in sim.ground_truth.conversations}
     assert not _diff(truth, _rows(con, "silver.conversations", "conversation_id", ("team_id",)), ("team_id",))
+
+
+def test_gold_volumes_and_daily_conversations_equal_the_ground_truth(settings: Any, tmp_path: Any) -> None:
+    pytest.importorskip("gold.runner")
+    from beazap.simulator import register_instances
+    from gold.runner import build_gold
+    from silver.pipeline import build_silver
+    from storage import migrate
+    from storage.db import make_engine
+    from storage.duck import connect
+    from storage.lake import Lake
+
+    lake = Lake.from_settings(settings)
+    sim = simulate(SimulationConfig(seed=5, instances=2, days=3, conversations_per_day=15, start=date(2026, 3, 7)))
+    engine = make_engine(f"sqlite:///{tmp_path / 'gold.db'}")
+    migrate.upgrade(engine)
+    register_instances(engine, sim)  # gold buckets days and hours in each instance's time zone
+    write_bronze(lake, sim)
+    build_silver(lake, settings=settings)
+    build_gold(lake, engine=engine, settings=settings)
+    con = connect(lake)
+    g = sim.ground_truth
+
+    daily = {
+        tuple(r[:5]): r[5]
+        for r in con.execute(
+            "select instance_id, cast(day as varchar), direction, kind, chat_type, sum(messages) "
+            "from gold.daily_volume group by all"
+        ).fetchall()
+    }
+    assert daily == {(r["instance_id"], r["day"], r["direction"], r["kind"], r["chat_type"]): r["messages"]
+                     for r in g.daily_volume}  # fmt: skip
+    hourly = {
+        tuple(r[:5]): r[5]
+        for r in con.execute(
+            "select instance_id, cast(day as varchar), hour, direction, chat_type, sum(messages) "
+            "from gold.hourly_volume group by all"
+        ).fetchall()
+    }
+    assert hourly == {(r["instance_id"], r["day"], r["hour"], r["direction"], r["chat_type"]): r["messages"]
+                      for r in g.hourly_volume}  # fmt: skip
+    convs = {
+        tuple(r[:2]): tuple(r[2:])
+        for r in con.execute(
+            "select instance_id, cast(day as varchar), sum(opened), sum(resolved), sum(expired), sum(reopened) "
+            "from gold.daily_conversations group by all having sum(opened) + sum(resolved) + sum(expired) > 0"
+        ).fetchall()
+    }
+    assert convs == {(r["instance_id"], r["day"]): (r["opened"], r["resolved"], r["expired"], r["reopened"])
+                     for r in g.daily_conversations}  # fmt: skip
