@@ -526,3 +526,25 @@ def test_cli_simulate_writes_truth_and_bronze(settings: Any, tmp_path: Path) -> 
     assert bad.exit_code != 0
     conflict = CliRunner().invoke(app, ["simulate", "--post", "http://127.0.0.1:9", "--bronze"])
     assert conflict.exit_code != 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    t=st.floats(1.6e9, 1.9e9, allow_nan=False),
+    tz=st.sampled_from(["America/Sao_Paulo", "America/Manaus", "Europe/Lisbon", "Australia/Lord_Howe", "Asia/Kolkata"]),
+)
+def test_bulk_date_time_equals_the_rich_simulators(t: float, tz: str) -> None:
+    from beazap.simulator.bulk import _Clock
+    from beazap.simulator.payloads import local_wall_clock
+
+    zone = ZoneInfo(tz)
+    assert _Clock(zone)(t) == local_wall_clock(t, zone)
+
+
+def test_bulk_receipt_ids_sort_by_time_then_sequence() -> None:
+    from beazap.simulator.bulk import _ulid
+
+    ids = [_ulid(1_772_442_907_000 + i // 3, i) for i in range(3000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(len(x) == 26 and set(x) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for x in ids)
+    assert ids[0][:10] == receipt_id(datetime.fromtimestamp(1_772_442_907, UTC), 0)[:10]
