@@ -1,0 +1,34 @@
+"""The main job end to end: ``beazap demo`` on a tiny world through the real HTTP receiver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from beazap.cli import app
+from beazap.settings import get_settings
+
+
+@pytest.fixture
+def demo_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("BEAZAP_SECRET_KEY_FILE", str(tmp_path / "secret.key"))
+    for var in ("BEAZAP_LAKE_URI", "BEAZAP_DATABASE_URL", "BEAZAP_CACHE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+    yield tmp_path / "demo"
+    get_settings.cache_clear()
+
+
+def test_demo_runs_end_to_end_and_matches_ground_truth(demo_env: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["demo", "--home", str(demo_env), "--instances", "2", "--days", "2", "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "messages.upsert" in out and "bronze/webhook_events" in out
+    assert "✗" not in out and out.count("✓") == 4  # every ground-truth check passed
+    assert "live queue" in out and "Busiest hours" in out
+    assert (demo_env / "lake" / "bronze" / "webhook_events" / "_delta_log").is_dir()
+    assert (demo_env / "ground_truth.json").is_file()
