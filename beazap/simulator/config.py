@@ -6,7 +6,7 @@ The same config (with the same seed) always produces byte-identical traffic and 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -60,7 +60,6 @@ class SimulationConfig:
     # --- sessionization (must match the product's settings) --------------------------------------
     session_timeout_hours: float = 24.0
     reopen_window_hours: float = 24.0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.instances < 1 or self.days < 1:
@@ -72,5 +71,4 @@ class SimulationConfig:
         out = asdict(self)
         out["start"] = self.start.isoformat()
         out["timezones"] = list(self.timezones)
-        out.pop("extra", None)
         return out

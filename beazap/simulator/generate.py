@@ -26,7 +26,7 @@ from beazap.simulator.truth import (
     TrueMessage,
     sessionize,
 )
-from beazap.simulator.world import InstanceWorld, local_day
+from beazap.simulator.world import InstanceWorld
 
 INSTANCE_NAMES = ("loja", "clinica", "suporte", "vendas", "delivery", "escola", "imobiliaria", "oficina")
 TEAM_NAMES = ("atendimento", "financeiro", "vendas", "suporte", "logistica")
@@ -80,7 +80,6 @@ def build_people(cfg: SimulationConfig) -> tuple[list[SimInstance], list[Team], 
 def _truth_for(
     world: InstanceWorld, team_of: dict[str, str]
 ) -> tuple[list[TrueConversation], list[TrueMessage], list[TrueCall], dict[str, str], float | None]:
-    cfg = world.cfg
     msgs = [m for m in world.messages if m.chat_type != "broadcast"]
     wm = max((m.t for m in msgs), default=None)
     conversations: list[TrueConversation] = []
@@ -166,7 +165,6 @@ def _truth_for(
         )
         for call in world.calls
     ]
-    _ = cfg
     return conversations, truth_msgs, calls, action_conv, wm
 
 
@@ -278,7 +276,3 @@ def simulate(cfg: SimulationConfig | None = None) -> Simulation:
         "calls": len(truth.calls),
     }
     return sim
-
-
-def local_date_of(t: float, tz: str) -> str:
-    return local_day(t, ZoneInfo(tz)).isoformat()

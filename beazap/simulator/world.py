@@ -14,7 +14,7 @@ import json
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -494,7 +494,12 @@ class InstanceWorld:
             if t_reply >= self.t_end:
                 c.busy_until = math.inf
                 return
-            if assignee is not None and rng.random() < cfg.p_transfer:
+            # An answer after (nearly) a day of silence lands in a new conversation: nobody is assigned
+            # there yet, and actions for the old one must not drift past its expiry.
+            fresh = t_reply - last.t > self.timeout - 1800
+            if fresh:
+                assignee = None
+            if not fresh and assignee is not None and rng.random() < cfg.p_transfer:
                 target_team = rng.choice(self.teams)
                 new = self.pick_attendant(target_team.id)
                 if new.id != assignee.id:
@@ -503,14 +508,20 @@ class InstanceWorld:
                     assignee = new
                     t_reply += rng.uniform(30, 600)
             via = "app" if rng.random() < cfg.p_phone_app else "api"
+            assign_after = False
             if via == "api" and assignee is None:
                 assignee = self.pick_attendant()
-                self.add_action(c, max(last.t + 1.0, t_reply - 2), "assign", assignee.id, assignee, None)
+                if fresh:
+                    assign_after = True  # the reply opens the conversation; the attendant takes it
+                else:
+                    self.add_action(c, max(last.t + 1.0, t_reply - 2), "assign", assignee.id, assignee, None)
             sender = assignee.id if (via == "api" and assignee) else None
             reply = self.add_message(c, t_reply, "outbound", via, sender=sender)
             if reply is None:
                 c.busy_until = math.inf
                 return
+            if assign_after and assignee is not None:
+                self.add_action(c, reply.t + 1, "assign", assignee.id, assignee, None)
             last = reply
             if rng.random() < 0.35:
                 extra = self.add_message(c, reply.t + rng.uniform(5, 90), "outbound", via, sender=sender)
@@ -778,7 +789,7 @@ class InstanceWorld:
 
     # --- the whole instance -------------------------------------------------------------------------
     def build_timeline(self) -> None:
-        cfg, rng = self.cfg, self.rng
+        cfg = self.cfg
         starts = [(t, "inbound") for t in self.busy_times(cfg.conversations_per_day)]
         starts += [(t, "outbound") for t in self.busy_times(cfg.conversations_per_day * cfg.outbound_share)
                    if self.in_hours(t)]  # fmt: skip
@@ -790,7 +801,6 @@ class InstanceWorld:
         self.build_calls()
         self.build_extras()
         self.decorate()
-        _ = rng
 
     # --- webhooks --------------------------------------------------------------------------------
     def emit(self) -> list[tuple[float, str, Any]]:
@@ -933,7 +943,3 @@ class InstanceWorld:
                 }
             )
         return rows
-
-
-def local_day(t: float, tz: ZoneInfo) -> date:
-    return datetime.fromtimestamp(t, tz).date()
