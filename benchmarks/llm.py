@@ -75,7 +75,7 @@ def make_silver(lake: Lake, instance_id: str, n: int, seed: int = 7) -> None:
         texts = [
             ("inbound", opener),
             ("outbound", rng.choice(REPLIES)),
-            ("inbound", rng.choice(FOLLOWUPS)),
+            ("inbound", f"{rng.choice(FOLLOWUPS)} (protocolo {i})"),  # every transcript is unique
             ("outbound", rng.choice(REPLIES)),
             ("inbound", rng.choice(FOLLOWUPS)),
             ("outbound", "Conversa encerrada. Obrigado!"),
@@ -197,7 +197,9 @@ def main() -> None:
         f"baseline (concurrency 1, same run): {r['baseline_rate']:.2f} conv/s -> "
         f"speed-up x{r['rate'] / r['baseline_rate']:.1f}"
     )
-    print(f"LLM calls first run: {r['llm_calls_first']} (ok {r['llm_ok']}, failed {r['failed']})")
+    print(
+        f"LLM calls first run: {r['llm_calls_first']} (ok {r['llm_ok']}, failed {r['failed']}; target = conversations)"
+    )
     print(
         f"second run: {r['second_run_s']:.1f} s, duplicate LLM calls {r['duplicate_calls_second']} (target 0), "
         f"cache hits {r['cache_hits_second']}"

@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -227,10 +228,11 @@ def _call_all(
     pending_cache: dict[tuple[str, str, str], CachedAnswer] = {}
     pending_usage: Usage = Usage()
     pending_failures = 0
+    pending_hits = 0
     window = max(1, client.max_concurrency)
 
     def flush() -> None:
-        nonlocal pending_usage, pending_failures
+        nonlocal pending_usage, pending_failures, pending_hits
         with engine.begin() as conn:
             cache_put_many(conn, account_id, PURPOSE, pending_cache)
             add_usage(
@@ -241,51 +243,61 @@ def _call_all(
                 prompt_tokens=pending_usage.prompt_tokens,
                 completion_tokens=pending_usage.completion_tokens,
                 failures=pending_failures,
+                cache_hits=pending_hits,
             )
         pending_cache.clear()
-        pending_usage, pending_failures = Usage(), 0
+        pending_usage, pending_failures, pending_hits = Usage(), 0, 0
 
-    todo: Iterator[ConversationInput] = iter(convs)
+    # Identical transcripts (same content hash) in this batch are sent once and share the answer.
+    groups: dict[tuple[str, str, str], list[ConversationInput]] = {}
+    for conv in convs:
+        groups.setdefault(keys[conv.conversation_id], []).append(conv)
+    todo: Iterator[list[ConversationInput]] = iter(groups.values())
     done_since_flush = 0
     with ThreadPoolExecutor(max_workers=window, thread_name_prefix="llm") as pool:
-        in_flight: dict[Future[AnalysisOutcome], ConversationInput] = {}
+        in_flight: dict[Future[AnalysisOutcome], list[ConversationInput]] = {}
         exhausted = False
         while True:
             while not exhausted and len(in_flight) < window:
-                conv = next(todo, None)
-                if conv is None:
+                group = next(todo, None)
+                if group is None:
                     exhausted = True
                     break
                 if not budget.try_reserve():
-                    stats["budget_exhausted"] += 1
-                    stats["rules"] += 1
-                    emit(conv, analyze_with_rules(analyzer, conv))
+                    for conv in group:
+                        stats["budget_exhausted"] += 1
+                        stats["rules"] += 1
+                        emit(conv, analyze_with_rules(analyzer, conv))
                     continue
-                future = pool.submit(analyze_with_llm, client, prepared[conv.conversation_id], topics)
-                in_flight[future] = conv
+                future = pool.submit(analyze_with_llm, client, prepared[group[0].conversation_id], topics)
+                in_flight[future] = group
             if not in_flight:
                 break
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in finished:
-                conv = in_flight.pop(future)
+                group = in_flight.pop(future)
                 outcome = future.result()
                 budget.settle(outcome.usage.requests, outcome.usage.total_tokens)
                 pending_usage.requests += outcome.usage.requests
                 pending_usage.prompt_tokens += outcome.usage.prompt_tokens
                 pending_usage.completion_tokens += outcome.usage.completion_tokens
+                pending_hits += len(group) - 1
                 stats["llm_requests"] += outcome.usage.requests
                 stats["prompt_tokens"] += outcome.usage.prompt_tokens
                 stats["completion_tokens"] += outcome.usage.completion_tokens
                 if outcome.status == "ok" and outcome.analysis is not None:
                     stats["llm_ok"] += 1
-                    pending_cache[keys[conv.conversation_id]] = CachedAnswer(
+                    stats["cache_hits"] += len(group) - 1
+                    pending_cache[keys[group[0].conversation_id]] = CachedAnswer(
                         outcome.analysis.model_dump(), outcome.usage.prompt_tokens, outcome.usage.completion_tokens
                     )
                 else:
                     stats["llm_failed"] += 1
                     pending_failures += 1
-                emit(conv, outcome)
-                done_since_flush += 1
+                emit(group[0], outcome)
+                for twin in group[1:]:
+                    emit(twin, replace(outcome, usage=Usage(), cached=outcome.status == "ok"))
+                done_since_flush += len(group)
             if done_since_flush >= FLUSH_EVERY:
                 flush()
                 done_since_flush = 0

@@ -193,3 +193,17 @@ def test_chunked_streaming_gives_the_same_table(
     assert chunked == whole and len(chunked) == 12 and stats["conversation_insights"]["rows"] == 12
     assert seen[-1] == (12, 12) and [d for d, _ in seen] == list(range(1, 13))
     assert _rows(lake)[silent["conversation_id"]]["status"] == "ok"
+
+
+def test_identical_transcripts_are_sent_once(lake: Lake, settings: Settings, tenant: sa.Engine, fake: FakeLLM) -> None:
+    same = [("inbound", "Qual o horário de vocês?"), ("outbound", "Das 8h às 18h")]
+    pairs = [conversation(INSTANCE, n, same) for n in range(5)]
+    other, other_msgs = conversation(INSTANCE, 9, [("inbound", "Meu boleto venceu")])
+    write_silver(lake, [c for c, _ in pairs] + [other], [m for _, ms in pairs for m in ms] + other_msgs)
+    stats = build_insights(lake, engine=tenant, settings=settings, client=_client(fake))["conversation_insights"]
+    rows = _rows(lake)
+    assert fake.calls == 2 and stats["llm_ok"] == 2 and stats["cache_hits"] == 4
+    assert len({rows[c["conversation_id"]]["topic"] for c, _ in pairs}) == 1
+    assert sum(r["prompt_tokens"] for r in rows.values()) == stats["prompt_tokens"]  # charged once
+    with tenant.connect() as conn:
+        assert conn.execute(sa.select(sa.func.sum(llm_usage.c.cache_hits))).scalar() == 4
