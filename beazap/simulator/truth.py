@@ -9,8 +9,8 @@ SQL in silver and the live projector:
 - a message opens a conversation when none is open (no previous message, the previous message is
   more than the session timeout ago, or the open conversation was resolved);
 - an action applies to the conversation open at its time (previous message within the timeout):
-  ``resolve`` closes it (first one wins until a ``reopen``), ``assign``/``transfer``/``unassign`` set the
-  assignee while it is not resolved;
+  ``resolve`` closes it (first one wins until a ``reopen``), ``assign``/``transfer`` set the assignee
+  and team while it is not resolved, ``unassign`` clears the assignee (the team keeps it);
 - status: ``resolved``, else ``expired`` when the instance watermark (its latest message time) is more
   than the timeout past the last message, else ``open``; ``expired_at`` = last message + timeout and
   ``closed_at`` = last message time;
@@ -279,7 +279,7 @@ def sessionize(
             cur.resolved_at = cur.resolved_by = None
         elif it.action in ("assign", "transfer", "unassign") and cur.resolved_at is None:
             if it.action == "unassign":
-                cur.assignee = cur.team = None
+                cur.assignee = None  # back to the team's queue: the team stays
             else:
                 cur.assignee, cur.team = it.attendant_id, it.team_id
                 if cur.first_assigned_at is None:

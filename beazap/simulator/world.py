@@ -534,7 +534,7 @@ class InstanceWorld:
                 return
             last = last_inbound = nxt
             if rng.random() < 0.03 and assignee is not None:
-                self.add_action(c, last.t + 1, "unassign", assignee.id, None, None)
+                self.add_action(c, last.t + 1, "unassign", assignee.id, None, assignee.team_id)
                 assignee = None
         # --- the end ------------------------------------------------------------------------------
         if rng.random() < cfg.p_resolve:
