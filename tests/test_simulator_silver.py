@@ -1,4 +1,4 @@
-"""End to end: silver and gold built from simulated bronze equal the simulator's ground truth.
+"""End to end: silver, gold and the live store built from simulated bronze equal the simulator's ground truth.
 
 This checks both sides at once: the simulator's reference sessionizer (``beazap.simulator.truth``)
 and silver's SQL implement ``METRICS.md`` independently, so any disagreement is a bug in one of them.
@@ -125,3 +125,33 @@ def test_gold_volumes_and_daily_conversations_equal_the_ground_truth(settings: A
     }
     assert convs == {(r["instance_id"], r["day"]): (r["opened"], r["resolved"], r["expired"], r["reopened"])
                      for r in g.daily_conversations}  # fmt: skip
+
+
+def test_live_store_conversations_equal_the_ground_truth(engine: Any, tmp_path: Any) -> None:
+    """The live projector (ops store, SQLite and PostgreSQL) agrees with the ground truth too."""
+    pytest.importorskip("ops.projector")
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from beazap.simulator import register_instances
+    from ops.projector import run_once
+    from storage.lake import Lake
+    from storage.tables import conversations
+
+    lake = Lake(str(tmp_path / "lake"))
+    sim = simulate(SimulationConfig(seed=7, instances=2, days=2, conversations_per_day=20, start=date(2026, 3, 5)))
+    register_instances(engine, sim)
+    write_bronze(lake, sim)
+    for _ in range(20):
+        if not run_once(lake, engine):
+            break
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(conversations)).mappings().all()
+
+    def norm(value: Any) -> Any:
+        return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+
+    got = {r["id"]: {col: norm(r[col]) for col in CONVERSATION_COLUMNS} for r in rows}
+    truth = {c.conversation_id: c for c in sim.ground_truth.conversations}
+    assert not _diff(truth, got, CONVERSATION_COLUMNS)
