@@ -114,15 +114,13 @@ def fold(con: duckdb.DuckDBPyConnection, source: str = "parts") -> None:
         "event_at",
         "participant_key",
     ]
-    content = ",\n".join(
-        f"arg_min({c}, payload_hash) filter (where payload_hash is not null) as {c}" for c in content_cols
-    )
+    packed = ", ".join(f"'{c}': {c}" for c in content_cols)
     con.execute(
         f"""
         create or replace temp table folded as
-        with g as (
+        with g0 as (
             select instance_id, message_id,
-                   {content},
+                   arg_min({{{packed}}}, payload_hash) filter (where payload_hash is not null) as content,
                    min(payload_hash) as payload_hash,
                    max(contact_phone) as contact_phone, max(contact_lid) as contact_lid,
                    min(first_received_at) as first_received_at, max(last_received_at) as last_received_at,
@@ -138,6 +136,7 @@ def fold(con: duckdb.DuckDBPyConnection, source: str = "parts") -> None:
                    bool_or(coalesce(via_api, false)) as via_api
             from {source} group by instance_id, message_id
         ),
+        g as (select g0.* exclude (content), unnest(content) from g0),
         r0 as (
             select instance_id, message_id, unnest(reactions) as x from {source} where reactions is not null
         ),

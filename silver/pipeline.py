@@ -432,14 +432,28 @@ class _Run:
             )
             con.execute(
                 """
-                insert into ex_rows
-                select x.* from ex_messages x
-                where exists (select 1 from affected0 a where a.instance_id = x.instance_id
-                                                          and a.contact_key = x.contact_key)
-                  and not exists (select 1 from ex_rows e where e.instance_id = x.instance_id
-                                                            and e.message_id = x.message_id)
+                create or replace temp table extra_contacts as
+                select distinct f.instance_id, f.contact_key from fin0 f
+                where f.chat_type = 'direct' and f.contact_key is not null and f.event_at is not null
+                  and exists (select 1 from ops_new o where o.action = 'message_sent'
+                              and o.instance_id = f.instance_id
+                              and json_extract_string(o.details, '$.message_id') = f.message_id)
+                  and not exists (select 1 from affected0 a where a.instance_id = f.instance_id
+                                                             and a.contact_key = f.contact_key)
                 """
             )
+            if con.execute("select count(*) from extra_contacts").fetchall()[0][0]:
+                con.execute("insert into affected0 select * from extra_contacts")
+                con.execute(
+                    """
+                    insert into ex_rows
+                    select x.* from ex_messages x
+                    where exists (select 1 from extra_contacts a where a.instance_id = x.instance_id
+                                                                 and a.contact_key = x.contact_key)
+                      and not exists (select 1 from ex_rows e where e.instance_id = x.instance_id
+                                                                and e.message_id = x.message_id)
+                    """
+                )
         tl_cols = "instance_id, contact_key, message_id, event_at, direction, automated, sender_attendant_id, chat_jid"
         if self.full:
             con.execute(

@@ -33,143 +33,143 @@ ASSIGN = ("assign", "transfer", "route", "unassign")
 def sessionize(con: duckdb.DuckDBPyConnection, *, timeout_s: float, reopen_s: float) -> None:
     t = float(timeout_s)
     r = float(reopen_s)
+    # lifecycle actions, one per (contact, instant): the last by action id wins a tie
     con.execute(
         f"""
-        create or replace temp table tl as
-        with tl0 as (
+        create or replace temp table lc_pts as
+        select instance_id, contact_key, occurred_at as t, arg_max(action, action_id) as action
+        from tl_ops where action in {LIFECYCLE!r} group by all
+        """
+    )
+    # messages: one sort for the previous message, the last lifecycle action before each (ASOF)
+    con.execute(
+        f"""
+        create or replace temp table tm0 as
+        select m.*, l.action as last_lc, l.t as last_lc_t,
+               m.prev_t is null or epoch(m.t) - epoch(m.prev_t) > {t}
+                   or coalesce(l.action = 'resolve' and l.t >= m.prev_t, false) as brk
+        from (
             select instance_id, contact_key, event_at as t, case when direction = 'inbound' then 0 else 1 end as ord,
-                   message_id as id, true as is_msg, direction, coalesce(automated, false) as automated,
-                   sender_attendant_id, chat_jid, cast(null as varchar) as action, cast(null as varchar) as actor_id,
-                   cast(null as varchar) as attendant_id, cast(null as varchar) as team_id
+                   message_id as id, direction, coalesce(automated, false) as automated, sender_attendant_id,
+                   chat_jid,
+                   lag(event_at) over (partition by instance_id, contact_key
+                                       order by event_at, case when direction = 'inbound' then 0 else 1 end,
+                                                message_id) as prev_t
             from tl_msgs where event_at is not null
-            union all
-            select instance_id, contact_key, occurred_at, 2, action_id, false, null, false, null, null,
-                   action, actor_id, attendant_id, team_id
-            from tl_ops where action in {(*LIFECYCLE, *ASSIGN)!r}
+        ) m
+        asof left join lc_pts l on l.instance_id = m.instance_id and l.contact_key = m.contact_key and m.t > l.t
+        """
+    )
+    con.execute(
+        """
+        create or replace temp table tm as
+        select *, sum(case when brk then 1 else 0 end) over (partition by instance_id, contact_key
+                                                          order by t, ord, id
+                                                          rows between unbounded preceding and current row) as sess
+        from tm0
+        """
+    )
+    con.execute("drop table tm0")
+    # actions: the conversation open at their time (last message at or before it, within the timeout)
+    con.execute(
+        f"""
+        create or replace temp table tops as
+        with a as (
+            select o.instance_id, o.contact_key, o.occurred_at as t, o.action_id as id, o.action,
+                   coalesce(o.actor_id, o.attendant_id) as actor_id, o.attendant_id, o.team_id,
+                   m.sess, m.t as prev_msg_at
+            from tl_ops o
+            asof left join tm m on m.instance_id = o.instance_id and m.contact_key = o.contact_key
+                               and o.occurred_at >= m.t
+            where o.action in {(*LIFECYCLE, *ASSIGN)!r}
         ),
-        w1 as (
-            select *, row_number() over (partition by instance_id, contact_key order by t, ord, id) as rn from tl0
-        ),
-        w2 as (
-            select *,
-                   max(case when is_msg then t end) over wp as prev_msg_at,
-                   max(case when is_msg then rn end) over wp as prev_msg_rn
-            from w1
-            window wp as (partition by instance_id, contact_key order by rn
-                          rows between unbounded preceding and 1 preceding)
-        ),
-        w3 as (
-            select *,
-                   (not is_msg and prev_msg_at is not null and epoch(t) - epoch(prev_msg_at) <= {t}) as open_now
-            from w2
-        ),
-        w4 as (
-            select *,
-                   last_value(case when open_now and action in {LIFECYCLE!r} then action end ignore nulls)
-                       over wp as prev_lc,
-                   last_value(case when open_now and action in {LIFECYCLE!r} then rn end ignore nulls)
-                       over wp as prev_lc_rn
-            from w3
-            window wp as (partition by instance_id, contact_key order by rn
-                          rows between unbounded preceding and 1 preceding)
-        ),
-        w5 as (
-            select *,
-                   coalesce(prev_lc = 'resolve' and prev_lc_rn > prev_msg_rn, false) as resolved_before,
-                   is_msg and (prev_msg_at is null or epoch(t) - epoch(prev_msg_at) > {t}
-                               or coalesce(prev_lc = 'resolve' and prev_lc_rn > prev_msg_rn, false)) as brk
-            from w4
+        b as (
+            select *, prev_msg_at is not null and epoch(t) - epoch(prev_msg_at) <= {t} as open_now from a
         )
-        select *, sum(case when brk then 1 else 0 end) over (partition by instance_id, contact_key order by rn
-                      rows between unbounded preceding and current row) as sess
-        from w5
+        select *,
+               coalesce(last_value(case when open_now and action in {LIFECYCLE!r} then action end ignore nulls)
+                        over (partition by instance_id, contact_key, sess order by t, id
+                              rows between unbounded preceding and 1 preceding) = 'resolve', false)
+                   as resolved_before
+        from b where open_now
         """
     )
     con.execute(
         f"""
         create or replace temp table conv_out as
-        with msgs as (select * from tl where is_msg),
-        s as (
+        with s as (
             select instance_id, contact_key, sess,
-                   arg_min(t, rn) as opened_at, arg_min(direction, rn) as origin, arg_min(id, rn) as opening_message_id,
-                   arg_max(chat_jid, rn) as chat_jid, max(t) as last_message_at,
+                   arg_min({{'t': t, 'id': id, 'direction': direction}}, {{'t': t, 'o': ord, 'id': id}}) as first,
+                   arg_max(chat_jid, {{'t': t, 'o': ord, 'id': id}}) as chat_jid, max(t) as last_message_at,
                    max(t) filter (where direction = 'inbound') as last_inbound_at,
                    count(*) filter (where direction = 'inbound') as inbound_count,
                    count(*) filter (where direction = 'outbound') as outbound_count,
-                   min(rn) filter (where direction = 'outbound' and not automated) as fr_rn
-            from msgs group by all
+                   arg_min({{'t': t, 'id': id, 'sender': sender_attendant_id}}, {{'t': t, 'id': id}})
+                       filter (where direction = 'outbound' and not automated) as fr
+            from tm group by all
         ),
-        fr as (
-            select s.instance_id, s.contact_key, s.sess, m.t as fr_at, m.id as fr_id,
-                   m.sender_attendant_id as fr_sender,
-                   m.rn as fr_rn
-            from s join msgs m on m.instance_id = s.instance_id and m.contact_key = s.contact_key and m.rn = s.fr_rn
-            where s.origin = 'inbound'
-        ),
-        lc as (  -- effective lifecycle actions inside a conversation
-            select instance_id, contact_key, sess, rn, t, action, coalesce(actor_id, attendant_id) as actor_id,
+        lc as (
+            select instance_id, contact_key, sess, t, id, action, actor_id,
                    action = 'resolve' and not resolved_before as effective_resolve
-            from tl where not is_msg and open_now and action in {LIFECYCLE!r} and sess > 0
-        ),
-        lc_final as (
-            select instance_id, contact_key, sess, arg_max(action, rn) as final_action,
-                   max(rn) filter (where effective_resolve) as res_rn
-            from lc group by all
+            from tops where action in {LIFECYCLE!r}
         ),
         res as (
-            select f.instance_id, f.contact_key, f.sess, l.t as resolved_at, l.actor_id as resolved_by, l.rn as res_rn
-            from lc_final f join lc l on l.instance_id = f.instance_id and l.contact_key = f.contact_key
-                                    and l.rn = f.res_rn
-            where f.final_action = 'resolve'
+            select instance_id, contact_key, sess,
+                   arg_max(action, {{'t': t, 'id': id}}) as final_action,
+                   arg_max({{'t': t, 'id': id, 'by': actor_id}}, {{'t': t, 'id': id}})
+                       filter (where effective_resolve) as res
+            from lc group by all
+        ),
+        base as (
+            select s.*, s.first.t as opened_at, s.first.direction as origin, s.first.id as opening_message_id,
+                   case when s.first.direction = 'inbound' then s.fr end as fr1,
+                   case when r.final_action = 'resolve' then r.res end as res1, w.wm
+            from s
+            left join res r using (instance_id, contact_key, sess)
+            left join wm w using (instance_id)
         ),
         asg as (  -- assignment actions applied to an open, unresolved conversation (as the live store does)
-            select instance_id, contact_key, sess, rn, t, action,
+            select instance_id, contact_key, sess, t, id, action,
                    (action in ('transfer', 'unassign') or attendant_id is not null) as sets_assignee,
                    case when action = 'unassign' then null else attendant_id end as attendant_id,
                    (action <> 'unassign' and (team_id is not null or action = 'transfer')) as sets_team,
                    team_id
-            from tl where not is_msg and open_now and not resolved_before and action in {ASSIGN!r} and sess > 0
-        ),
-        base as (
-            select s.*, fr.fr_at, fr.fr_id, fr.fr_sender, fr.fr_rn as fr_rn2, res.resolved_at, res.resolved_by,
-                   res.res_rn, w.wm
-            from s
-            left join fr using (instance_id, contact_key, sess)
-            left join res using (instance_id, contact_key, sess)
-            left join wm w using (instance_id)
+            from tops where not resolved_before and action in {ASSIGN!r}
         ),
         asg_agg as (
             select b.instance_id, b.contact_key, b.sess,
                    min(a.t) filter (where a.action <> 'unassign' and a.attendant_id is not null
-                                    and (b.res_rn is null or a.rn < b.res_rn)) as first_assigned_at,
-                   arg_max({{'v': a.attendant_id}}, a.rn)
-                       filter (where a.sets_assignee and (b.res_rn is null or a.rn < b.res_rn)) as final_assignee,
-                   arg_max({{'v': a.team_id}}, a.rn)
-                       filter (where a.sets_team and (b.res_rn is null or a.rn < b.res_rn)) as final_team,
-                   arg_max({{'v': a.attendant_id}}, a.rn)
-                       filter (where a.sets_assignee and b.fr_rn2 is not null and a.rn < b.fr_rn2) as asg_at_fr
+                                    and (b.res1 is null
+                                         or {{'t': a.t, 'id': a.id}} < {{'t': b.res1.t, 'id': b.res1.id}}))
+                       as first_assigned_at,
+                   arg_max({{'v': a.attendant_id}}, {{'t': a.t, 'id': a.id}})
+                       filter (where a.sets_assignee
+                               and (b.res1 is null or {{'t': a.t, 'id': a.id}} < {{'t': b.res1.t, 'id': b.res1.id}}))
+                       as final_assignee,
+                   arg_max({{'v': a.team_id}}, {{'t': a.t, 'id': a.id}})
+                       filter (where a.sets_team
+                               and (b.res1 is null or {{'t': a.t, 'id': a.id}} < {{'t': b.res1.t, 'id': b.res1.id}}))
+                       as final_team,
+                   arg_max({{'v': a.attendant_id}}, {{'t': a.t, 'id': a.id}})
+                       filter (where a.sets_assignee and b.fr1 is not null and a.t < b.fr1.t) as asg_at_fr
             from base b
             join asg a on a.instance_id = b.instance_id and a.contact_key = b.contact_key and a.sess = b.sess
             group by all
         ),
-        with_asg as (
-            select b.*, g.first_assigned_at, g.final_assignee, g.final_team, g.asg_at_fr
-            from base b left join asg_agg g using (instance_id, contact_key, sess)
-        ),
         c as (
-            select *,
-                   'cv_' || left(sha256(instance_id || chr(31) || contact_key || chr(31) || opening_message_id), 24)
-                       as conversation_id,
-                   case when resolved_at is not null then 'resolved'
-                        when wm is not null and epoch(wm) - epoch(last_message_at) > {t} then 'expired'
+            select b.*, g.first_assigned_at, g.final_assignee, g.final_team, g.asg_at_fr,
+                   'cv_' || left(sha256(b.instance_id || chr(31) || b.contact_key || chr(31) || b.opening_message_id),
+                                 24) as conversation_id,
+                   case when b.res1 is not null then 'resolved'
+                        when b.wm is not null and epoch(b.wm) - epoch(b.last_message_at) > {t} then 'expired'
                         else 'open' end as status
-            from with_asg
+            from base b left join asg_agg g using (instance_id, contact_key, sess)
         ),
         c2 as (
             select *,
                    lag(conversation_id) over wc as previous_conversation_id,
                    lag(status) over wc as prev_status,
-                   lag(resolved_at) over wc as prev_resolved_at
+                   lag(res1.t) over wc as prev_resolved_at
             from c window wc as (partition by instance_id, contact_key order by sess)
         ),
         c3 as (
@@ -179,13 +179,13 @@ def sessionize(con: duckdb.DuckDBPyConnection, *, timeout_s: float, reopen_s: fl
             from c2
         )
         select conversation_id, instance_id, contact_key, chat_jid, origin, opening_message_id, opened_at,
-               fr_at as first_response_at, fr_id as first_response_message_id,
-               case when fr_at is not null then coalesce(fr_sender, asg_at_fr.v, 'unattributed') end
+               fr1.t as first_response_at, fr1.id as first_response_message_id,
+               case when fr1 is not null then coalesce(fr1.sender, asg_at_fr.v, 'unattributed') end
                    as first_responder_id,
-               last_message_at, last_inbound_at, status, resolved_at, resolved_by,
+               last_message_at, last_inbound_at, status, res1.t as resolved_at, res1.by as resolved_by,
                case when status = 'expired' then last_message_at + to_microseconds(cast({t} * 1e6 as bigint)) end
                    as expired_at,
-               case when status = 'resolved' then resolved_at when status = 'expired' then last_message_at end
+               case when status = 'resolved' then res1.t when status = 'expired' then last_message_at end
                    as closed_at,
                first_assigned_at, final_assignee.v as assignee_id, final_team.v as team_id,
                cast(inbound_count as integer) as inbound_count, cast(outbound_count as integer) as outbound_count,
@@ -199,7 +199,6 @@ def sessionize(con: duckdb.DuckDBPyConnection, *, timeout_s: float, reopen_s: fl
         """
         create or replace temp table msg_conv as
         select m.instance_id, m.id as message_id, c.conversation_id
-        from tl m join conv_out c using (instance_id, contact_key, sess)
-        where m.is_msg
+        from tm m join conv_out c using (instance_id, contact_key, sess)
         """
     )
