@@ -266,3 +266,40 @@ def test_admin_api_erases_only_the_callers_instances(lake: Lake, settings: Any) 
         "/v1/admin/erasures/verify", json={"phone": gd.SUBJECT_PHONE}, headers={"Authorization": f"Bearer {acme_admin}"}
     )
     assert check.status_code == 200 and check.json()["clean"] is True
+
+
+def test_erasure_on_simulated_traffic(lake: Lake, settings: Any, lake_dir: Path) -> None:
+    """The simulator's shapes (LIDs, reactions in nested columns, groups, calls, acks) are all covered."""
+    from datetime import date
+
+    from beazap.simulator import SimulationConfig, register_instances, simulate, write_bronze
+    from gold.runner import build_gold
+    from ops.projector import run_once
+    from silver.pipeline import build_silver
+    from storage import migrate
+    from storage.db import get_engine
+
+    engine = get_engine(settings)
+    migrate.upgrade(engine)
+    sim = simulate(SimulationConfig(seed=11, instances=2, days=3, start=date(2026, 3, 2), conversations_per_day=20))
+    register_instances(engine, sim)
+    write_bronze(lake, sim)
+    build_silver(lake)
+    run_once(lake, engine)
+    build_gold(lake, engine=engine)
+    con = duckdb.connect()
+    con.register("m", read_table(lake, "silver/messages", columns=["contact_phone", "contact_lid"]))
+    phone, lid = con.execute(
+        "select contact_phone, max(contact_lid) from m where contact_phone is not null "
+        "group by 1 order by count(*) desc, max(contact_lid) nulls last limit 1"
+    ).fetchone()
+    needles = sorted(phone_variants(phone)) + ([lid.split("@")[0]] if lid else [])
+    before = _counts(lake, engine)
+    assert _lake_leftovers(lake_dir, needles)
+
+    erasure.erase_contact(lake, engine, phone)
+
+    assert _lake_leftovers(lake_dir, needles) == []
+    assert _store_leftovers(engine, needles) == []
+    assert erasure.verify_erasure(lake, engine, phone).clean
+    assert _counts(lake, engine) == before

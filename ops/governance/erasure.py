@@ -111,10 +111,10 @@ def erase_contact(
     tables = _ordered_tables(lake)
     if dry_run:
         for table in tables:
-            dt = lake.open(table)
-            expr = lake_scrub.affected_filter(maintenance.delta_dataset(lake, table, dt).schema, scrubber)
-            if expr is not None and (n := maintenance.count_rows(lake, table, expr)):
-                report.lake[table] = n
+            hits = lake_scrub.find_affected(lake, table, scrubber)
+            _rows, changed = lake_scrub.scrub_rows(hits.to_pylist(), hits.schema, scrubber)
+            if changed:
+                report.lake[table] = changed
         report.store = {s.table: s.rows for s in store_scrub.scrub_store(engine, scrubber, dry_run=True)}
         return report
 

@@ -28,7 +28,7 @@ from deltalake import write_deltalake
 from bronze.schema import OPS_EVENTS, QUARANTINE, WEBHOOK_EVENTS
 from ops.governance.subject import ERASED, INSTANCE_COLUMNS, TEXT_KEYS, Scrubber
 from storage.lake import Lake
-from storage.maintenance import delta_dataset, read_table, table_filesystem
+from storage.maintenance import delta_dataset, read_table, scan_batches, table_filesystem
 
 # Bronze tables are rewritten with MERGE on their key (+ partition column): tailing consumers read
 # the change feed's inserts only, so an erasure never looks like new data to them.
@@ -65,29 +65,104 @@ def _binary_columns(schema: pa.Schema) -> list[str]:
     ]
 
 
-def affected_filter(schema: pa.Schema, scrubber: Scrubber) -> ds.Expression | None:
-    """A dataset filter true for rows that hold any identifier (or any mapped old value)."""
-    expr: ds.Expression | None = None
-    mapped = list(scrubber.value_map)
-    for name in _string_columns(schema) + _binary_columns(schema):
-        col = ds.field(name)
-        for needle in scrubber.subject.needles:
-            term = pc.match_substring(col, needle)
-            expr = term if expr is None else expr | term
-        if mapped and name in _string_columns(schema):
-            term = pc.is_in(col, value_set=pa.array(mapped, pa.string()))
-            expr = term if expr is None else expr | term
-    if expr is not None and scrubber.instances is not None:
-        for column in INSTANCE_COLUMNS:
-            if column in schema.names:
-                expr = expr & pc.is_in(ds.field(column), value_set=pa.array(sorted(scrubber.instances), pa.string()))
+def _nested_columns(schema: pa.Schema) -> list[str]:
+    """Columns of nested types (list / struct / map) that hold strings somewhere inside."""
+    return [f.name for f in schema if _is_nested(f.type) and _holds_text(f.type)]
+
+
+def _is_nested(t: pa.DataType) -> bool:
+    return pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t)
+
+
+def _holds_text(t: pa.DataType) -> bool:
+    if _is_text_type(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_holds_text(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_map(t):
+        return _holds_text(t.key_type) or _holds_text(t.item_type)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _holds_text(t.value_type)
+    return False
+
+
+def _false(n: int) -> pa.BooleanArray:
+    return pa.array([False] * n, pa.bool_())
+
+
+def _array_mask(arr: pa.Array, needles: list[str]) -> pa.BooleanArray:
+    """Per element: does it (or anything nested in it) contain one of ``needles``?"""
+    mask = _false(len(arr))
+    t = arr.type
+    if _is_text_type(t):
+        values = arr.cast(pa.large_binary()) if _is_view(t) else arr
+        for needle in needles:
+            mask = pc.or_(mask, pc.fill_null(pc.match_substring(values, needle), False))
+    elif pa.types.is_struct(t):
+        for i in range(t.num_fields):
+            mask = pc.or_(mask, _array_mask(pc.struct_field(arr, [i]), needles))
+    elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
+        flat = (
+            pa.StructArray.from_arrays([arr.keys, arr.items], names=["key", "value"])
+            if pa.types.is_map(t)
+            else arr.flatten()
+        )
+        inner = _array_mask(flat, needles)
+        if pc.any(inner).as_py():
+            parents = pc.unique(pc.filter(pc.list_parent_indices(arr), inner))
+            positions = pa.array(range(len(arr)), pa.int64())
+            mask = pc.or_(mask, pc.is_in(positions, value_set=parents.cast(pa.int64())))
+    return mask
+
+
+def affected_mask(data: pa.Table, scrubber: Scrubber) -> pa.BooleanArray:
+    """Rows of ``data`` that hold an identifier (in any string, nested or not) or a mapped old value."""
+    mask = _false(data.num_rows)
+    if data.num_rows == 0:
+        return mask
+    mapped = pa.array(list(scrubber.value_map), pa.string()) if scrubber.value_map else None
+    for name in data.column_names:
+        t = data.schema.field(name).type
+        if not _holds_text(t):
+            continue
+        column = data.column(name).combine_chunks()
+        mask = pc.or_(mask, _array_mask(column, scrubber.subject.needles))
+        if mapped is not None and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            mask = pc.or_(mask, pc.fill_null(pc.is_in(column, value_set=mapped), False))
+    if scrubber.instances is not None:
+        for column_name in INSTANCE_COLUMNS:
+            if column_name in data.column_names:
+                scope = pa.array(sorted(scrubber.instances), pa.string())
+                mask = pc.and_(mask, pc.fill_null(pc.is_in(data.column(column_name), value_set=scope), False))
                 break
-    return expr
+    return mask
 
 
-def _row_affected(row: dict[str, Any], scrubber: Scrubber, strings: list[str], binaries: list[str]) -> bool:
+def find_affected(lake: Lake, table: str, scrubber: Scrubber) -> pa.Table:
+    """The rows of ``table`` that mention the subject (vectorized scan over every string, nested too)."""
+    schema = delta_dataset(lake, table).schema
+    parts = []
+    for batch in scan_batches(lake, table):
+        data = pa.Table.from_batches([batch])
+        mask = affected_mask(data, scrubber)
+        if pc.any(mask).as_py():
+            parts.append(data.filter(mask))
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _row_affected(
+    row: dict[str, Any],
+    scrubber: Scrubber,
+    strings: list[str],
+    binaries: list[str],
+    nested: list[str] = (),  # type: ignore[assignment]
+) -> bool:
     if not scrubber.in_scope(row):
         return False
+    for name in nested:
+        value = row.get(name)
+        if value is not None and scrubber.document(value, erase_text=False) != value:
+            return True
     for name in strings:
         value = row.get(name)
         if value is not None and (value in scrubber.value_map or scrubber.matches(value)):
@@ -103,11 +178,15 @@ def scrub_rows(rows: list[dict[str, Any]], schema: pa.Schema, scrubber: Scrubber
     """Scrub affected rows in place; returns the rows and how many were affected."""
     strings = _string_columns(schema)
     binaries = _binary_columns(schema)
+    nested = _nested_columns(schema)
     changed = 0
     for row in rows:
-        if not _row_affected(row, scrubber, strings, binaries):
+        if not _row_affected(row, scrubber, strings, binaries, nested):
             continue
         changed += 1
+        for name in nested:
+            if row.get(name) is not None:
+                row[name] = scrubber.document(row[name], erase_text=True)
         for name in strings:
             value = row.get(name)
             if value is None:
@@ -142,10 +221,7 @@ def scrub_table(lake: Lake, table: str, scrubber: Scrubber) -> TableScrub:
         return result
     dataset = delta_dataset(lake, table, dt)
     schema = dataset.schema
-    expr = affected_filter(schema, scrubber)
-    if expr is None:
-        return result
-    hits = read_table(lake, table, filter=expr)
+    hits = find_affected(lake, table, scrubber)
     if hits.num_rows == 0:
         return result
     if table in MERGE_KEYS:
@@ -209,8 +285,21 @@ def _merge_rows(lake: Lake, dt: Any, table: str, hits: pa.Table, scrubber: Scrub
     partition_cols = list(dt.metadata().partition_columns)
     if partition_cols:
         result.partitions = sorted({str(r[partition_cols[0]]) for r in rows})
+    _normalize_files(lake, table, keys[0], partition_cols, result.partitions)
     result.version = lake.open(table).version()
     return result
+
+
+def _normalize_files(lake: Lake, table: str, sort_column: str, partition_cols: list[str], values: list[str]) -> None:
+    """Rewrite the merged partitions with plain Arrow types (an OPTIMIZE commit, no data change).
+
+    ``MERGE`` writes strings as ``string_view``; readers that push filters into pyarrow datasets
+    over mixed files then fail (``no kernel matching input types (string, string_view)``). A z-order
+    rewrite of the touched partitions writes plain ``string`` again, even for single-file partitions.
+    """
+    dt = lake.open(table)
+    filters = [(partition_cols[0], "in", values)] if partition_cols and values else None
+    dt.optimize.z_order([sort_column], partition_filters=filters)
 
 
 def discover_lids(lake: Lake, scrubber: Scrubber) -> None:
@@ -444,8 +533,9 @@ __all__ = [
     "QUARANTINE",
     "FileHit",
     "TableScrub",
-    "affected_filter",
+    "affected_mask",
     "discover_lids",
+    "find_affected",
     "map_conversations",
     "purge_unreferenced",
     "scan_table_files",
