@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
 
@@ -66,6 +66,7 @@ class _Batch:
     applied_actions: list[dict[str, Any]] = field(default_factory=list)
     new_aliases: dict[tuple[str, str], str] = field(default_factory=dict)  # (instance, lid) -> phone
     replay: set[tuple[str, str]] = field(default_factory=set)  # (instance, contact) to re-sessionize
+    sent_marks: list[tuple[str, str]] = field(default_factory=list)  # message_sent actions to mark applied
 
 
 _SNAP_COLS = ss.MESSAGE_COLUMNS + ss.ACTION_COLUMNS + ("is_reopen",)
@@ -287,8 +288,16 @@ class Projector:
             for inst, lid in self._keys_with_conversations(conn, set(new_aliases)):
                 batch.replay.add((inst, new_aliases[(inst, lid)]))
 
-        targets = set(msgs) | {(u.instance_id, u.message_id) for u in updates}
-        existing = self._existing_messages(conn, targets)
+        # Message facts carry their timestamp: bound the lookup so PostgreSQL prunes partitions.
+        bounds: dict[str, tuple[datetime, datetime]] = {}
+        for m in msgs.values():
+            lo, hi = bounds.get(m.instance_id, (m.timestamp, m.timestamp))
+            bounds[m.instance_id] = (min(lo, m.timestamp), max(hi, m.timestamp))
+        existing = self._existing_messages(conn, set(msgs), bounds)
+        update_targets = {(u.instance_id, u.message_id) for u in updates} - set(msgs)
+        if update_targets:
+            existing.update(self._existing_messages(conn, update_targets, None))
+        flags = self._flags(conn)
         new_msgs = sorted((m for k, m in msgs.items() if k not in existing), key=_message_order)
 
         # Duplicates of stored messages only move their status.
@@ -298,13 +307,15 @@ class Projector:
 
         new_keys = {(m.instance_id, m.message_id) for m in new_msgs}
         unknown = {(u.instance_id, u.message_id) for u in updates} - set(existing) - new_keys
-        pending = self._pending(conn, new_keys | unknown)
-        sent = self._message_sent(conn, {(m.instance_id, m.message_id) for m in new_msgs if m.direction == "outbound"})
+        pending = self._pending(conn, new_keys | unknown) if flags["pending"] else {}
+        outbound = {(m.instance_id, m.message_id) for m in new_msgs if m.direction == "outbound"}
+        sent = self._message_sent(conn, outbound) if flags["sent"] and outbound else {}
 
         contacts = {(m.instance_id, m.contact_key) for m in new_msgs}
         self._load_latest(conn, batch, contacts)
         max_ts = max((m.timestamp for m in new_msgs), default=None)
-        acts = self._unapplied_actions(conn, contacts, max_ts) if contacts else []
+        acts = self._unapplied_actions(conn, contacts, max_ts) if contacts and flags["actions"] else []
+        batch.sent_marks = sorted(sent)
 
         timeline: list[tuple[tuple[Any, ...], Any]] = [(_message_order(m), m) for m in new_msgs]
         timeline += [((a["occurred_at"], 2, a["id"]), a) for a in acts]
@@ -406,7 +417,24 @@ class Projector:
         batch.applied_actions.append({"b_id": action["id"], "conversation_id": conv["id"]})
 
     # ------------------------------------------------------------------ loading
-    def _existing_messages(self, conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    def _flags(self, conn: Connection) -> dict[str, bool]:
+        """Cheap existence checks that let a batch skip lookups that cannot find anything."""
+        a, p = actions, pending_message_events
+        row = conn.execute(
+            select(
+                exists().where(p.c.instance_id.is_not(None)),
+                exists().where(a.c.conversation_id.is_(None), a.c.action == "message_sent"),
+                exists().where(a.c.conversation_id.is_(None), a.c.action.in_(sorted(ss.CONVERSATION_ACTIONS))),
+            )
+        ).one()
+        return {"pending": bool(row[0]), "sent": bool(row[1]), "actions": bool(row[2])}
+
+    def _existing_messages(
+        self,
+        conn: Connection,
+        keys: set[tuple[str, str]],
+        bounds: dict[str, tuple[datetime, datetime]] | None,
+    ) -> dict[tuple[str, str], dict]:
         out: dict[tuple[str, str], dict] = {}
         by_instance: dict[str, list[str]] = {}
         for inst, mid in keys:
@@ -416,9 +444,10 @@ class Projector:
         ]
         for inst, ids in by_instance.items():
             for part in chunks(ids):
-                for row in conn.execute(
-                    select(*cols).where(messages.c.instance_id == inst, messages.c.message_id.in_(part))
-                ):
+                q = select(*cols).where(messages.c.instance_id == inst, messages.c.message_id.in_(part))
+                if bounds and inst in bounds:
+                    q = q.where(messages.c.timestamp.between(*bounds[inst]))
+                for row in conn.execute(q):
                     out[(row.instance_id, row.message_id)] = row_dict(row)
         return out
 
@@ -772,9 +801,7 @@ class Projector:
             )
         # message_sent actions are applied with their message: record which conversation they touched.
         sent_keys = [
-            (row["instance_id"], row["message_id"], row["conversation_id"])
-            for row in message_rows.values()
-            if row["direction"] == "outbound"
+            (i, m, message_rows[(i, m)]["conversation_id"]) for i, m in batch.sent_marks if (i, m) in message_rows
         ]
         if sent_keys:
             conn.execute(
