@@ -38,7 +38,6 @@ CHROMIUM_FLAGS = [
 ]
 WIDE = "--window-size=1800,1100"
 MIN_RENDERED_BYTES = 60_000  # a blank "Loading…" page is ~50 kB; a drawn graph is more
-TALL = "--window-size=1800,3400"  # every node of a layer's graph in view (the graph renders what is visible)
 PAGES = {
     "lineage": "/asset-groups",
     "bronze": "/locations/beazap/asset-groups/bronze/lineage",
@@ -93,8 +92,9 @@ def _check_page(
 
     A screenshot of a page still "Loading…" is small and nearly blank: retake it until it is not.
     """
-    size = WIDE if name == "lineage" else TALL
     expected = [a for a in assets if name == "lineage" or a.startswith(name + "/")]
+    # Tall enough for every node of a layer's graph to be in view (the graph draws what is visible).
+    size = WIDE if name == "lineage" else f"--window-size=1800,{max(1100, 340 * len(expected) + 500)}"
     shown: list[str] = []
     dom = ""
     for _attempt in range(3):

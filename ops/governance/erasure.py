@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 
 from beazap.logging import get_logger
 from bronze.schema import OPS_EVENTS, QUARANTINE, WEBHOOK_EVENTS
-from ops.governance import lake_scrub, store_scrub
+from ops.governance import lake_files, lake_scrub, store_scrub
 from ops.governance.subject import LID_PURPOSE, PHONE_PURPOSE, Scrubber, Subject
 from storage import maintenance
 from storage.lake import Lake
@@ -165,12 +165,12 @@ def purge_old_copies(lake: Lake, scrubber: Scrubber, tables: list[str]) -> int:
     """
     purged = 0
     for table in tables:
-        hits = lake_scrub.scan_table_files(lake, table, scrubber)
+        hits = lake_files.scan_table_files(lake, table, scrubber)
         if not hits:
             continue
         maintenance.checkpoint(lake, table)
-        hits = lake_scrub.scan_table_files(lake, table, scrubber)
-        purged += len(lake_scrub.purge_unreferenced(lake, table, hits, scrubber))
+        hits = lake_files.scan_table_files(lake, table, scrubber)
+        purged += len(lake_files.purge_unreferenced(lake, table, hits, scrubber))
     return purged
 
 
@@ -190,7 +190,7 @@ def verify_erasure(
     scrubber.lid_hashes = frozenset(h for a in audits for h in (a._mapping["lid_hashes"] or []))
     report = VerifyReport(subject_hash=subject_hash, audits=len(audits))
     for table in maintenance.list_tables(lake):
-        for hit in lake_scrub.scan_table_files(lake, table, scrubber):
+        for hit in lake_files.scan_table_files(lake, table, scrubber):
             report.lake.append({"table": table, "path": hit.path, "kind": hit.kind, "referenced": hit.referenced})
     report.store = {s.table: s.rows for s in store_scrub.scan_store(engine, scrubber)}
     if record and audits:

@@ -1,15 +1,15 @@
-"""Find and rewrite one subject's rows in Delta tables, and scan a table's files for leftovers.
+"""Find and rewrite one subject's rows in the current version of Delta tables.
 
-Rewrites are single Delta commits:
-- ``bronze/webhook_events``: a ``MERGE`` on ``(receipt_id, received_date)`` that replaces the
-  payload (and its hash) of the affected rows only; the change feed records it as an *update*, so
-  tailing consumers that read inserts do not see new events.
+Rewrites:
+- bronze tables (``webhook_events``, ``quarantine``, ``ops_events``): a ``MERGE`` on their key that
+  replaces the affected rows only (the change feed records *updates*, so tailing consumers that read
+  inserts do not see new events), then a z-order rewrite of those partitions (an ``OPTIMIZE``
+  commit) so the files hold plain ``string`` columns again.
 - every other table: the partitions holding affected rows are read, scrubbed and written back with
   ``overwrite`` + ``predicate`` (replace-where), or the whole table when it is not partitioned.
 
-:func:`scan_table_files` reads **every** file under a table's folder — current data, files only old
-versions reference, change-data files, JSON commits and checkpoints — which is what erasure
-verification needs (vacuum alone keeps ``_change_data`` files and the log's column statistics).
+Detection is vectorized over every string column, nested ones included (lists of structs such as
+silver's reactions). Old files of the table are handled by :mod:`ops.governance.lake_files`.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from deltalake import write_deltalake
 
 from bronze.schema import OPS_EVENTS, QUARANTINE, WEBHOOK_EVENTS
 from ops.governance.subject import ERASED, INSTANCE_COLUMNS, TEXT_KEYS, Scrubber
 from storage.lake import Lake
-from storage.maintenance import delta_dataset, read_table, scan_batches, table_filesystem
+from storage.maintenance import delta_dataset, read_table, scan_batches
 
 # Bronze tables are rewritten with MERGE on their key (+ partition column): tailing consumers read
 # the change feed's inserts only, so an erasure never looks like new data to them.
@@ -47,6 +45,20 @@ class TableScrub:
     rows: int = 0
     partitions: list[str] = field(default_factory=list)
     version: int | None = None
+
+
+def is_view_type(t: pa.DataType) -> bool:
+    return pa.types.is_string_view(t) or pa.types.is_binary_view(t)
+
+
+def is_text_type(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or is_view_type(t)
+    )
 
 
 def _string_columns(schema: pa.Schema) -> list[str]:
@@ -75,7 +87,7 @@ def _is_nested(t: pa.DataType) -> bool:
 
 
 def _holds_text(t: pa.DataType) -> bool:
-    if _is_text_type(t):
+    if is_text_type(t):
         return True
     if pa.types.is_struct(t):
         return any(_holds_text(t.field(i).type) for i in range(t.num_fields))
@@ -94,8 +106,8 @@ def _array_mask(arr: pa.Array, needles: list[str]) -> pa.BooleanArray:
     """Per element: does it (or anything nested in it) contain one of ``needles``?"""
     mask = _false(len(arr))
     t = arr.type
-    if _is_text_type(t):
-        values = arr.cast(pa.large_binary()) if _is_view(t) else arr
+    if is_text_type(t):
+        values = arr.cast(pa.large_binary()) if is_view_type(t) else arr
         for needle in needles:
             mask = pc.or_(mask, pc.fill_null(pc.match_substring(values, needle), False))
     elif pa.types.is_struct(t):
@@ -342,203 +354,3 @@ def map_conversations(lake: Lake, scrubber: Scrubber, table: str = "silver/conve
             scrubber.map_conversation(row["instance_id"], row["conversation_id"], row["opening_message_id"] or "")
             count += 1
     return count
-
-
-# -- scanning every file of a table ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FileHit:
-    path: str
-    kind: str  # data | change_data | log | checkpoint | other
-    referenced: bool
-
-
-def _file_kind(rel: str) -> str:
-    if rel.startswith("_delta_log/"):
-        return "checkpoint" if rel.endswith(".parquet") else "log"
-    if rel.startswith("_change_data/"):
-        return "change_data"
-    return "data" if rel.endswith(".parquet") else "other"
-
-
-def _is_view(t: pa.DataType) -> bool:
-    return pa.types.is_string_view(t) or pa.types.is_binary_view(t)
-
-
-def _is_text_type(t: pa.DataType) -> bool:
-    return (
-        pa.types.is_string(t)
-        or pa.types.is_large_string(t)
-        or pa.types.is_binary(t)
-        or pa.types.is_large_binary(t)
-        or _is_view(t)
-    )
-
-
-def _parquet_strings(table: pa.Table) -> list[pa.Array]:
-    arrays: list[pa.Array] = []
-    pending = [table.column(i).combine_chunks() for i in range(table.num_columns)]
-    while pending:
-        arr = pending.pop()
-        t = arr.type
-        if pa.types.is_struct(t):
-            pending.extend(arr.field(i) for i in range(t.num_fields))
-        elif pa.types.is_list(t) or pa.types.is_large_list(t):
-            pending.append(arr.flatten())
-        elif pa.types.is_map(t):
-            pending.append(arr.keys)
-            pending.append(arr.items)
-        elif _is_text_type(t):
-            arrays.append(arr.cast(pa.large_binary()) if _is_view(t) else arr)
-    return arrays
-
-
-def _scope_rows(table: pa.Table, scrubber: Scrubber) -> pa.Table:
-    for column in INSTANCE_COLUMNS:
-        if column in table.column_names and pa.types.is_string(table.schema.field(column).type):
-            mask = pc.is_in(table.column(column), value_set=pa.array(sorted(scrubber.instances or ()), pa.string()))
-            return table.filter(mask)
-    return table
-
-
-def _referenced_paths(dt: Any) -> set[str]:
-    if dt is None:
-        return set()
-    from urllib.parse import unquote
-
-    paths = pa.table(dt.get_add_actions()).column("path").to_pylist()
-    return {unquote(p) for p in paths} | set(paths)
-
-
-def _bytes_hit(data: bytes, scrubber: Scrubber) -> bool:
-    return scrubber.matches(data.decode("utf-8", "replace"))
-
-
-def scan_table_files(lake: Lake, table: str, scrubber: Scrubber) -> list[FileHit]:
-    """Every file under ``table``'s folder that still contains one of the subject's identifiers."""
-    fs, base = table_filesystem(lake, table)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    except OSError:
-        return []
-    dt = lake.open_or_none(table)
-    referenced = _referenced_paths(dt)
-    hits: list[FileHit] = []
-    for info in infos:
-        if info.type != pafs.FileType.File:
-            continue
-        rel = info.path[len(base) :].lstrip("/")
-        kind = _file_kind(rel)
-        with fs.open_input_file(info.path) as handle:
-            data = handle.read()
-        found = False
-        if rel.endswith(".parquet"):
-            try:
-                parsed = pq.read_table(pa.BufferReader(data))
-            except (pa.ArrowInvalid, OSError):
-                found = _bytes_hit(data, scrubber)
-            else:
-                if scrubber.instances is not None:
-                    parsed = _scope_rows(parsed, scrubber)
-                needles = scrubber.subject.needles + (["@lid"] if scrubber.lid_hashes else [])
-                for arr in _parquet_strings(parsed):
-                    for needle in needles:
-                        if pc.any(pc.match_substring(arr, needle)).as_py():
-                            candidates = pc.filter(arr, pc.match_substring(arr, needle)).to_pylist()
-                            if any(_bytes_hit(v if isinstance(v, bytes) else v.encode(), scrubber) for v in candidates):
-                                found = True
-                                break
-                    if found:
-                        break
-        else:
-            found = _bytes_hit(data, scrubber)
-        if found:
-            hits.append(FileHit(path=rel, kind=kind, referenced=rel in referenced))
-    return hits
-
-
-def purge_unreferenced(lake: Lake, table: str, hits: list[FileHit], scrubber: Scrubber) -> list[str]:
-    """Remove the subject from files no current version needs; returns what was changed.
-
-    - data and change-data files that only old versions reference are deleted (a targeted vacuum:
-      other old files, and time travel over them, stay);
-    - JSON commits keep their actions but lose the column statistics that held identifiers
-      (statistics are optional; the log stays a complete chain for change-feed readers);
-    - checkpoints older than the latest are deleted (the latest, written after the rewrite, is
-      clean and describes the table on its own).
-    Call :func:`storage.maintenance.checkpoint` at the latest version first.
-    """
-    fs, base = table_filesystem(lake, table)
-    latest_checkpoint = _latest_checkpoint_version(fs, base)
-    changed: list[str] = []
-    for hit in hits:
-        path = f"{base}/{hit.path}"
-        if hit.kind == "log":
-            if _strip_log_stats(fs, path, scrubber):
-                changed.append(hit.path)
-            continue
-        if hit.referenced:
-            continue
-        if hit.kind == "checkpoint":
-            version = _log_version(hit.path)
-            if latest_checkpoint is None or version is None or version >= latest_checkpoint:
-                continue
-        fs.delete_file(path)
-        changed.append(hit.path)
-    return changed
-
-
-def _strip_log_stats(fs: pafs.FileSystem, path: str, scrubber: Scrubber) -> bool:
-    """Drop ``stats`` from the log actions of one commit that mention the subject."""
-    import json
-
-    with fs.open_input_file(path) as handle:
-        lines = handle.read().decode("utf-8").splitlines()
-    out: list[str] = []
-    changed = False
-    for line in lines:
-        if line.strip() and scrubber.matches(line):
-            action = json.loads(line)
-            for kind in ("add", "remove", "cdc"):
-                body = action.get(kind)
-                if isinstance(body, dict) and "stats" in body and scrubber.matches(str(body["stats"])):
-                    body.pop("stats")
-                    changed = True
-            line = json.dumps(action, separators=(",", ":"))
-        out.append(line)
-    if changed:
-        with fs.open_output_stream(path) as handle:
-            handle.write(("\n".join(out) + "\n").encode("utf-8"))
-    return changed
-
-
-def _log_version(rel: str) -> int | None:
-    name = rel.rsplit("/", 1)[-1].split(".", 1)[0]
-    return int(name) if name.isdigit() else None
-
-
-def _latest_checkpoint_version(fs: pafs.FileSystem, base: str) -> int | None:
-    import json
-
-    path = f"{base}/_delta_log/_last_checkpoint"
-    try:
-        with fs.open_input_file(path) as handle:
-            return int(json.loads(handle.read())["version"])
-    except (OSError, FileNotFoundError, KeyError, ValueError):
-        return None
-
-
-__all__ = [
-    "QUARANTINE",
-    "FileHit",
-    "TableScrub",
-    "affected_mask",
-    "discover_lids",
-    "find_affected",
-    "map_conversations",
-    "purge_unreferenced",
-    "scan_table_files",
-    "scrub_rows",
-    "scrub_table",
-]
