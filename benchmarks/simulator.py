@@ -1,6 +1,6 @@
 """Simulator throughput: rich simulation, direct bronze landing and the streaming bulk generator.
 
-    uv run python -m benchmarks.simulator [--events 1000000] [--days 10] [--instances 4]
+    uv run python -m benchmarks.simulator [--events 1000000] [--days 10] [--instances 4] [--workers 2]
 
 Prints, measured in the same run:
 - the rich simulator (``simulate``): deliveries generated per second, and ``write_bronze`` rows/s;
@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--instances", type=int, default=4)
     parser.add_argument("--baseline-sample", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2, help="bulk worker processes (1 = writer thread only)")
     args = parser.parse_args()
 
     from beazap.logging import configure_logging
@@ -113,9 +114,10 @@ def main() -> None:
               f"({args.baseline_sample:,} rows in {base_s:.2f} s)")  # fmt: skip
 
         bulk_cfg = SimulationConfig(seed=1, instances=args.instances, days=args.days, start=date(2026, 3, 2))
-        result = write_bronze_bulk(Lake(str(root / "bulk")), bulk_cfg, target_events=args.events)
+        result = write_bronze_bulk(Lake(str(root / "bulk")), bulk_cfg, target_events=args.events, workers=args.workers)
         rate = result["events_per_second"]
-        print(f"bulk: {result['webhook_events']:,} webhook rows + {result['ops_events']:,} ops rows in "
+        print(f"bulk ({args.workers} worker(s)): {result['webhook_events']:,} webhook rows + "
+              f"{result['ops_events']:,} ops rows in "
               f"{result['seconds']:.1f} s ({result['commits']} commits) = {rate:,.0f} events/s")  # fmt: skip
         print(f"ratio bulk / baseline: {rate / base_rate:.2f}x   target ≥ 100,000 events/s: "
               f"{'met' if rate >= 100_000 else 'NOT met'}")  # fmt: skip

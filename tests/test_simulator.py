@@ -501,9 +501,15 @@ def test_bulk_mode_streams_bronze_rows(lake: Any) -> None:
     ops = DeltaTable(lake.uri("bronze/ops_events")).to_pyarrow_table()
     assert ops.num_rows == result["ops_events"] > 0
     assert set(ops["action"].to_pylist()) >= {"assign", "resolve", "message_sent"}
-    # same seed, same rows
-    again = write_bronze_bulk(type(lake)(lake.root + "-2"), cfg, target_events=6000)
+    # same seed, same rows — also when days are built by two worker processes
+    other = type(lake)(lake.root + "-2")
+    again = write_bronze_bulk(other, cfg, target_events=6000, workers=2)
     assert again["webhook_events"] == result["webhook_events"]
+    table2 = DeltaTable(other.uri("bronze/webhook_events")).to_pyarrow_table()
+    assert sorted(table2["receipt_id"].to_pylist()) == sorted(table["receipt_id"].to_pylist())
+    assert sorted(table2["payload_hash"].to_pylist()) == sorted(table["payload_hash"].to_pylist())
+    ops2 = DeltaTable(other.uri("bronze/ops_events")).to_pyarrow_table()
+    assert sorted(ops2["action_id"].to_pylist()) == sorted(ops["action_id"].to_pylist())
 
 
 def test_cli_simulate_writes_truth_and_bronze(settings: Any, tmp_path: Path) -> None:

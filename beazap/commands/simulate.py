@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
             None, help="Bulk mode: stream about this many events into bronze day by day (no ground truth)."
         ),
         concurrency: int = typer.Option(16, min=1, help="Concurrent HTTP posts with --post."),
+        workers: int = typer.Option(1, min=1, help="Bulk mode: processes building and writing days in parallel."),
         register_instances: bool = typer.Option(
             True, help="With --post/--bronze: register the instances and tokens in the operational store."
         ),
@@ -54,7 +55,7 @@ def register(app: typer.Typer) -> None:
             seed=seed, instances=instances, days=days, start=first_day, conversations_per_day=conversations_per_day
         )
         if bulk_events is not None:
-            _bulk(cfg, bulk_events, register_instances)
+            _bulk(cfg, bulk_events, register_instances, workers)
             return
         from beazap.simulator import simulate
 
@@ -122,13 +123,13 @@ def register(app: typer.Typer) -> None:
         if report["failed"]:
             fail(f"{report['failed']:,} deliveries were not accepted")
 
-    def _bulk(cfg: object, target: int, register_instances: bool) -> None:
+    def _bulk(cfg: object, target: int, register_instances: bool, workers: int) -> None:
         from beazap.simulator.bulk import write_bronze_bulk
         from storage.lake import Lake
 
         lake = Lake.from_settings()
         with console.status(f"streaming ~{target:,} events into bronze…"):
-            result = write_bronze_bulk(lake, cfg, target_events=target)  # type: ignore[arg-type]
+            result = write_bronze_bulk(lake, cfg, target_events=target, workers=workers)  # type: ignore[arg-type]
         if register_instances:
             from beazap.simulator.bulk import register_bulk_instances
             from storage import migrate

@@ -13,12 +13,14 @@ in this mode (use :func:`beazap.simulator.simulate` for exactness tests).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import random
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -148,131 +150,202 @@ def _day_conversations(rng: random.Random, n: int, day_start: float) -> list[flo
     return sorted(day_start + h * 3600 + rng.random() * 3600 for h in hours)
 
 
+@dataclass
+class _Day:
+    """One simulated day of bulk rows (all instances), ready to be written."""
+
+    receipt: list[str] = field(default_factory=list)
+    received: list[int] = field(default_factory=list)  # epoch microseconds
+    instance: list[str] = field(default_factory=list)
+    event: list[str] = field(default_factory=list)
+    payload: list[str] = field(default_factory=list)
+    ops: _Ops = field(default_factory=lambda: _Ops())
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def _generate_day(cfg: SimulationConfig, d: int, per_day: int, duplicate_rate: float) -> _Day:
+    """Day ``d`` of every instance. Counters start at per-day offsets, so days are independent
+    (any worker can build any day) and ids never collide."""
+    instances, _teams, attendants = build_people(cfg)
+    out = _Day()
+    add_receipt, add_received = out.receipt.append, out.received.append
+    add_instance, add_event, add_payload = out.instance.append, out.event.append, out.payload.append
+    counts, ops = out.counts, out.ops
+    contact_no = d * per_day * len(instances)
+    id_counter = d * 100_000_000
+    seq = d * 1_000_000_000
+    day = cfg.start + timedelta(days=d)
+    for inst in instances:
+        rng = random.Random(f"beazap-bulk:{cfg.seed}:{inst.id}:{d}")
+        tz = ZoneInfo(inst.timezone)
+        clock = _Clock(tz)
+        day_start = datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+        atts = [a for a in attendants if a.instance_id == inst.id]
+        iid, uuid, sender, server = inst.id, inst.instance_uuid, inst.owner_jid, inst.server_url
+        events: list[tuple[float, str, str]] = []
+        add = events.append
+        for t0 in _day_conversations(rng, per_day, day_start):
+            contact_no += 1
+            phone = f"55{11 + contact_no % 80:02d}9{60_000_000 + contact_no % 40_000_000:08d}"
+            jid = phone + "@s.whatsapp.net"
+            key = "+" + phone
+            t = int(t0)
+            name = pl.NAMES[contact_no % len(pl.NAMES)]
+            assignee = atts[contact_no % len(atts)]
+            opening = None
+            cid = ""
+            for turn in range(rng.choice((1, 1, 2, 2, 3))):
+                if rng.random() < 0.3:
+                    add((t - 4.2, "presence.update", T_PRESENCE % (iid, jid, jid, clock(t - 4.2), sender, server)))
+                for _ in range(rng.choice((1, 1, 1, 2))):
+                    id_counter += 1
+                    mid = "3A%018X" % (id_counter * 7919 + 0x5A5A)
+                    opening = opening or mid
+                    if rng.random() < 0.12:
+                        message, mtype = IN_MEDIA[id_counter % len(IN_MEDIA)]
+                    else:
+                        message, mtype = IN_TEXTS[id_counter % len(IN_TEXTS)], "conversation"
+                    ts = f'"{t}"' if id_counter % 10 == 0 else str(t)
+                    add((t + 0.3, "messages.upsert", T_IN % (iid, jid, mid, name, message, mtype, ts, uuid,
+                                                             clock(t + 0.3), sender, server)))  # fmt: skip
+                    t += rng.randint(3, 60)
+                if turn == 0:
+                    cid = conversation_id(iid, key, opening)  # type: ignore[arg-type]
+                    ops.add(rng, iid, cid, key, "assign", "router", assignee.id, assignee.team_id, t0 + 5.5, "{}")
+                t += int(min(rng.lognormvariate(5.0, 1.2), 6 * 3600)) + 1
+                id_counter += 1
+                mid = "3EB0%020X" % (id_counter * 7919 + 0xA5A5)
+                text = OUT_TEXTS[id_counter % len(OUT_TEXTS)]
+                if rng.random() < 0.7:
+                    add((t + 0.2, "send.message", T_API % (iid, jid, mid, text, t, uuid, clock(t + 0.2), sender,
+                                                           server)))  # fmt: skip
+                    ops.add(rng, iid, cid, key, "message_sent", assignee.id, None, None, t - 0.3,
+                            f'{{"automated":false,"message_id":"{mid}"}}')  # fmt: skip
+                    acks: tuple[str, ...] = ("SERVER_ACK", "DELIVERY_ACK", "READ")
+                else:
+                    add((t + 0.2, "messages.upsert", T_APP % (iid, jid, mid, text, t, uuid, clock(t + 0.2),
+                                                              sender, server)))  # fmt: skip
+                    acks = ("DELIVERY_ACK", "READ")
+                ta = float(t)
+                for status in acks:
+                    ta += rng.uniform(0.5, 40.0)
+                    add((ta, "messages.update", T_ACK % (iid, mid, jid, jid, status, uuid, clock(ta), sender,
+                                                          server)))  # fmt: skip
+                t += int(rng.lognormvariate(4.5, 1.4)) + 2
+            if rng.random() < 0.75:
+                ops.add(rng, iid, cid, key, "resolve", assignee.id, assignee.id, assignee.team_id,
+                        t + rng.randint(60, 3600) + 0.5, "{}")  # fmt: skip
+        rand, uniform = rng.random, rng.uniform
+        for t_ev, event, payload in events:
+            r = rand()
+            received = t_ev + 0.05 + (uniform(2, 600) if r < 0.03 else 0.0)
+            add_received(int(received * 1_000_000))
+            add_receipt(_ulid(int(received * 1000), seq))
+            add_instance(iid)
+            add_event(event)
+            add_payload(payload)
+            seq += 1
+            if r > 1 - duplicate_rate:  # delivered twice (a retry 0.7 s later)
+                received += 0.7
+                add_received(int(received * 1_000_000))
+                add_receipt(_ulid(int(received * 1000), seq))
+                add_instance(iid)
+                add_event(event)
+                add_payload(payload)
+                seq += 1
+    counts.update(out.event)
+    return out
+
+
+def _write_day(lake: Lake, day: _Day) -> None:
+    """Append one day (webhooks, then ops actions), retrying a commit that lost too many races."""
+    from deltalake.exceptions import CommitFailedError
+
+    for attempt in range(5):
+        try:
+            _flush(lake, day.receipt, day.received, day.instance, day.event, day.payload, _Ops())
+            break
+        except CommitFailedError:
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    for attempt in range(5):
+        try:
+            _flush(lake, [], [], [], [], [], day.ops)
+            break
+        except CommitFailedError:
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _day_task(args: tuple[str, dict[str, str], SimulationConfig, int, int, float]) -> tuple[int, int, Counter[str]]:
+    """Process-pool task: build and write one day; returns (rows, ops rows, events per type)."""
+    from storage.lake import Lake
+
+    root, options, cfg, d, per_day, duplicate_rate = args
+    day = _generate_day(cfg, d, per_day, duplicate_rate)
+    _write_day(Lake(root, options), day)
+    return len(day.payload), len(day.ops), day.counts
+
+
 def write_bronze_bulk(
     lake: Lake,
     cfg: SimulationConfig | None = None,
     *,
     target_events: int = 10_000_000,
     duplicate_rate: float = 0.03,
+    workers: int = 1,
     progress: Any = None,
 ) -> dict[str, Any]:
     """Stream about ``target_events`` webhook rows for ``cfg.instances`` over ``cfg.days`` into bronze.
 
     The conversation rate is scaled so the target is reached over the configured days; one Delta
-    commit per simulated day (plus one for its ops actions). Returns counts, seconds and events/s.
+    commit per simulated day for the webhooks and one for its ops actions. With ``workers=1`` the next
+    day is generated while the previous one is written (a writer thread); ``workers > 1`` builds and
+    writes days in that many processes (concurrent appends to the same tables). The rows are the same
+    either way. Returns counts, seconds and events/s.
     """
     cfg = cfg or SimulationConfig()
     ensure_bronze(lake)
-    instances, _teams, attendants = build_people(cfg)
     per_day = max(1, round(target_events / (EVENTS_PER_CONVERSATION * cfg.days * cfg.instances)))
     counts: Counter[str] = Counter()
     started = time.perf_counter()
-    written = ops_written = commits = 0
-    seq = 0
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer")
-    pending: Future[None] | None = None
-    contact_no = 0
-    id_counter = 0
-    for d in range(cfg.days):
-        if written >= target_events:
-            break
-        rows_receipt: list[str] = []
-        rows_received: list[int] = []  # epoch microseconds
-        rows_instance: list[str] = []
-        rows_event: list[str] = []
-        rows_payload: list[str] = []
-        ops = _Ops()
-        day = cfg.start + timedelta(days=d)
-        for inst in instances:
-            rng = random.Random(f"beazap-bulk:{cfg.seed}:{inst.id}:{d}")
-            tz = ZoneInfo(inst.timezone)
-            clock = _Clock(tz)
-            day_start = datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
-            atts = [a for a in attendants if a.instance_id == inst.id]
-            iid, uuid, sender, server = inst.id, inst.instance_uuid, inst.owner_jid, inst.server_url
-            events: list[tuple[float, str, str]] = []
-            add = events.append
-            for t0 in _day_conversations(rng, per_day, day_start):
-                contact_no += 1
-                phone = f"55{11 + contact_no % 80:02d}9{60_000_000 + contact_no % 40_000_000:08d}"
-                jid = phone + "@s.whatsapp.net"
-                key = "+" + phone
-                t = int(t0)
-                name = pl.NAMES[contact_no % len(pl.NAMES)]
-                assignee = atts[contact_no % len(atts)]
-                opening = None
-                for turn in range(rng.choice((1, 1, 2, 2, 3))):
-                    if rng.random() < 0.3:
-                        add((t - 4.2, "presence.update", T_PRESENCE % (iid, jid, jid, clock(t - 4.2), sender, server)))
-                    for _ in range(rng.choice((1, 1, 1, 2))):
-                        id_counter += 1
-                        mid = "3A%018X" % (id_counter * 7919 + 0x5A5A)
-                        opening = opening or mid
-                        if rng.random() < 0.12:
-                            message, mtype = IN_MEDIA[id_counter % len(IN_MEDIA)]
-                        else:
-                            message, mtype = IN_TEXTS[id_counter % len(IN_TEXTS)], "conversation"
-                        ts = f'"{t}"' if id_counter % 10 == 0 else str(t)
-                        add((t + 0.3, "messages.upsert", T_IN % (iid, jid, mid, name, message, mtype, ts, uuid,
-                                                                 clock(t + 0.3), sender, server)))  # fmt: skip
-                        t += rng.randint(3, 60)
-                    cid = conversation_id(iid, key, opening)  # type: ignore[arg-type]
-                    if turn == 0:
-                        ops.add(rng, iid, cid, key, "assign", "router", assignee.id, assignee.team_id, t0 + 5.5, "{}")
-                    t += int(min(rng.lognormvariate(5.0, 1.2), 6 * 3600)) + 1
-                    id_counter += 1
-                    mid = "3EB0%020X" % (id_counter * 7919 + 0xA5A5)
-                    text = OUT_TEXTS[id_counter % len(OUT_TEXTS)]
-                    if rng.random() < 0.7:
-                        add((t + 0.2, "send.message", T_API % (iid, jid, mid, text, t, uuid, clock(t + 0.2), sender,
-                                                               server)))  # fmt: skip
-                        ops.add(rng, iid, cid, key, "message_sent", assignee.id, None, None, t - 0.3,
-                                f'{{"automated":false,"message_id":"{mid}"}}')  # fmt: skip
-                        acks = ("SERVER_ACK", "DELIVERY_ACK", "READ")
-                    else:
-                        add((t + 0.2, "messages.upsert", T_APP % (iid, jid, mid, text, t, uuid, clock(t + 0.2),
-                                                                  sender, server)))  # fmt: skip
-                        acks = ("DELIVERY_ACK", "READ")
-                    ta = float(t)
-                    for status in acks:
-                        ta += rng.uniform(0.5, 40.0)
-                        add((ta, "messages.update", T_ACK % (iid, mid, jid, jid, status, uuid, clock(ta), sender,
-                                                              server)))  # fmt: skip
-                    t += int(rng.lognormvariate(4.5, 1.4)) + 2
-                if rng.random() < 0.75:
-                    ops.add(rng, iid, cid, key, "resolve", assignee.id, assignee.id, assignee.team_id,
-                            t + rng.randint(60, 3600) + 0.5, "{}")  # fmt: skip
-            for t_ev, event, payload in events:
-                r = rng.random()
-                lag = 0.05 + (rng.uniform(2, 600) if r < 0.03 else 0.0)
-                copies = 2 if r > 1 - duplicate_rate else 1
-                for k in range(copies):
-                    received = t_ev + lag + k * 0.7
-                    rows_received.append(int(received * 1_000_000))
-                    rows_receipt.append(_ulid(int(received * 1000), seq))
-                    seq += 1
-                    rows_instance.append(iid)
-                    rows_event.append(event)
-                    rows_payload.append(payload)
-                    counts[event] += 1
-        n = len(rows_payload)
+    written = ops_written = 0
+    if workers > 1:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        tasks = [(lake.root, dict(lake.storage_options), cfg, d, per_day, duplicate_rate) for d in range(cfg.days)]
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            for n, n_ops, day_counts in pool.map(_day_task, tasks):
+                written += n
+                ops_written += n_ops
+                counts.update(day_counts)
+                if progress is not None:
+                    progress(n)
+    else:
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer")
+        pending: Future[None] | None = None
+        for d in range(cfg.days):
+            day = _generate_day(cfg, d, per_day, duplicate_rate)
+            if pending is not None:
+                pending.result()  # at most one day being written while the next one is generated
+            pending = writer.submit(_write_day, lake, day)
+            written += len(day.payload)
+            ops_written += len(day.ops)
+            counts.update(day.counts)
+            if progress is not None:
+                progress(len(day.payload))
+            log.info("simulator.bulk_day", day=d, rows=len(day.payload), total=written)
         if pending is not None:
-            pending.result()  # at most one day being written while the next one is generated
-        pending = writer.submit(_flush, lake, rows_receipt, rows_received, rows_instance, rows_event, rows_payload, ops)
-        commits += (1 if n else 0) + (1 if len(ops) else 0)
-        written += n
-        ops_written += len(ops)
-        if progress is not None:
-            progress(n)
-        log.info("simulator.bulk_day", day=day.isoformat(), rows=n, total=written)
-    if pending is not None:
-        pending.result()
-    writer.shutdown()
+            pending.result()
+        writer.shutdown()
     seconds = time.perf_counter() - started
     return {
         "webhook_events": written,
         "ops_events": ops_written,
-        "commits": commits,
+        "commits": 2 * cfg.days,
         "seconds": seconds,
         "events_per_second": written / seconds if seconds else 0.0,
         "events_per_type": dict(counts.most_common()),
@@ -359,7 +432,10 @@ def _append_day(
     from bronze.schema import WEBHOOK_EVENTS_SCHEMA
 
     sha = hashlib.sha256
-    hashes = [sha(p.encode()).hexdigest() for p in payload]
+    encoded = [p.encode() for p in payload]
+    hashes = [sha(b).hexdigest() for b in encoded]
+    offsets = pa.array(list(itertools.accumulate(map(len, encoded), initial=0)), type=pa.int32())
+    payload_array = pa.StringArray.from_buffers(len(encoded), offsets.buffers()[1], pa.py_buffer(b"".join(encoded)))
     rec = pa.array(received, type=pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     table = pa.table(
         {
@@ -369,7 +445,7 @@ def _append_day(
             "instance": instance,
             "event": event,
             "source_ip": pa.repeat(SOURCE_IP, len(payload)),
-            "payload": payload,
+            "payload": payload_array,
             "payload_hash": hashes,
         },
         schema=WEBHOOK_EVENTS_SCHEMA,
