@@ -73,13 +73,52 @@ def _source(lake: Lake, table: str, schema: pa.Schema, after: int, upto: int, fu
 # --------------------------------------------------------------------------------------------------
 
 
+def _phone_digits(value: str) -> str:
+    """The digits ``normalize_phone`` works on (JID user part or the raw number), 9th digit added."""
+    digits = "".join(ch for ch in (jid_user(value) if "@" in value else value) if ch.isdigit())
+    if digits.startswith("55") and len(digits) == 12 and digits[4] in "6789":
+        digits = digits[:4] + "9" + digits[4:]
+    return digits
+
+
+class PhoneNormalizer:
+    """``beazap.identity.normalize_phone`` for many values, calling ``phonenumbers`` once per pattern.
+
+    Whether a number is possible depends only on its country code (decided by its first 1-3 digits)
+    and its length, so the answer is cached per (first 3 digits, length). The E.164 result is then
+    ``+`` and the digits; a pattern whose representative does not format that way falls back to
+    calling ``normalize_phone`` for every value (never seen in practice, kept for exactness).
+    """
+
+    def __init__(self) -> None:
+        self._pattern: dict[tuple[str, int], bool | None] = {}
+
+    def __call__(self, value: str) -> str | None:
+        if "@" in value and not is_phone_jid(value):
+            return None
+        digits = _phone_digits(value)
+        if not 8 <= len(digits) <= 15:
+            return None
+        key = (digits[:3], len(digits))
+        verdict = self._pattern.get(key, "unknown")
+        if verdict == "unknown":
+            exact = normalize_phone(value)
+            verdict = (exact is not None) if exact in (None, "+" + digits) else None
+            self._pattern[key] = verdict
+            return exact
+        if verdict is None:
+            return normalize_phone(value)
+        return "+" + digits if verdict else None
+
+
 def _jid_map(values: Iterable[str | None]) -> pa.Table:
     """Distinct JIDs / raw keys → (E.164 phone, normalized LID). Python runs once per distinct value."""
+    normalize = PhoneNormalizer()
     jids, phones, lids = [], [], []
     for value in values:
         if not value:
             continue
-        phone = normalize_phone(value) if (is_phone_jid(value) or "@" not in value) else None
+        phone = normalize(value) if (is_phone_jid(value) or "@" not in value) else None
         lid = f"{jid_user(value)}@lid" if is_lid_jid(value) else None
         jids.append(value)
         phones.append(phone)

@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import SAMPLES_DIR
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_silver_scenarios import T0, edit, envelope, message
 
 from beazap.identity import normalize_phone
 from silver import checks
-from silver.pipeline import build_silver
+from silver.pipeline import PhoneNormalizer, build_silver
 from silver.testing import append_webhooks, webhook_rows
 from storage.duck import connect
 
@@ -233,3 +235,19 @@ def test_lid_learned_later_merges_conversation(lake):
     assert {m["contact_key"] for m in msgs} == {"+5531988887777"}
     assert {m["conversation_id"] for m in msgs} == {conv["conversation_id"]}
     assert [c["contact_key"] for c in _rows(lake, "contacts")] == ["+5531988887777"]
+
+
+_SHARED_NORMALIZER = PhoneNormalizer()
+
+
+@given(
+    st.one_of(
+        st.from_regex(r"\A\+?[0-9 ()-]{6,18}\Z"),
+        st.from_regex(r"\A55[1-9][1-9][2-9][0-9]{7,8}(:[0-9]{1,2})?@s\.whatsapp\.net\Z"),
+        st.from_regex(r"\A[1-9][0-9]{7,14}@(s\.whatsapp\.net|c\.us|lid|g\.us)\Z"),
+    )
+)
+@settings(max_examples=400, deadline=None)
+def test_batch_phone_normalizer_equals_identity(raw):
+    """silver's per-pattern cached normalizer gives exactly beazap.identity.normalize_phone."""
+    assert _SHARED_NORMALIZER(raw) == normalize_phone(raw)  # shared: patterns cached across examples
