@@ -114,13 +114,17 @@ def main() -> None:
               f"({args.baseline_sample:,} rows in {base_s:.2f} s)")  # fmt: skip
 
         bulk_cfg = SimulationConfig(seed=1, instances=args.instances, days=args.days, start=date(2026, 3, 2))
-        result = write_bronze_bulk(Lake(str(root / "bulk")), bulk_cfg, target_events=args.events, workers=args.workers)
-        rate = result["events_per_second"]
-        print(f"bulk ({args.workers} worker(s)): {result['webhook_events']:,} webhook rows + "
-              f"{result['ops_events']:,} ops rows in "
-              f"{result['seconds']:.1f} s ({result['commits']} commits) = {rate:,.0f} events/s")  # fmt: skip
-        print(f"ratio bulk / baseline: {rate / base_rate:.2f}x   target ≥ 100,000 events/s: "
-              f"{'met' if rate >= 100_000 else 'NOT met'}")  # fmt: skip
+        best = 0.0
+        for workers in sorted({1, args.workers}):
+            result = write_bronze_bulk(
+                Lake(str(root / f"bulk-{workers}")), bulk_cfg, target_events=args.events, workers=workers
+            )
+            rate = result["events_per_second"]
+            best = max(best, rate)
+            print(f"bulk, {workers} worker(s): {result['webhook_events']:,} webhook rows + "
+                  f"{result['ops_events']:,} ops rows in {result['seconds']:.1f} s = {rate:,.0f} events/s "
+                  f"(ratio to baseline {rate / base_rate:.2f}x)")  # fmt: skip
+        print(f"target ≥ 100,000 events/s: {'met' if best >= 100_000 else 'NOT met'} (best {best:,.0f})")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
