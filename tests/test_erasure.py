@@ -152,8 +152,32 @@ def _store_leftovers(engine: sa.Engine, needles: list[str]) -> list[str]:
     return found
 
 
+def _quarantine(lake: Lake, body: bytes) -> None:
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+
+    from bronze import schema as bronze_schema
+
+    now = datetime.now(UTC)
+    lake.create(bronze_schema.QUARANTINE, bronze_schema.QUARANTINE_SCHEMA, bronze_schema.QUARANTINE_PARTITIONS)
+    row = {
+        "receipt_id": "q1",
+        "received_at": now,
+        "received_date": now.date(),
+        "instance": "loja-centro",
+        "event": "messages.upsert",
+        "source_ip": "127.0.0.1",
+        "reason": "invalid JSON",
+        "body": body,
+    }
+    lake.write(bronze_schema.QUARANTINE, pa.Table.from_pylist([row], schema=bronze_schema.QUARANTINE_SCHEMA))
+
+
 def test_erasure_across_all_layers(lake: Lake, engine: sa.Engine, lake_dir: Path) -> None:
     scenario = _build(lake, engine)
+    # A malformed delivery in quarantine (not JSON) that names the subject.
+    _quarantine(lake, b'{"remoteJid": "5511987654321@s.whatsapp.net", "conversation": "' + gd.SUBJECT_TEXT.encode())
     needles = [*SUBJECT_DIGITS, gd.SUBJECT_TEXT, "Mariana Subject", "foto do documento da Mariana"]
     other_phone = scenario.phones[1].lstrip("+")
     assert _lake_leftovers(lake_dir, needles), "the scenario must put the subject in the lake"
@@ -166,9 +190,13 @@ def test_erasure_across_all_layers(lake: Lake, engine: sa.Engine, lake_dir: Path
 
     report = erasure.erase_contact(lake, engine, "551187654321", requested_by="dpo@example.com")
     assert report.lids == 1 and report.conversations >= 3
-    assert {"bronze/webhook_events", "silver/messages", "silver/conversations", "gold/conversation_facts"} <= set(
-        report.lake
-    )
+    assert {
+        "bronze/webhook_events",
+        "bronze/quarantine",
+        "silver/messages",
+        "silver/conversations",
+        "gold/conversation_facts",
+    } <= set(report.lake)
     assert {"conversations", "messages"} <= set(report.store)
 
     # Nothing remains anywhere, including old files, change data and the log's statistics.
