@@ -283,3 +283,27 @@ def test_run_forever_stops_and_finished_jobs_are_purged(engine: sa.Engine, setti
     with engine.begin() as conn:
         conn.execute(sa.update(llm_jobs).values(updated_at=datetime.now(UTC) - timedelta(days=2)))
     assert purge(engine, timedelta(days=1)) == 1
+
+
+def test_logs_carry_no_identifiers_or_secrets(engine: sa.Engine, settings: Settings, fake: FakeLLM) -> None:
+    import io
+
+    from beazap.logging import configure_logging
+
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+    try:
+        setup_routing_instance(engine)
+        open_conversation(engine, INSTANCE, 12, [f"quero meu dinheiro, {PLANTED['email']} {PLANTED['phone']}"], _now())
+        fake.default = "500"
+        worker = RoutingWorker(engine, _settings(settings), client=_client(fake))
+        try:
+            _drain(worker)
+        finally:
+            worker.close()
+    finally:
+        configure_logging()
+    out = stream.getvalue()
+    assert "routing decided" in out
+    for value in (*PLANTED.values(), "98765", "dinheiro"):
+        assert value not in out
