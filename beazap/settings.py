@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         default=2, ge=1, description="Bronze commits one receiver process may have in flight at once."
     )
     bronze_compact_every_commits: int = Field(
-        default=200, ge=0, description="Receiver compacts the bronze partitions it writes every N commits (0 = off)."
+        default=50, ge=0, description="Receiver compacts the bronze partitions it writes every N commits (0 = off)."
     )
     instance_cache_refresh_seconds: float = Field(
         default=30.0, description="How often the receiver reloads instance tokens from the ops store."

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -30,6 +31,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from beazap.logging import get_logger
+from bronze.compaction import compact_partitions
 from bronze.schema import (
     CDF_CONFIG,
     QUARANTINE,
@@ -81,6 +83,7 @@ class WriterStats:
     rows: int = 0
     failed_batches: int = 0
     conflict_retries: int = 0
+    compactions: int = 0
     last_success_at: float | None = None
     last_failure_at: float | None = None
     last_error: str | None = None
@@ -188,7 +191,14 @@ class _Pending:
 
 
 class GroupCommitWriter:
-    """Asyncio front of a :class:`DeltaAppender`: concurrent ``write`` calls share commits."""
+    """Asyncio front of :class:`DeltaAppender` lanes: concurrent ``write`` calls share commits.
+
+    Flush policy: a batch starts as soon as a lane is free and either nothing is being committed
+    (an idle writer adds no latency), ``max_rows`` rows are waiting, or the oldest waiting row is
+    ``max_wait_ms`` old. With ``lanes`` > 1, a new batch may be committed while the previous one is
+    still in flight (each lane has its own app id, so idempotent retries stay per lane); under load
+    rows that arrive during a commit form the next batch, so commits grow with the load.
+    """
 
     def __init__(
         self,
@@ -196,36 +206,51 @@ class GroupCommitWriter:
         target: BronzeTarget = WEBHOOK_EVENTS_TARGET,
         *,
         max_rows: int = 2000,
-        max_wait_ms: float = 25,
+        max_wait_ms: float = 5,
+        lanes: int = 2,
         timeout_s: float = 20.0,
         observer: CommitObserver | None = None,
         app_id: str | None = None,
+        compact_every: int = 50,
     ) -> None:
-        if max_rows < 1:
-            raise ValueError("max_rows must be >= 1")
-        self.appender = DeltaAppender(lake, target, app_id=app_id)
+        if max_rows < 1 or lanes < 1:
+            raise ValueError("max_rows and lanes must be >= 1")
+        base = app_id or new_app_id()
+        self.lanes = [DeltaAppender(lake, target, app_id=f"{base}-{k}") for k in range(lanes)]
         self.target = target
         self.max_rows = max_rows
         self.max_wait = max(0.0, max_wait_ms / 1000)
         self.timeout_s = timeout_s
         self.observer = observer
         self.stats = WriterStats()
+        self._app_id = base
         self._pending: list[_Pending] = []
-        self._wakeup: asyncio.Event | None = None
-        self._full: asyncio.Event | None = None
+        self._free: list[DeltaAppender] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._signal: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self.compact_every = compact_every
+        self._commits_since_compaction = 0
+        self._days_written: set[date] = set()
+        self._compaction: asyncio.Task[None] | None = None
+        self._date_index = target.schema.get_field_index(target.partition_by[0]) if target.partition_by else -1
 
     @property
     def app_id(self) -> str:
-        return self.appender.app_id
+        """Base app id; lane ``k`` commits as ``{app_id}-{k}``."""
+        return self._app_id
+
+    @property
+    def appender(self) -> DeltaAppender:
+        return self.lanes[0]
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start the flusher task and try to open the table (failures are retried on first flush)."""
-        self._wakeup = asyncio.Event()
-        self._full = asyncio.Event()
+        self._signal = asyncio.Event()
         self._closing = False
+        self._free = list(reversed(self.lanes))
         self._task = asyncio.create_task(self._run(), name=f"bronze-flusher:{self.target.table}")
         try:
             await asyncio.to_thread(self.appender.ensure_table)
@@ -233,15 +258,17 @@ class GroupCommitWriter:
             log.warning("bronze table not writable at start", table=self.target.table, error=type(exc).__name__)
 
     async def stop(self) -> None:
-        """Flush what is waiting, then stop the flusher."""
+        """Flush what is waiting, wait for commits in flight, then stop the flusher."""
         if self._task is None:
             return
         self._closing = True
-        assert self._wakeup is not None and self._full is not None
-        self._wakeup.set()
-        self._full.set()
+        assert self._signal is not None
+        self._signal.set()
         await self._task
         self._task = None
+        if self._compaction is not None:
+            await self._compaction
+            self._compaction = None
 
     # --- requests ---------------------------------------------------------------------------------
     async def write(self, row: tuple[Any, ...]) -> None:
@@ -252,12 +279,11 @@ class GroupCommitWriter:
         """
         if self._task is None or self._closing:
             raise LakeUnavailableError("writer is not running")
-        assert self._wakeup is not None and self._full is not None
+        assert self._signal is not None
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(row, future, time.monotonic()))
-        self._wakeup.set()
-        if len(self._pending) >= self.max_rows:
-            self._full.set()
+        if len(self._pending) == 1 or len(self._pending) >= self.max_rows:
+            self._signal.set()
         try:
             await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
         except TimeoutError as exc:
@@ -265,38 +291,51 @@ class GroupCommitWriter:
 
     # --- flusher ----------------------------------------------------------------------------------
     async def _run(self) -> None:
-        assert self._wakeup is not None and self._full is not None
+        assert self._signal is not None
         while True:
+            self._signal.clear()
             if not self._pending:
                 if self._closing:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                    if not self._inflight:
+                        return
+                    await asyncio.wait(self._inflight)
+                    continue
+                await self._signal.wait()
                 continue
-            wait = self._pending[0].arrived + self.max_wait - time.monotonic()
-            if wait > 0 and len(self._pending) < self.max_rows and not self._closing:
-                self._full.clear()
+            if not self._free:
+                await self._signal.wait()  # a lane finishing sets the signal
+                continue
+            linger = self._pending[0].arrived + self.max_wait - time.monotonic()
+            ready = self._closing or not self._inflight or len(self._pending) >= self.max_rows or linger <= 0
+            if not ready:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), wait)
+                    await asyncio.wait_for(self._signal.wait(), linger)
+                continue
             batch, self._pending = self._pending[: self.max_rows], self._pending[self.max_rows :]
-            if len(self._pending) < self.max_rows:
-                self._full.clear()
-            await self._flush(batch)
+            lane = self._free.pop()
+            task = asyncio.create_task(self._flush(lane, batch))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
 
-    async def _flush(self, batch: list[_Pending]) -> None:
+    async def _flush(self, lane: DeltaAppender, batch: list[_Pending]) -> None:
         started = time.perf_counter()
         error: Exception | None = None
         try:
-            await asyncio.to_thread(self.appender.append, [p.row for p in batch])
+            await asyncio.to_thread(lane.append, [p.row for p in batch])
         except Exception as exc:
             error = exc if isinstance(exc, LakeUnavailableError) else LakeUnavailableError(str(exc))
+        finally:
+            self._free.append(lane)
+            assert self._signal is not None
+            self._signal.set()
         elapsed = time.perf_counter() - started
         now = time.time()
-        self.stats.conflict_retries = self.appender.conflict_retries
+        self.stats.conflict_retries = sum(a.conflict_retries for a in self.lanes)
         if error is None:
             self.stats.commits += 1
             self.stats.rows += len(batch)
             self.stats.last_success_at = now
+            self._maybe_compact(batch)
         else:
             self.stats.failed_batches += 1
             self.stats.last_failure_at = now
@@ -312,3 +351,31 @@ class GroupCommitWriter:
             else:
                 pending.future.set_exception(error)
                 pending.future.exception()  # mark retrieved: a timed-out request no longer awaits it
+
+    # --- auto-compaction ----------------------------------------------------------------------
+    def _maybe_compact(self, batch: list[_Pending]) -> None:
+        if self.compact_every <= 0 or self._date_index < 0:
+            return
+        self._commits_since_compaction += 1
+        self._days_written.update(p.row[self._date_index] for p in batch)  # type: ignore[misc]
+        busy = self._compaction is not None and not self._compaction.done()
+        if self._commits_since_compaction < self.compact_every or busy:
+            return
+        days, self._days_written = self._days_written, set()
+        self._commits_since_compaction = 0
+        self._compaction = asyncio.create_task(self._compact(days), name=f"bronze-compaction:{self.target.table}")
+
+    async def _compact(self, days: set[date]) -> None:
+        started = time.perf_counter()
+        try:
+            result = await asyncio.to_thread(
+                compact_partitions, self.appender.lake, self.target.table, self.target.partition_by[0], days
+            )
+        except Exception as exc:  # another process compacting the same partition, lake hiccup…
+            log.info("bronze compaction skipped", table=self.target.table, error=type(exc).__name__)
+            self._days_written |= days
+            return
+        self.stats.compactions += 1
+        log.debug(
+            "bronze compacted", table=self.target.table, seconds=round(time.perf_counter() - started, 3), **result
+        )

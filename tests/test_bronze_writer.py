@@ -191,19 +191,61 @@ def test_group_commit_flushes_on_max_rows(lake: Lake) -> None:
     assert len(receipts(lake)) == 30
 
 
-def test_group_commit_flushes_after_max_wait(lake: Lake) -> None:
+def test_idle_writer_flushes_at_once_and_busy_writer_lingers(lake: Lake) -> None:
+    """Idle: a lone row is committed without waiting. While a commit is in flight, a second lane
+    starts only once the oldest waiting row is max_wait_ms old (or max_rows are waiting)."""
+    batches: list[int] = []
+
     async def main() -> None:
-        writer = GroupCommitWriter(lake, max_rows=1000, max_wait_ms=20)
+        writer = GroupCommitWriter(
+            lake, max_rows=1000, max_wait_ms=10_000, lanes=2, observer=lambda _t, n, _s, _ok: batches.append(n)
+        )
         await writer.start()
         started = time.monotonic()
         await writer.write(row(1))
-        elapsed = time.monotonic() - started
+        assert time.monotonic() - started < 5  # far below the 10 s linger
+        first = asyncio.create_task(writer.write(row(2)))
+        await asyncio.sleep(0)  # row 2's commit is now in flight
+        rest = [asyncio.create_task(writer.write(row(3 + i))) for i in range(5)]
+        await asyncio.gather(first, *rest)
         await writer.stop()
-        assert elapsed >= 0.02
-        assert writer.stats.commits == 1
 
     asyncio.run(main())
-    assert receipts(lake) == ["R00000001"]
+    assert batches == [1, 1, 5]  # rows 3..7 waited for the busy lane instead of a second commit
+    assert len(receipts(lake)) == 7
+
+
+def test_lanes_commit_in_parallel_with_their_own_app_ids(lake: Lake) -> None:
+    async def main() -> None:
+        writer = GroupCommitWriter(lake, max_rows=5, max_wait_ms=0, lanes=3, app_id="lanes")
+        await writer.start()
+        await asyncio.gather(*(writer.write(row(i)) for i in range(60)))
+        await writer.stop()
+
+    asyncio.run(main())
+    dt = lake.open(WEBHOOK_EVENTS)
+    versions = [dt.transaction_version(f"lanes-{k}") or 0 for k in range(3)]
+    assert sum(versions) == 12  # 60 rows / 5 per batch, each batch once
+    assert sorted(receipts(lake)) == sorted(f"R{i:08d}" for i in range(60))
+
+
+def test_writer_compacts_the_partitions_it_writes(lake: Lake) -> None:
+    async def main() -> GroupCommitWriter:
+        writer = GroupCommitWriter(lake, max_rows=1, max_wait_ms=0, lanes=1, compact_every=10)
+        await writer.start()
+        for i in range(25):
+            await writer.write(row(i))
+        await writer.stop()
+        return writer
+
+    writer = asyncio.run(main())
+    assert writer.stats.compactions >= 1
+    dt = lake.open(WEBHOOK_EVENTS)
+    assert len(dt.file_uris()) < 25
+    assert sorted(receipts(lake)) == sorted(f"R{i:08d}" for i in range(25))
+    # compaction commits carry no data change: the change feed still shows each row once
+    cdf = pa.table(dt.load_cdf(starting_version=0))
+    assert cdf.num_rows == 25
 
 
 def test_group_commit_shares_commits_between_concurrent_writes(lake: Lake) -> None:

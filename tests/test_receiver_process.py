@@ -199,7 +199,8 @@ def test_two_workers_append_to_the_same_table(server_env: dict[str, str]) -> Non
     landed = bronze_receipts(lake_dir)
     assert set(load.acked) <= set(landed)
     assert len(landed) == len(set(landed)), "no batch committed twice"
-    writers = {a for a in app_ids(lake_dir) if a.startswith("beazap-receiver-")}
+    # app id = beazap-receiver-<host>-<pid>-<random>-<lane>: one prefix per worker process
+    writers = {a.rsplit("-", 1)[0] for a in app_ids(lake_dir) if a.startswith("beazap-receiver-")}
     assert len(writers) == 2, writers  # both worker processes committed
     received = sum(
         float(line.rsplit(" ", 1)[1])

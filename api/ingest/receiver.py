@@ -70,6 +70,8 @@ class Receiver:
         common = {
             "max_rows": settings.group_commit_max_rows,
             "max_wait_ms": settings.group_commit_max_wait_ms,
+            "lanes": settings.group_commit_lanes,
+            "compact_every": settings.bronze_compact_every_commits,
             "timeout_s": settings.receiver_commit_timeout_seconds,
             "observer": metrics.observe_commit,
         }

@@ -1,0 +1,333 @@
+"""Ingest benchmark: the BeaZap receiver (durable bronze landing) against a bare FastAPI endpoint.
+
+    uv run python -m benchmarks.ingest            # or: make bench-ingest
+    uv run python -m benchmarks.ingest --duration 20 --connections 32
+
+One run starts, one after the other, on loopback and with the same uvicorn settings (1 worker):
+
+(a) a bare FastAPI app whose endpoint only parses the JSON body and answers 200;
+(b) ``beazap serve`` — the real receiver: auth, checks, group commit to ``bronze/webhook_events``
+    on a local Delta lake, 200 only after the commit;
+
+and loads both with the same client and the same simulator payloads (``beazap.simulator``; the
+Evolution samples if the simulator is unavailable): ``wrk`` when installed
+(``apt-get install -y wrk``), else a built-in asyncio load generator. It prints req/s of each,
+the ratio b/a and b's p50/p99 latency, and checks that every 2xx of (b) is in bronze.
+Targets: ratio ≥ 0.6, p99 ≤ 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "tests" / "data" / "evolution"
+
+
+# --- (a) the baseline app -------------------------------------------------------------------------
+
+
+def bare_app() -> FastAPI:
+    """A FastAPI app that only parses the JSON body and answers 200 (uvicorn factory)."""
+    app = FastAPI()
+
+    @app.post("/webhooks/evolution")
+    @app.post("/webhooks/evolution/{suffix}")
+    async def receive(request: Request) -> Response:
+        doc = orjson.loads(await request.body())
+        return Response(orjson.dumps({"status": "ok", "event": doc.get("event")}), media_type="application/json")
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+# --- payloads -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Post:
+    path: str
+    body: str
+    token: str
+    instance: str
+
+
+def simulator_posts(limit: int) -> tuple[list[Post], list[tuple[str, str]], str]:
+    """Posts from the traffic simulator (instances with their tokens), or the samples."""
+    try:
+        from beazap.simulator import SimulationConfig, simulate
+
+        sim = simulate(SimulationConfig(seed=11, instances=3, days=2))
+        tokens = {i.id: i.token for i in sim.instances}
+        posts = [
+            Post("/webhooks/evolution" + d.path_suffix, d.payload, tokens[d.instance], d.instance)
+            for d in sim.deliveries[:limit]
+        ]
+        return posts, list(tokens.items()), f"simulator ({len(posts)} distinct deliveries)"
+    except ImportError:
+        posts = []
+        for path in sorted(SAMPLES.glob("*.json")):
+            body = path.read_text()
+            posts.append(Post("/webhooks/evolution", body, "bench-token", json.loads(body)["instance"]))
+        instances = sorted({p.instance for p in posts})
+        return posts, [(i, "bench-token") for i in instances], f"samples ({len(posts)} bodies)"
+
+
+# --- servers --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(cmd: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited early: {' '.join(cmd)}")
+            if time.monotonic() > deadline:
+                raise SystemExit("server not ready within 90 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+# --- load generators ------------------------------------------------------------------------------
+
+WRK_SCRIPT = """
+local posts = {
+%s
+}
+local i = 0
+request = function()
+  i = (i %% #posts) + 1
+  local p = posts[i]
+  return wrk.format("POST", p[1], {["Content-Type"] = "application/json", ["apikey"] = p[2]}, p[3])
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "BENCH_JSON {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"non2xx\\": %%d, \\"errors\\": %%d, "
+    .. "\\"p50_us\\": %%d, \\"p99_us\\": %%d, \\"max_us\\": %%d}\\n",
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    level = 1
+    while f"]{'=' * level}]" in text:
+        level += 1
+    eq = "=" * level
+    return f"[{eq}[{text}]{eq}]"
+
+
+def wrk_script(posts: list[Post], path: Path) -> Path:
+    rows = ",\n".join(f"  {{{_lua_string(p.path)}, {_lua_string(p.token)}, {_lua_string(p.body)}}}" for p in posts)
+    path.write_text(WRK_SCRIPT % rows)
+    return path
+
+
+def run_wrk(base: str, script: Path, connections: int, duration: int, threads: int) -> dict[str, Any]:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
+    stats = json.loads(line.removeprefix("BENCH_JSON "))
+    ok = stats["requests"] - stats["non2xx"]
+    return {
+        "rps": stats["requests"] / (stats["duration_us"] / 1e6),
+        "requests": stats["requests"],
+        "ok": ok,
+        "non2xx": stats["non2xx"],
+        "errors": stats["errors"],
+        "p50_ms": stats["p50_us"] / 1000,
+        "p99_ms": stats["p99_us"] / 1000,
+        "max_ms": stats["max_us"] / 1000,
+    }
+
+
+def run_python_load(base: str, posts: list[Post], connections: int, duration: int) -> dict[str, Any]:
+    """Closed-loop asyncio load: ``connections`` keep-alive connections posting back to back."""
+    import httpx
+
+    latencies: list[float] = []
+    counts = {"ok": 0, "non2xx": 0, "errors": 0}
+
+    async def worker(client: httpx.AsyncClient, offset: int, stop_at: float) -> None:
+        i = offset
+        while time.perf_counter() < stop_at:
+            p = posts[i % len(posts)]
+            i += connections
+            started = time.perf_counter()
+            try:
+                r = await client.post(p.path, content=p.body, headers={"apikey": p.token})
+            except httpx.HTTPError:
+                counts["errors"] += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+            counts["ok" if r.status_code < 300 else "non2xx"] += 1
+
+    async def main() -> float:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
+            started = time.perf_counter()
+            stop_at = started + duration
+            await asyncio.gather(*(worker(client, k, stop_at) for k in range(connections)))
+            return time.perf_counter() - started
+
+    elapsed = asyncio.run(main())
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else 0.0  # noqa: E731
+    total = counts["ok"] + counts["non2xx"]
+    return {
+        "rps": total / elapsed,
+        "requests": total,
+        **counts,
+        "p50_ms": pick(0.50),
+        "p99_ms": pick(0.99),
+        "max_ms": latencies[-1] * 1000 if latencies else 0.0,
+    }
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def bronze_rows(lake_dir: Path) -> tuple[int, int]:
+    from deltalake import DeltaTable
+
+    dt = DeltaTable(str(lake_dir / "bronze" / "webhook_events"))
+    return dt.to_pyarrow_dataset().count_rows(), dt.version()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15, help="seconds of load per server")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of load before measuring")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--payloads", type=int, default=2000, help="distinct simulator deliveries cycled")
+    parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    args = parser.parse_args(argv)
+
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "python"
+    posts, instances, source = simulator_posts(args.payloads)
+    work = Path(tempfile.mkdtemp(prefix="beazap-bench-ingest-"))
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BEAZAP_", "PROMETHEUS_"))}
+        env.update(
+            BEAZAP_LAKE_URI=str(work / "lake"),
+            BEAZAP_DATABASE_URL=f"sqlite:///{work / 'ops.db'}",
+            BEAZAP_SECRET_KEY_FILE=str(work / "secret.key"),
+            BEAZAP_LOG_LEVEL="WARNING",
+        )
+        for key in ("BEAZAP_GROUP_COMMIT_MAX_ROWS", "BEAZAP_GROUP_COMMIT_MAX_WAIT_MS"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        _register(env, instances)
+        script = wrk_script(posts, work / "load.lua") if client == "wrk" else None
+
+        def load(base: str, seconds: int) -> dict[str, Any]:
+            if client == "wrk" and script is not None:
+                return run_wrk(base, script, args.connections, seconds, args.threads)
+            return run_python_load(base, posts, args.connections, seconds)
+
+        uvicorn_common = ["--log-level", "warning", "--no-access-log"]
+        results: dict[str, dict[str, Any]] = {}
+        port = free_port()
+        bare_cmd = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.ingest:bare_app", "--port", str(port)]
+        with server(bare_cmd + uvicorn_common, env, port) as base:
+            if args.warmup:
+                load(base, args.warmup)
+            results["bare"] = load(base, args.duration)
+        port = free_port()
+        with server([sys.executable, "-m", "beazap", "serve", "--port", str(port)], env, port) as base:
+            if args.warmup:
+                load(base, args.warmup)
+            rows_before, _ = bronze_rows(work / "lake")
+            results["beazap"] = load(base, args.duration)
+            time.sleep(0.5)  # let in-flight requests of the closed connections finish committing
+        rows_after, version = bronze_rows(work / "lake")
+
+        bare, real = results["bare"], results["beazap"]
+        ratio = real["rps"] / bare["rps"] if bare["rps"] else 0.0
+        landed = rows_after - rows_before
+        print(f"\nBeaZap ingest benchmark — client {client}, {args.connections} connections, {args.duration}s each")
+        print(f"payloads: {source}; lake: local Delta; 1 uvicorn worker each")
+        for name, r in (("(a) bare FastAPI", bare), ("(b) BeaZap receiver", real)):
+            print(
+                f"{name:22s} {r['rps']:9.0f} req/s   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms   "
+                f"max {r['max_ms']:7.1f} ms   non-2xx {r['non2xx']}  errors {r['errors']}"
+            )
+        print(f"ratio b/a = {ratio:.2f} (target >= 0.6)   p99 of b = {real['p99_ms']:.1f} ms (target <= 100)")
+        print(
+            f"bronze: {landed} rows landed during the measured run for {real['ok']} acknowledged "
+            f"(>= expected: in-flight requests at the end also commit); table version {version}, "
+            f"~{landed / max(1, version):.0f} rows/commit over the whole run"
+        )
+        ok = landed >= real["ok"] and real["non2xx"] == 0
+        if not ok:
+            print("INTEGRITY PROBLEM: acknowledged rows missing or non-2xx answers", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _register(env: dict[str, str], instances: list[tuple[str, str]]) -> None:
+    code = (
+        "import sys, json\n"
+        "from storage import migrate\nfrom storage.db import get_engine\nfrom storage.instances import add_instance\n"
+        "e = get_engine(); migrate.upgrade(e)\n"
+        "for name, token in json.loads(sys.argv[1]):\n    add_instance(e, name, 'bench', token=token)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, json.dumps(instances)], cwd=ROOT, env=env, check=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
