@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from beazap.simulator import payloads as pl
+from beazap.simulator import webhooks
 from beazap.simulator.config import SimulationConfig
 from beazap.simulator.model import Attendant, Delivery, SimInstance, Simulation, Team
 from beazap.simulator.truth import (
@@ -207,7 +208,7 @@ def _deliveries(cfg: SimulationConfig, world: InstanceWorld) -> list[Delivery]:
     inst = world.inst
     server_tz = world.tz
     out: list[Delivery] = []
-    for sent_at, event, data in world.emit():
+    for sent_at, event, data in webhooks.emit(world):
         body = pl.envelope(
             event, inst.id, data, sent_at=sent_at, server_tz=server_tz, sender=inst.owner_jid,
             server_url=inst.server_url, apikey=inst.token if inst.expose_apikey else None,
@@ -251,7 +252,7 @@ def simulate(cfg: SimulationConfig | None = None) -> Simulation:
         truth.calls.extend(calls)
         if wm is not None:
             truth.watermarks[inst.id] = datetime.fromtimestamp(wm, UTC)
-        ops_rows.extend(world.ops_rows(action_conv))
+        ops_rows.extend(webhooks.ops_rows(world, action_conv))
         deliveries.extend(_deliveries(cfg, world))
     deliveries.sort(key=lambda d: (d.received_at, d.instance))
     for i, d in enumerate(deliveries):
