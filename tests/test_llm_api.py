@@ -121,3 +121,32 @@ def test_usage_is_per_tenant(world: World) -> None:
     assert a["today"]["remaining_requests"] == a["budget"]["requests"] - 12
     assert a["llm_configured"] is True and a["model"] == "fake-model"
     assert "llm_api_key" not in str(a)
+    for bad in (
+        {"to": "0001-01-01"},
+        {"from": "2026-03-10", "to": "2026-03-01"},
+        {"from": "2020-01-01", "to": "2026-01-01"},
+    ):
+        assert world.get("/v1/llm/usage", **bad).status_code == 422
+
+
+def test_schema_fuzzing_finds_no_server_errors(world: World) -> None:
+    """Hypothesis-generated requests (schemathesis) to the non-metrics insights operations."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", world.client.app).include(
+        path_regex=r"^/v1/(llm/usage|conversations/\{conversation_id\}/insights)$"
+    )
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 2
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case: schemathesis.Case) -> None:
+            response = case.call(headers={"Authorization": f"Bearer {world.token_a}"})
+            assert response.status_code < 500, (case.path, case.query, response.text)
+            if response.status_code == 200:
+                case.validate_response(response)
+
+        check()

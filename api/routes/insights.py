@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Scope
-from api.routes.metrics import ERRORS, MIN_DATE, FiltersDep
+from api.routes.metrics import ERRORS, MAX_DATE, MIN_DATE, FiltersDep
 from api.routes.metrics_queries import Filters
 from beazap.settings import Settings, get_settings
 from ops.insights import INSIGHTS, INSIGHTS_SCHEMA
@@ -297,9 +297,14 @@ def llm_usage(
     from ops.llm.store import usage_report, usage_today
     from storage.db import get_engine
 
+    for given in (from_, to):
+        if given is not None and not (MIN_DATE <= given <= MAX_DATE):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"dates must be between {MIN_DATE} and {MAX_DATE}"
+            )
     end = to or datetime.now(UTC).date()
     start = from_ or end - timedelta(days=29)
-    if start > end or start < MIN_DATE or (end - start).days > 400:
+    if start > end or (end - start).days > 400:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid range (from <= to, at most 400 days)")
     settings = _settings(request)
     engine = getattr(request.app.state, "engine", None) or get_engine(settings)
