@@ -304,7 +304,8 @@ def write_bronze_bulk(
     commit per simulated day for the webhooks and one for its ops actions. With ``workers=1`` the next
     day is generated while the previous one is written (a writer thread); ``workers > 1`` builds and
     writes days in that many processes (concurrent appends to the same tables). The rows are the same
-    either way. Returns counts, seconds and events/s.
+    either way (worker processes are spawned: call it under ``if __name__ == "__main__":`` in scripts).
+    Returns counts, seconds and events/s.
     """
     cfg = cfg or SimulationConfig()
     ensure_bronze(lake)
