@@ -111,11 +111,17 @@ def fill(engine: sa.Engine, n_conv: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------- queries
+def _select_one(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1")).scalar()
+
+
 def time_queries(engine: sa.Engine, n_conv: int, runs: int) -> dict[str, dict[str, float]]:
     scope = TenantScope("bench", "bench", "read-only", frozenset(f"bench-{i}" for i in range(INSTANCES)))
     rng = random.Random(7)
     now = datetime.now(UTC)
     workloads = {
+        "baseline: SELECT 1 round trip": lambda: _select_one(engine),
         "queue (no first response)": lambda: ops_repo.no_first_response_queue(
             engine, scope, [f"bench-{rng.randrange(INSTANCES)}"], limit=50
         ),
@@ -329,27 +335,43 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument("--reuse", metavar="DB", help="reuse a database kept by --keep (skips the fill)")
+    parser.add_argument("--queries-only", action="store_true", help="skip projector and latency runs")
     args = parser.parse_args()
 
-    name = f"beazap_bench_ops_{os.getpid()}"
+    name = args.reuse or f"beazap_bench_ops_{os.getpid()}"
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    if not args.reuse:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     engine = make_engine(url)
+    n_conv = int(1_000_000 * args.scale)
     try:
-        migrate.upgrade(engine)
-        today = date.today()
-        partitions.create_months(engine, date(today.year, today.month, 1) - timedelta(days=100), 8)
-        n_conv = int(1_000_000 * args.scale)
-        print(f"filling {n_conv:,} conversations / {n_conv * 10:,} messages …", flush=True)
-        t0 = time.perf_counter()
-        fill(engine, n_conv)
-        print(f"  fill took {time.perf_counter() - t0:.0f} s")
+        if args.reuse:
+            with engine.connect() as conn:
+                n_conv = conn.execute(sa.text("SELECT count(*) FROM conversations WHERE id LIKE 'cv_0%'")).scalar()
+            print(f"reusing {name}: {n_conv:,} conversations")
+        else:
+            migrate.upgrade(engine)
+            today = date.today()
+            partitions.create_months(engine, date(today.year, today.month, 1) - timedelta(days=100), 8)
+            print(f"filling {n_conv:,} conversations / {n_conv * 10:,} messages …", flush=True)
+            t0 = time.perf_counter()
+            fill(engine, n_conv)
+            print(f"  fill took {time.perf_counter() - t0:.0f} s")
         print(f"\nqueries ({args.runs} runs each, target p99 ≤ 10 ms):")
-        for q, r in time_queries(engine, n_conv, args.runs).items():
+        results = time_queries(engine, n_conv, args.runs)
+        base = results.pop("baseline: SELECT 1 round trip")
+        print(f"  {'baseline: SELECT 1 round trip':34s} p50 {base['p50_ms']:6.2f} ms   p99 {base['p99_ms']:6.2f} ms")
+        for q, r in results.items():
             ok = "ok" if r["p99_ms"] <= 10 else "MISS"
-            print(f"  {q:34s} p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   {ok}")
+            print(
+                f"  {q:34s} p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms   {ok}   "
+                f"(p50 {r['p50_ms'] / base['p50_ms']:.1f}× baseline)"
+            )
+        if args.queries_only:
+            return
         with tempfile.TemporaryDirectory() as tmp:
             lake = Lake(str(Path(tmp) / "lake"))
             t = projector_throughput(engine, lake, args.events)
@@ -366,7 +388,7 @@ def main() -> None:
             )
     finally:
         engine.dispose()
-        if not args.keep:
+        if not args.keep and not args.reuse:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
