@@ -207,3 +207,36 @@ def test_identical_transcripts_are_sent_once(lake: Lake, settings: Settings, ten
     assert sum(r["prompt_tokens"] for r in rows.values()) == stats["prompt_tokens"]  # charged once
     with tenant.connect() as conn:
         assert conn.execute(sa.select(sa.func.sum(llm_usage.c.cache_hits))).scalar() == 4
+
+
+def test_simulated_lake_end_to_end(lake: Lake, settings: Settings, engine: sa.Engine, fake: FakeLLM) -> None:
+    """Simulator → bronze → silver pipeline → insights with the fake LLM (realistic texts, redaction)."""
+    from datetime import date
+
+    from beazap.simulator import SimulationConfig, simulate, write_bronze
+    from silver.pipeline import build_silver
+    from storage.instances import add_instance
+
+    sim = simulate(SimulationConfig(seed=5, instances=2, days=2, start=date(2026, 3, 2)))
+    for inst in sim.instances:
+        add_instance(engine, inst.id, inst.account_id)
+    write_bronze(lake, sim)
+    build_silver(lake, settings=settings)
+    closed = {
+        r["conversation_id"]
+        for r in lake.open("silver/conversations").to_pyarrow_table().to_pylist()
+        if r["status"] in ("resolved", "expired")
+    }
+    stats = build_insights(lake, engine=engine, settings=settings, client=_client(fake))["conversation_insights"]
+    rows = _rows(lake)
+    assert set(rows) == closed and closed
+    assert fake.violations == [] and stats["failed"] == 0
+    assert fake.calls + stats.get("cache_hits", 0) == len(closed)
+    by_tenant = {inst.id: inst.account_id for inst in sim.instances}
+    with engine.connect() as conn:
+        used = dict(
+            conn.execute(
+                sa.select(llm_usage.c.account_id, sa.func.sum(llm_usage.c.requests)).group_by(llm_usage.c.account_id)
+            ).all()
+        )
+    assert sum(used.values()) == fake.calls and set(used) <= set(by_tenant.values())
