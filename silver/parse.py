@@ -104,7 +104,7 @@ def _status_rank(expr: str) -> str:
 MSG_PATHS = (
     "key.id", "key.remoteJid", "key.fromMe", "key.participant", "key.remoteJidAlt", "key.participantAlt",
     "key.senderPn", "key.senderLid", "key.previousRemoteJid", "pushName", "status", "messageTimestamp",
-    "source", "contextInfo.stanzaId", "message",
+    "source", "contextInfo.stanzaId", "messageType",
 )  # fmt: skip
 OTHER_PATHS = (
     "keyId", "remoteJid", "fromMe", "type", "editedMessage", "timestampMs", "id", "participant", "state",
@@ -128,6 +128,11 @@ CONTENT_PATHS = (
     *(f"{k}.{f}" for k in _MEDIA_KEYS for f in _MEDIA_FIELDS),
 )  # fmt: skip
 _C = {p: i + 1 for i, p in enumerate(CONTENT_PATHS)}
+_IDX = {p: i + 1 for i, p in enumerate(MSG_PATHS)} | {
+    f"d.{p}": len(MSG_PATHS) + i + 1 for i, p in enumerate(OTHER_PATHS)
+}
+_CONTENT_START = len(MSG_PATHS) + len(OTHER_PATHS) + 1  # content paths follow in the same list
+
 EDITED_PATHS = (
     "conversation", "extendedTextMessage.text", "imageMessage.caption", "videoMessage.caption",
     "documentMessage.caption", "message.protocolMessage.editedMessage.conversation",
@@ -146,6 +151,24 @@ def v(path: str) -> str:
 
 def c(path: str) -> str:
     return f"cv[{_C[path]}]"
+
+
+def _fast_expr() -> str:
+    """True when ``messageType`` names content found directly under ``data.message`` (no wrapper):
+    the content fields already extracted in ``v`` are used as they are (the fast path)."""
+    mtype = v("messageType")
+
+    def cp(path: str) -> str:
+        return f"v[{_CONTENT_START + _C[path] - 1}]"
+
+    markers = [
+        ("conversation", "conversation"),
+        ("extendedTextMessage", "extendedTextMessage.text"),
+        *((k, f"{k}.mimetype") for k in _MEDIA_KEYS),
+        ("reactionMessage", "reactionMessage.key.id"),
+        ("protocolMessage", "protocolMessage.key.id"),
+    ]
+    return "coalesce(" + " or ".join(f"({mtype} = '{k}' and {cp(m)} is not null)" for k, m in markers) + ", false)"
 
 
 def _num_text(expr: str) -> str:
@@ -173,16 +196,33 @@ def _unwrap_text(m: str) -> str:
 def parse(con: duckdb.DuckDBPyConnection) -> None:
     """Create the temp tables ``p_*`` from the relation ``src`` (bronze rows of this batch)."""
     con.execute("set TimeZone = 'UTC'")
-    paths = _paths("data.", MSG_PATHS)[:-1] + ", " + _paths("data.", OTHER_PATHS)[1:]
-    con.execute(
-        f"""
-        create or replace temp table ext as
-        select receipt_id, received_at, instance as instance_id, event, payload_hash,
-               try(json_extract_string(payload, {paths})) as v,
-               case when event in {RARE_EVENTS!r} then payload end as raw
-        from src where event in {USED_EVENTS!r}
-        """
+    paths = (
+        "["
+        + ", ".join(
+            [f"'$.data.{p}'" for p in (*MSG_PATHS, *OTHER_PATHS)] + [f"'$.data.message.{p}'" for p in CONTENT_PATHS]
+        )
+        + "]"
     )
+
+    def ext_sql(guard: bool) -> str:
+        extract = f"json_extract_string(payload, {paths})"
+        return f"""
+        create or replace temp table ext as
+        select receipt_id, received_at, instance_id, event, payload_hash, v,
+               case when event in {RARE_EVENTS!r}
+                         or (event in {(*MESSAGE_EVENTS, *EDIT_EVENTS)!r} and not {_fast_expr()})
+                    then payload end as raw
+        from (
+            select receipt_id, received_at, instance as instance_id, event, payload_hash, payload,
+                   {f"try({extract})" if guard else extract} as v
+            from src where event in {USED_EVENTS!r}
+        )
+        """
+
+    try:  # bronze holds what the receiver accepted (valid JSON); fall back to a guarded parse if not
+        con.execute(ext_sql(guard=False))
+    except duckdb.InvalidInputException:
+        con.execute(ext_sql(guard=True))
     con.execute(
         """
         create or replace temp table p_rejects as
@@ -202,25 +242,42 @@ def parse(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _parse_messages(con: duckdb.DuckDBPyConnection) -> None:
-    set_paths = _paths("", MSG_PATHS)
+    n_other = len(OTHER_PATHS)
+    set_paths = (
+        "["
+        + ", ".join(
+            [f"'$.{p}'" for p in MSG_PATHS] + ["'$.__none'"] * n_other + [f"'$.message.{p}'" for p in CONTENT_PATHS]
+        )
+        + "]"
+    )
+    fast = _fast_expr()
+    message_json = (
+        "json_extract_string(raw, case when event = 'messages.set' then '$.message' else '$.data.message' end)"
+    )
     con.execute(
         f"""
         create or replace temp table raw_msg as
         with j as (
-            select receipt_id, received_at, instance_id, event, payload_hash, v from ext
+            select receipt_id, received_at, instance_id, event, payload_hash, v, raw from ext
             where event in {(*MESSAGE_EVENTS, *EDIT_EVENTS)!r}
             union all
-            select receipt_id, received_at, instance_id, event, payload_hash,
-                   json_extract_string(e, {set_paths}) || list_value() as v
+            select receipt_id, received_at, instance_id, event, payload_hash, json_extract_string(e, {set_paths}) as v,
+                   e as raw
             from (select *, unnest(coalesce(try(json_extract(raw, '$.data[*]')),
                                             try(json_extract(raw, '$.data.messages[*]')))) as e
                   from ext where event = 'messages.set')
         ),
-        u as (select *, {_unwrap_text(_unwrap_text(v("message")))} as content from j)
-        select receipt_id, received_at, instance_id, event, payload_hash, v,
-               json_keys(content) as ck, json_extract_string(content, {_paths("", CONTENT_PATHS)}) as cv,
-               {_epoch_s(v("messageTimestamp"))} as event_at
-        from u
+        fast as (
+            select receipt_id, received_at, instance_id, event, payload_hash, v, [{v("messageType")}] as ck,
+                   list_slice(v, {_CONTENT_START}, {_CONTENT_START + len(CONTENT_PATHS) - 1}) as cv
+            from j where {fast}
+        ),
+        slow as (  -- wrapped (ephemeral/viewOnce/…), unknown or missing messageType: unwrap the JSON text
+            select receipt_id, received_at, instance_id, event, payload_hash, v,
+                   json_keys(content) as ck, json_extract_string(content, {_paths("", CONTENT_PATHS)}) as cv
+            from (select *, {_unwrap_text(_unwrap_text(message_json))} as content from j where not {fast})
+        )
+        select *, {_epoch_s(v("messageTimestamp"))} as event_at from (select * from fast union all select * from slow)
         """
     )
     has = "list_contains(ck, '{}')"
