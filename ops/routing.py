@@ -62,6 +62,10 @@ PURGE_EVERY_SECONDS = 600.0
 KEEP_FINISHED_JOBS = timedelta(days=7)
 
 
+class LeaseLostError(RuntimeError):
+    """Another worker took the job over (this worker's lease expired): its decision is dropped."""
+
+
 class LLMQueueRouter:
     """The ``llm`` router of :mod:`ops.assignment`: queues a routing job and returns at once."""
 
@@ -180,6 +184,8 @@ class RoutingWorker:
         try:
             result = self.decide_and_apply(job)
             log.info("routing decided", conversation_id=job.conversation_id, **_loggable(result))
+        except LeaseLostError:
+            log.warning("routing lease lost", conversation_id=job.conversation_id)
         except (ConflictError, InvalidError, NotFoundError) as exc:
             status = retry_later(self.engine, job, self.worker_id, f"{type(exc).__name__}: {exc}")
             log.info("routing retry", conversation_id=job.conversation_id, reason=type(exc).__name__, status=status)
@@ -310,7 +316,10 @@ class RoutingWorker:
             result = {"team_id": proposal.team_id, "attendant_id": attendant, **details}
             if proposal.team_id is None and attendant is None:
                 result["skipped"] = "no_team"
-            else:
+            # Mark the job done first: if this worker lost its lease, nothing of this transaction is kept.
+            if not finish(conn, job, self.worker_id, result):
+                raise LeaseLostError(job.id)
+            if "skipped" not in result:
                 act_in(
                     conn,
                     None,
@@ -321,7 +330,6 @@ class RoutingWorker:
                     team_id=proposal.team_id,
                     details=details,
                 )
-            finish(conn, job, self.worker_id, result)
         return result
 
     def _finish(self, job: Job, result: dict[str, Any]) -> dict[str, Any]:

@@ -307,3 +307,24 @@ def test_logs_carry_no_identifiers_or_secrets(engine: sa.Engine, settings: Setti
     assert "routing decided" in out
     for value in (*PLANTED.values(), "98765", "dinheiro"):
         assert value not in out
+
+
+def test_a_worker_that_lost_its_lease_changes_nothing(engine: sa.Engine, settings: Settings) -> None:
+    setup_routing_instance(engine)
+    cid = open_conversation(engine, INSTANCE, 13, ["oi"], _now())
+    with engine.begin() as conn:
+        enqueue(conn, INSTANCE, cid, run_after=datetime.now(UTC) - timedelta(seconds=1))
+    slow = RoutingWorker(engine, _settings(settings), worker_id="slow")
+    fast = RoutingWorker(engine, _settings(settings), worker_id="fast")
+    try:
+        [job] = claim(engine, "slow", lease_seconds=60)
+        with engine.begin() as conn:  # the slow worker's lease lapses and the fast one takes the job
+            conn.execute(sa.update(llm_jobs).values(locked_until=datetime.now(UTC) - timedelta(seconds=1)))
+        assert fast.run_once() == 1
+        slow._handle(job)  # finishes late: must not route a second time
+    finally:
+        slow.close()
+        fast.close()
+    assert len(_route_actions(engine, cid)) == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(llm_jobs.c.status, llm_jobs.c.locked_by)).one() == ("done", "fast")
