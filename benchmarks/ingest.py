@@ -85,7 +85,8 @@ def simulator_posts(limit: int) -> tuple[list[Post], list[tuple[str, str]], str]
             for d in sim.deliveries[:limit]
         ]
         return posts, list(tokens.items()), f"simulator ({len(posts)} distinct deliveries)"
-    except ImportError:
+    except Exception as exc:  # simulator missing or broken: fall back to the samples
+        print(f"simulator unavailable ({type(exc).__name__}: {exc}); using the Evolution samples", file=sys.stderr)
         posts = []
         for path in sorted(SAMPLES.glob("*.json")):
             body = path.read_text()

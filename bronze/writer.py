@@ -32,6 +32,7 @@ from deltalake.exceptions import CommitFailedError
 
 from beazap.logging import get_logger
 from bronze.compaction import compact_partitions
+from bronze.fastcommit import LocalBlindAppender, UnsupportedTableError
 from bronze.schema import (
     CDF_CONFIG,
     QUARANTINE,
@@ -104,7 +105,15 @@ def new_app_id(prefix: str = "beazap-receiver") -> str:
 class DeltaAppender:
     """Synchronous, idempotent batch appends to one bronze table (used from the flusher thread)."""
 
-    def __init__(self, lake: Lake, target: BronzeTarget, *, app_id: str | None = None, attempts: int = 4) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        target: BronzeTarget,
+        *,
+        app_id: str | None = None,
+        attempts: int = 4,
+        fast_commit: bool = True,
+    ) -> None:
         if lake.is_s3:
             lake = Lake(lake.root, {**WRITER_STORAGE_OPTIONS, **lake.storage_options})
         self.lake = lake
@@ -112,6 +121,9 @@ class DeltaAppender:
         self.app_id = app_id or new_app_id()
         self.attempts = attempts
         self._dt: DeltaTable | None = None
+        # Constant-cost local appends (bronze.fastcommit); S3 and unusual tables use delta-rs.
+        self.fast_commit = fast_commit and not lake.is_s3
+        self._fast: LocalBlindAppender | None = None
         self._seq = 0
         self._lock = threading.Lock()
         self.conflict_retries = 0
@@ -160,6 +172,7 @@ class DeltaAppender:
                 except Exception as exc:  # IO errors, S3 down, table unreadable…
                     last_exc = exc
                 self._dt = None  # reload the snapshot before the next attempt
+                self._fast = None
                 time.sleep(min(0.05 * (2**attempt), 0.5))
             try:
                 if self._already_committed(seq):
@@ -170,6 +183,16 @@ class DeltaAppender:
 
     def _commit(self, dt: DeltaTable, data: pa.Table, seq: int) -> None:
         """One append commit tagged with this writer's app transaction ``(app_id, seq)``."""
+        if self.fast_commit:
+            try:
+                if self._fast is None:
+                    self._fast = LocalBlindAppender(self.uri, self.target.schema, self.target.partition_by)
+                self._fast.append(data, self.app_id, seq)
+                return
+            except UnsupportedTableError as exc:
+                log.warning("bronze fast commit disabled", table=self.target.table, reason=str(exc))
+                self.fast_commit = False
+                self._fast = None
         write_deltalake(
             dt,
             data,
@@ -179,6 +202,7 @@ class DeltaAppender:
 
     def _already_committed(self, seq: int) -> bool:
         """Whether batch ``seq`` of this app id is already in the table (ambiguous failure)."""
+        self._dt = None  # fresh snapshot: fast commits do not advance the cached one
         version = self.ensure_table().transaction_version(self.app_id)
         return version is not None and version >= seq
 

@@ -1,0 +1,146 @@
+"""Constant-cost blind appends to a local Delta table (the receiver's hot path).
+
+delta-rs (1.6) materializes the table's active-file list on every commit, so one append costs
+~3 ms plus ~0.06 ms per file already in the table (measured: 11 ms at 100 files, 40 ms at 500).
+A webhook receiver commits many times a second, so this module writes bronze appends the way
+the Delta protocol defines a blind append, at a cost independent of the table's size:
+
+1. write the batch as Parquet (pyarrow) under its ``received_date=…`` partition folder;
+2. write the commit — ``commitInfo``, ``txn`` (app id + batch seq, for idempotent retries) and
+   ``add`` actions — to ``_delta_log/<version>.json`` with an atomic *create-if-absent*
+   (``os.link``), exactly like delta-rs' local log store;
+3. if another writer took that version, read its commit: if it changed ``metaData`` or
+   ``protocol`` stop (the caller falls back to delta-rs), otherwise try the next version.
+   Blind appends never conflict with appends or compactions (nothing is read).
+
+Only for local tables whose protocol has no writer features beyond what an append must honour
+(reader v1, writer ≤ 4: CDF needs no extra files for inserts). Checkpoints and compaction are
+done by delta-rs (``bronze.compaction``), which reads these commits like its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+
+CLIENT = "beazap-bronze-fastcommit/1"
+MAX_WRITER_VERSION = 4
+
+
+class UnsupportedTableError(Exception):
+    """The table's protocol or metadata changed in a way blind appends must not ignore."""
+
+
+class LocalBlindAppender:
+    """Appends Arrow batches to one local, partitioned Delta table with O(1) commits."""
+
+    def __init__(self, table_dir: str | Path, schema: pa.Schema, partition_by: list[str]) -> None:
+        if len(partition_by) > 1:
+            raise ValueError("one partition column at most")
+        self.table_dir = Path(table_dir)
+        self.log_dir = self.table_dir / "_delta_log"
+        self.schema = schema
+        self.partition_by = partition_by
+        dt = DeltaTable(str(self.table_dir))
+        check_table(dt, schema, partition_by)
+        self.next_version = dt.version() + 1
+
+    def append(self, data: pa.Table, app_id: str, txn_version: int) -> int:
+        """Commit ``data`` as one version carrying ``txn(app_id, txn_version)``; returns the version."""
+        now_ms = int(time.time() * 1000)
+        adds = [self._write_file(part, values, now_ms) for part, values in self._partitions(data)]
+        lines = [
+            {
+                "commitInfo": {
+                    "timestamp": now_ms,
+                    "operation": "WRITE",
+                    "operationParameters": {"mode": "Append", "partitionBy": json.dumps(self.partition_by)},
+                    "operationMetrics": {"num_added_files": len(adds), "num_added_rows": data.num_rows},
+                    "engineInfo": CLIENT,
+                    "clientVersion": CLIENT,
+                }
+            },
+            {"txn": {"appId": app_id, "version": txn_version, "lastUpdated": now_ms}},
+            *({"add": add} for add in adds),
+        ]
+        payload = ("\n".join(json.dumps(line, separators=(",", ":")) for line in lines) + "\n").encode()
+        tmp = self.log_dir / f"_commit_{uuid.uuid4().hex}.json.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+        try:
+            while True:
+                target = self.log_dir / f"{self.next_version:020d}.json"
+                try:
+                    os.link(tmp, target)  # atomic create-if-absent
+                except FileExistsError:
+                    self._check_concurrent(target)
+                    self.next_version += 1
+                    continue
+                version = self.next_version
+                self.next_version += 1
+                return version
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _partitions(self, data: pa.Table) -> list[tuple[pa.Table, dict[str, str | None]]]:
+        if not self.partition_by:
+            return [(data, {})]
+        column = self.partition_by[0]
+        rest = data.drop_columns([column])
+        values = data.column(column)
+        out: list[tuple[pa.Table, dict[str, str | None]]] = []
+        for value in pc.unique(values).to_pylist():
+            mask = pc.is_null(values) if value is None else pc.equal(values, pa.scalar(value, values.type))
+            text = None if value is None else (value.isoformat() if hasattr(value, "isoformat") else str(value))
+            out.append((rest.filter(mask), {column: text}))
+        return out
+
+    def _write_file(self, part: pa.Table, values: dict[str, str | None], now_ms: int) -> dict[str, object]:
+        folder = "/".join(f"{k}={'__HIVE_DEFAULT_PARTITION__' if v is None else v}" for k, v in values.items())
+        name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        relative = f"{folder}/{name}" if folder else name
+        path = self.table_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(part, path, compression="snappy")
+        stats = {"numRecords": part.num_rows, "nullCount": {f: part.column(f).null_count for f in part.column_names}}
+        return {
+            "path": relative,
+            "partitionValues": values,
+            "size": path.stat().st_size,
+            "modificationTime": now_ms,
+            "dataChange": True,
+            "stats": json.dumps(stats, separators=(",", ":")),
+        }
+
+    def _check_concurrent(self, commit: Path) -> None:
+        for line in commit.read_text().splitlines():
+            if not line.strip():
+                continue
+            action = json.loads(line)
+            if "metaData" in action or "protocol" in action:
+                raise UnsupportedTableError(f"concurrent metadata/protocol change in {commit.name}")
+
+
+def check_table(dt: DeltaTable, schema: pa.Schema, partition_by: list[str]) -> None:
+    """Raise :class:`UnsupportedTableError` unless blind appends of ``schema`` are safe on ``dt``."""
+    protocol = dt.protocol()
+    if protocol.min_reader_version > 1 or protocol.min_writer_version > MAX_WRITER_VERSION:
+        raise UnsupportedTableError(f"protocol {protocol} needs delta-rs")
+    if protocol.writer_features or protocol.reader_features:
+        raise UnsupportedTableError("table features need delta-rs")
+    metadata = dt.metadata()
+    if list(metadata.partition_columns) != list(partition_by):
+        raise UnsupportedTableError("partition columns differ")
+    if pa.schema(dt.schema().to_arrow()).names != schema.names:
+        raise UnsupportedTableError("schema differs")
+    for key in metadata.configuration:
+        if key.startswith(("delta.constraints.", "delta.columnMapping", "delta.generationExpression")):
+            raise UnsupportedTableError(f"table property {key} needs delta-rs")
