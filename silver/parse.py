@@ -232,7 +232,6 @@ def parse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("delete from ext where v is null")
     _parse_messages(con)
     _parse_updates(con)
-    _parse_edits(con)
     _parse_deletes(con)
     _parse_calls(con)
     _parse_connection(con)
@@ -437,10 +436,6 @@ def _parse_updates(con: duckdb.DuckDBPyConnection) -> None:
           and coalesce({v("d.remoteJid")}, '') not like '%@broadcast'
         """
     )
-
-
-def _parse_edits(con: duckdb.DuckDBPyConnection) -> None:
-    """Edits and revokes are parsed with the messages (``_parse_messages``)."""
 
 
 def _parse_deletes(con: duckdb.DuckDBPyConnection) -> None:

@@ -23,7 +23,7 @@ from beazap.settings import Settings, get_settings
 from bronze import schema as bronze_schema
 from silver import io
 from silver import schema as S  # noqa: N812
-from silver.messages import build_parts, existing_as_parts, finalize_sql, fold
+from silver.messages import PART_COLUMNS, build_parts, existing_as_parts, finalize_sql, fold
 from silver.parse import parse
 from silver.sessionize import sessionize
 from silver.state import SilverState
@@ -419,7 +419,7 @@ class _Run:
             con.execute(
                 f"""
                 create or replace temp table all_parts as
-                select {_PARTS_COLS} from parts
+                select {PART_COLUMNS} from parts
                 union all by name
                 select * from ({existing_as_parts("ex_rows")}) e
                 where exists (select 1 from part_keys k where k.instance_id = e.instance_id
@@ -751,14 +751,6 @@ class _Run:
             written[table] = io.replace_where(
                 self.lake, table, data, schema, None, io.keys_predicate(pairs, keys[0], keys[1]), self.version
             )
-
-
-_PARTS_COLS = (
-    "instance_id, message_id, chat_jid, chat_type, contact_phone, contact_lid, participant_key, direction, kind, "
-    "content_text, media_mimetype, media_size, media_seconds, quoted_message_id, event_at, first_received_at, "
-    "last_received_at, status_rank, edited_at, edit_text, revoked, reactions, sender_attendant_id, automated, "
-    "source, via_api, payload_hash"
-)
 
 
 def _and(*predicates: str | None) -> str | None:
