@@ -350,7 +350,7 @@ def main() -> None:
     try:
         if args.reuse:
             with engine.connect() as conn:
-                n_conv = conn.execute(sa.text("SELECT count(*) FROM conversations WHERE id LIKE 'cv_0%'")).scalar()
+                n_conv = conn.execute(sa.text("SELECT count(*) FROM conversations WHERE id ~ '^cv_[0-9]{12}$'")).scalar()
             print(f"reusing {name}: {n_conv:,} conversations")
         else:
             migrate.upgrade(engine)
