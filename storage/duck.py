@@ -8,11 +8,9 @@ current when :func:`connect` (or :func:`refresh`) ran.
 
 from __future__ import annotations
 
-import posixpath
 from pathlib import Path
 
 import duckdb
-import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
 from storage.lake import LAYERS, Lake
@@ -22,6 +20,9 @@ def list_tables(lake: Lake) -> list[str]:
     """Every Delta table of the lake as ``layer/name`` (sorted)."""
     found: list[str] = []
     for layer in LAYERS:
+        if lake.is_s3:
+            found += [f"{layer}/{name}" for name in _s3_child_dirs(lake, layer, with_log=True)]
+            continue
         for name in _child_dirs(lake, layer):
             table = f"{layer}/{name}"
             if lake.exists(table):
@@ -38,28 +39,34 @@ def _child_dirs(lake: Lake, layer: str) -> list[str]:
     return _s3_child_dirs(lake, layer)
 
 
-def _s3_child_dirs(lake: Lake, layer: str) -> list[str]:
+def _s3_child_dirs(lake: Lake, layer: str, with_log: bool = False) -> list[str]:
+    """Folder names under ``<root>/<layer>/`` on S3 (ListObjectsV2 with a delimiter, via boto3);
+    with ``with_log`` only those holding a ``_delta_log/`` (Delta tables)."""
+    import boto3
+
     opts = lake.storage_options
-    endpoint = opts.get("AWS_ENDPOINT_URL")
-    scheme = "http" if opts.get("AWS_ALLOW_HTTP") == "true" else "https"
-    override = None
-    if endpoint:
-        scheme = endpoint.split("://", 1)[0]
-        override = endpoint.split("://", 1)[1]
-    fs = pafs.S3FileSystem(
-        access_key=opts.get("AWS_ACCESS_KEY_ID"),
-        secret_key=opts.get("AWS_SECRET_ACCESS_KEY"),
-        region=opts.get("AWS_REGION", "us-east-1"),
-        endpoint_override=override,
-        scheme=scheme,
+    client = boto3.client(
+        "s3",
+        endpoint_url=opts.get("AWS_ENDPOINT_URL"),
+        region_name=opts.get("AWS_REGION", "us-east-1"),
+        aws_access_key_id=opts.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=opts.get("AWS_SECRET_ACCESS_KEY"),
     )
-    prefix = lake.root.removeprefix("s3://").rstrip("/") + f"/{layer}"
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(prefix, allow_not_found=True))
-    except OSError:
-        return []
-    dirs = [i for i in infos if i.type == pafs.FileType.Directory and not i.base_name.startswith("_")]
-    return sorted(posixpath.basename(i.path) for i in dirs)
+    bucket, _, prefix = lake.root.removeprefix("s3://").partition("/")
+    prefix = f"{prefix.strip('/')}/{layer}/" if prefix.strip("/") else f"{layer}/"
+    names: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        for common in page.get("CommonPrefixes", []):
+            name = common["Prefix"][len(prefix) :].strip("/")
+            if name and not name.startswith(("_", ".")):
+                names.append(name)
+    if with_log:
+        names = [
+            n
+            for n in names
+            if client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}{n}/_delta_log/", MaxKeys=1).get("KeyCount", 0)
+        ]
+    return sorted(names)
 
 
 def view_name(table: str) -> str:

@@ -65,6 +65,15 @@ class Filters:
             parts.append(in_list(team, self.team_ids))
         return " and ".join(parts)
 
+    @property
+    def people(self) -> bool:
+        """Whether a team or attendant filter is set."""
+        return bool(self.team_ids or self.attendant_ids)
+
+    def daily_table(self) -> str:
+        """The daily message table to read: the slim rollup unless a people filter needs the dimensions."""
+        return "gold.daily_volume" if self.people else "gold.daily_totals"
+
     def period(self, day_col: str) -> str:
         return f"case when {day_col} >= date '{self.start.isoformat()}' then 'current' else 'previous' end"
 
@@ -115,7 +124,7 @@ def overview(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, dict[str, 
         "coalesce(sum(messages) filter (where direction = 'inbound'), 0)::bigint as messages_inbound, "
         "coalesce(sum(messages) filter (where direction = 'outbound'), 0)::bigint as messages_outbound, "
         "coalesce(sum(automated_messages), 0)::bigint as messages_automated "
-        f"from gold.daily_volume where {f.where('day', who='attendant_id', team='team_id')} group by 1",
+        f"from {f.daily_table()} where {f.where('day', who='attendant_id', team='team_id')} group by 1",
     )
     conv = rows(
         con,
@@ -153,7 +162,11 @@ BY_COLUMN = {"none": None, "instance": "instance_id", "kind": "kind", "chat_type
 
 def volume(con: duckdb.DuckDBPyConnection, f: Filters, granularity: str, by: str) -> dict[str, Any]:
     label, start = GRANULARITY_BUCKET[granularity]
-    table = "gold.hourly_volume" if granularity == "hour" else "gold.daily_volume"
+    slim = by in ("none", "instance") and not f.people
+    if granularity == "hour":
+        table = "gold.hourly_totals" if slim else "gold.hourly_volume"
+    else:
+        table = "gold.daily_totals" if slim else "gold.daily_volume"
     extra = BY_COLUMN[by]
     dim_select = ""
     group_extra = ""
@@ -191,7 +204,7 @@ def volume(con: duckdb.DuckDBPyConnection, f: Filters, granularity: str, by: str
             "coalesce(sum(messages) filter (where direction = 'outbound'), 0)::bigint as outbound, "
             "coalesce(sum(automated_messages), 0)::bigint as automated, "
             "coalesce(sum(messages), 0)::bigint as total "
-            f"from gold.daily_volume where {f.where('day', who='attendant_id', team='team_id')} group by 1",
+            f"from {f.daily_table()} where {f.where('day', who='attendant_id', team='team_id')} group by 1",
         )
     )
     return {"rows": series, "totals": totals.get("current", {}), "previous_totals": totals.get("previous", {})}

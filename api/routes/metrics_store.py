@@ -24,6 +24,21 @@ from storage.lake import Lake
 
 log = get_logger(__name__)
 
+SORT_KEYS = {t: "instance_id, day" for t in GOLD_TABLES} | {
+    "conversation_facts": "instance_id, opened_day, opened_at",
+    "reply_waits": "instance_id, opened_day",
+}
+# Slim in-memory rollups for the common unfiltered volume queries (messages summed over the
+# kind / chat type / attendant / team dimensions).
+DERIVED = (
+    "create table gold.hourly_totals as select instance_id, day, hour, direction, "
+    "sum(messages)::bigint as messages, sum(automated_messages)::bigint as automated_messages "
+    "from gold.hourly_volume group by all order by instance_id, day, hour",
+    "create table gold.daily_totals as select instance_id, day, direction, "
+    "sum(messages)::bigint as messages, sum(automated_messages)::bigint as automated_messages "
+    "from gold.daily_volume group by all order by instance_id, day",
+)
+
 
 @lru_cache(maxsize=1)
 def empty_gold() -> dict[str, pa.Table]:
@@ -90,8 +105,11 @@ class GoldReader:
                 else empties[table]
             )
             db.register("__src", source)
-            db.execute(f"create table gold.{table} as select * from __src")
+            # Sorted by instance and day so DuckDB's zone maps skip everything else of a query.
+            db.execute(f"create table gold.{table} as select * from __src order by {SORT_KEYS[table]}")
             db.unregister("__src")
+        for statement in DERIVED:
+            db.execute(statement)
         with self._lock:
             old, self._db, self._versions = self._db, db, versions
         if old is not None:
