@@ -80,6 +80,15 @@ def _naive_rows(n: int, seed: int = 1) -> float:
     return seconds
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (user + system): a load-independent cost."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="bulk rows to write")
@@ -108,22 +117,28 @@ def main() -> None:
         print(f"rich simulate: {n_rich:,} deliveries + {len(sim.ops_events):,} actions + ground truth in {gen_s:.2f} s "
               f"= {n_rich / gen_s:,.0f} deliveries/s; write_bronze {n_rich / rich_write_s:,.0f} rows/s")  # fmt: skip
 
+        cpu0 = _cpu_seconds()
         base_s = _naive_rows(args.baseline_sample)
+        base_cpu = _cpu_seconds() - cpu0
         base_rate = args.baseline_sample / base_s
         print(f"baseline (dicts + json.dumps per event, same Delta write): {base_rate:,.0f} rows/s "
-              f"({args.baseline_sample:,} rows in {base_s:.2f} s)")  # fmt: skip
+              f"({args.baseline_sample:,} rows in {base_s:.2f} s; "
+              f"{args.baseline_sample / base_cpu:,.0f} rows per CPU-second)")  # fmt: skip
 
         bulk_cfg = SimulationConfig(seed=1, instances=args.instances, days=args.days, start=date(2026, 3, 2))
         best = 0.0
         for workers in sorted({1, args.workers}):
+            cpu0 = _cpu_seconds()
             result = write_bronze_bulk(
                 Lake(str(root / f"bulk-{workers}")), bulk_cfg, target_events=args.events, workers=workers
             )
+            cpu = _cpu_seconds() - cpu0
             rate = result["events_per_second"]
             best = max(best, rate)
             print(f"bulk, {workers} worker(s): {result['webhook_events']:,} webhook rows + "
                   f"{result['ops_events']:,} ops rows in {result['seconds']:.1f} s = {rate:,.0f} events/s "
-                  f"(ratio to baseline {rate / base_rate:.2f}x)")  # fmt: skip
+                  f"(ratio to baseline {rate / base_rate:.2f}x); CPU {cpu:.1f} s = "
+                  f"{result['webhook_events'] / cpu:,.0f} events per CPU-second")  # fmt: skip
         print(f"target ≥ 100,000 events/s: {'met' if best >= 100_000 else 'NOT met'} (best {best:,.0f})")
     finally:
         shutil.rmtree(root, ignore_errors=True)
