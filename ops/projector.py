@@ -726,7 +726,7 @@ class Projector:
             )
         new_set = set(batch.new_ids)
         if batch.new_ids:
-            conn.execute(insert(conversations), [{**batch.convs[i], "updated_at": now} for i in batch.new_ids])
+            _bulk_insert(conn, conversations, [{**batch.convs[i], "updated_at": now} for i in batch.new_ids])
         changed = [
             conv
             for cid, conv in batch.convs.items()
@@ -747,8 +747,8 @@ class Projector:
             if result.rowcount != len(params):
                 raise VersionConflictError
         if message_rows:
-            for part in chunks(list(message_rows.values()), 2000):
-                conn.execute(insert_ignore(conn, messages), part)
+            # New by construction (looked up above; one projector per database), so COPY is safe.
+            _bulk_insert(conn, messages, list(message_rows.values()))
         if existing_changes:
             stmt = (
                 update(messages)
@@ -980,6 +980,22 @@ class Projector:
                 )
                 total = conn.execute(stmt, params).rowcount
         return int(total or 0)
+
+
+def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many new rows: ``COPY`` on PostgreSQL (psycopg), executemany elsewhere."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        for part in chunks(rows, 2000):
+            conn.execute(insert(table), part)
+        return
+    cols = list(rows[0])
+    raw = conn.connection.driver_connection
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in cols])
 
 
 def _message_order(m: pz.Message) -> tuple[Any, ...]:
