@@ -11,8 +11,12 @@ change-data-feed readers and concurrent appenders are unaffected. Scheduled main
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterable, Iterator
 from datetime import date
+from pathlib import Path
 
 from beazap.logging import get_logger
 from storage.lake import Lake
@@ -25,6 +29,35 @@ log = get_logger(__name__)
 AUTO_COMPACT_TARGET_BYTES = 16 * 1024 * 1024
 
 
+class CompactionBusyError(Exception):
+    """Another process is compacting this table right now."""
+
+
+@contextlib.contextmanager
+def compaction_lock(lake: Lake, table: str, *, blocking: bool = False) -> Iterator[None]:
+    """Exclusive right to compact ``table`` among processes sharing a local lake.
+
+    delta-rs (1.6) lets two concurrent ``optimize`` runs over the same files both commit, which
+    duplicates every compacted row. Whoever compacts a bronze table — the receivers here, or
+    scheduled maintenance — must hold this lock (``fcntl.flock`` on
+    ``<lake>/_locks/<layer>__<name>.compaction.lock``). Raises :class:`CompactionBusyError` when
+    not ``blocking`` and someone else holds it. S3 lakes have no such lock: auto-compaction is off there.
+    """
+    if lake.is_s3:
+        raise CompactionBusyError("no cross-process lock on S3")
+    folder = Path(lake.root) / "_locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{table.replace('/', '__')}.compaction.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            raise CompactionBusyError(table) from exc
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def compact_partitions(
     lake: Lake,
     table: str,
@@ -35,17 +68,20 @@ def compact_partitions(
 ) -> dict[str, int]:
     """Compact the given partitions of ``table`` and write a checkpoint; returns files removed/added.
 
+    Raises :class:`CompactionBusyError` when another process holds :func:`compaction_lock`.
+
     The checkpoint matters because fast commits (``bronze.fastcommit``) skip delta-rs' post-commit
     hook: this keeps the log replay of every reader short.
     """
     removed = added = 0
-    dt = lake.open(table)
-    for day in sorted(set(days)):
-        metrics = dt.optimize.compact(
-            partition_filters=[(partition_column, "=", day.isoformat())], target_size=target_size
-        )
-        removed += int(metrics.get("numFilesRemoved", 0))
-        added += int(metrics.get("numFilesAdded", 0))
-    if checkpoint:
-        lake.open(table).create_checkpoint()
+    with compaction_lock(lake, table):
+        dt = lake.open(table)
+        for day in sorted(set(days)):
+            metrics = dt.optimize.compact(
+                partition_filters=[(partition_column, "=", day.isoformat())], target_size=target_size
+            )
+            removed += int(metrics.get("numFilesRemoved", 0))
+            added += int(metrics.get("numFilesAdded", 0))
+        if checkpoint:
+            lake.open(table).create_checkpoint()
     return {"files_removed": removed, "files_added": added}

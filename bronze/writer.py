@@ -378,7 +378,7 @@ class GroupCommitWriter:
 
     # --- auto-compaction ----------------------------------------------------------------------
     def _maybe_compact(self, batch: list[_Pending]) -> None:
-        if self.compact_every <= 0 or self._date_index < 0:
+        if self.compact_every <= 0 or self._date_index < 0 or self.appender.lake.is_s3:
             return
         self._commits_since_compaction += 1
         self._days_written.update(p.row[self._date_index] for p in batch)  # type: ignore[misc]

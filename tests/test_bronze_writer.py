@@ -318,3 +318,34 @@ def test_quarantine_target(lake: Lake) -> None:
     table = pa.table(lake.open("bronze/quarantine").to_pyarrow_table())
     assert table.schema.names == QUARANTINE_SCHEMA.names
     assert table.column("body").to_pylist() == [raw]
+
+
+def test_concurrent_compactions_are_serialized_and_never_duplicate_rows(lake: Lake) -> None:
+    """delta-rs lets two concurrent optimizes both commit (duplicating rows): the lock prevents it."""
+    from bronze.compaction import CompactionBusyError, compact_partitions, compaction_lock
+
+    appender = DeltaAppender(lake, WEBHOOK_EVENTS_TARGET)
+    day = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    for i in range(30):
+        appender.append([row(i, day)])
+    with compaction_lock(lake, WEBHOOK_EVENTS), pytest.raises(CompactionBusyError):
+        compact_partitions(lake, WEBHOOK_EVENTS, "received_date", [day.date()])
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def compact() -> None:
+        barrier.wait()
+        try:
+            compact_partitions(lake, WEBHOOK_EVENTS, "received_date", [day.date()])
+            outcomes.append("done")
+        except CompactionBusyError:
+            outcomes.append("busy")
+
+    threads = [threading.Thread(target=compact) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert "done" in outcomes
+    ids = receipts(lake)
+    assert len(ids) == len(set(ids)) == 30

@@ -53,6 +53,7 @@ def server_env(tmp_path: Path) -> dict[str, str]:
         BEAZAP_SECRET_KEY_FILE=str(tmp_path / "secret.key"),
         BEAZAP_LOG_LEVEL="WARNING",
         BEAZAP_GROUP_COMMIT_MAX_WAIT_MS="10",
+        BEAZAP_BRONZE_COMPACT_EVERY_COMMITS="10",  # compactions (and checkpoints) happen under load too
     )
     return env
 
