@@ -4,4 +4,3 @@
 select instance_id, attendant_id, occurred_at, team_id
 from silver.ops_events
 where attendant_id is not null and team_id is not null
-order by instance_id, attendant_id, occurred_at

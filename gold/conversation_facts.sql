@@ -121,4 +121,3 @@ asof left join work.attendant_teams frt_team
    and x.first_response_at >= frt_team.occurred_at
 left join cfg.attendants frt_default
     on frt_default.instance_id = x.instance_id and frt_default.attendant_id = x.first_responder_id
-order by x.instance_id, opened_day, x.opened_at, x.conversation_id

@@ -7,4 +7,3 @@ select instance_id, day, hour, direction, kind, chat_type, attendant_id, team_id
        count(*) filter (where automated)::bigint as automated_messages
 from work.messages_enriched
 group by all
-order by instance_id, day, hour, direction, kind, chat_type, attendant_id, team_id

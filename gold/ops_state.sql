@@ -7,4 +7,3 @@ select instance_id, contact_key, occurred_at,
        case when action in ('unassign', 'resolve') then null else attendant_id end as attendant_id
 from silver.ops_events
 where contact_key is not null and action in ('assign', 'transfer', 'unassign', 'resolve')
-order by instance_id, contact_key, occurred_at

@@ -39,4 +39,3 @@ select instance_id, conversation_id, wait_index, wait_started_at, inbound_messag
        case when target_seconds is not null and elapsed_target > target_seconds
             then elapsed_target - target_seconds end as sla_overdue_seconds
 from x
-order by instance_id, opened_day, conversation_id, wait_index

@@ -96,4 +96,3 @@ select instance_id, day, team_id, attendant_id, clock, 'business' as basis,
        sla_met, sla_breached, sla_pending, achievement_pct, breached_overdue_seconds
 from g
 )
-order by instance_id, day, team_id, attendant_id, clock, basis
