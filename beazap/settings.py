@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     group_commit_lanes: int = Field(
         default=2, ge=1, description="Bronze commits one receiver process may have in flight at once."
     )
+    bronze_fast_commit: bool = Field(
+        default=True, description="Constant-cost blind appends on local lakes (false = always delta-rs commits)."
+    )
     bronze_compact_every_commits: int = Field(
         default=50, ge=0, description="Receiver compacts the bronze partitions it writes every N commits (0 = off)."
     )
@@ -149,6 +152,7 @@ class Settings(BaseSettings):
     # --- silver ------------------------------------------------------------------------------------
     silver_memory_limit: str = Field(default="3GB", description="DuckDB memory limit for silver runs (spills beyond).")
     silver_threads: int | None = Field(default=None, description="DuckDB threads for silver (default: all cores).")
+    silver_chunk_rows: int = Field(default=500_000, ge=1, description="Bronze rows parsed per chunk (bounds memory).")
 
     # --- logging -----------------------------------------------------------------------------------
     log_level: str = "INFO"

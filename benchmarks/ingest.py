@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--payloads", type=int, default=2000, help="distinct simulator deliveries cycled")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--delta-rs", action="store_true", help="also run (c): the receiver with plain delta-rs commits (no fast path)"
+    )
     args = parser.parse_args(argv)
 
     client = args.client
@@ -267,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
             BEAZAP_SECRET_KEY_FILE=str(work / "secret.key"),
             BEAZAP_LOG_LEVEL="WARNING",
         )
-        for key in ("BEAZAP_GROUP_COMMIT_MAX_ROWS", "BEAZAP_GROUP_COMMIT_MAX_WAIT_MS"):
+        for key in (
+            "BEAZAP_GROUP_COMMIT_MAX_ROWS",
+            "BEAZAP_GROUP_COMMIT_MAX_WAIT_MS",
+            "BEAZAP_GROUP_COMMIT_LANES",
+            "BEAZAP_BRONZE_COMPACT_EVERY_COMMITS",
+        ):
             if key in os.environ:
                 env[key] = os.environ[key]
         _register(env, instances)
@@ -294,18 +302,30 @@ def main(argv: list[str] | None = None) -> int:
             results["beazap"] = load(base, args.duration)
             time.sleep(0.5)  # let in-flight requests of the closed connections finish committing
         rows_after, version = bronze_rows(work / "lake")
+        if args.delta_rs:
+            port = free_port()
+            slow_env = {**env, "BEAZAP_BRONZE_FAST_COMMIT": "false", "BEAZAP_LAKE_URI": str(work / "lake-delta-rs")}
+            with server([sys.executable, "-m", "beazap", "serve", "--port", str(port)], slow_env, port) as base:
+                if args.warmup:
+                    load(base, args.warmup)
+                results["delta-rs"] = load(base, args.duration)
 
         bare, real = results["bare"], results["beazap"]
         ratio = real["rps"] / bare["rps"] if bare["rps"] else 0.0
         landed = rows_after - rows_before
         print(f"\nBeaZap ingest benchmark — client {client}, {args.connections} connections, {args.duration}s each")
         print(f"payloads: {source}; lake: local Delta; 1 uvicorn worker each")
-        for name, r in (("(a) bare FastAPI", bare), ("(b) BeaZap receiver", real)):
+        rows_shown = [("(a) bare FastAPI", bare), ("(b) BeaZap receiver", real)]
+        if "delta-rs" in results:
+            rows_shown.append(("(c) delta-rs commits", results["delta-rs"]))
+        for name, r in rows_shown:
             print(
                 f"{name:22s} {r['rps']:9.0f} req/s   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms   "
                 f"max {r['max_ms']:7.1f} ms   non-2xx {r['non2xx']}  errors {r['errors']}"
             )
         print(f"ratio b/a = {ratio:.2f} (target >= 0.6)   p99 of b = {real['p99_ms']:.1f} ms (target <= 100)")
+        if "delta-rs" in results and results["delta-rs"]["rps"]:
+            print(f"fast commits vs plain delta-rs commits: b/c = {real['rps'] / results['delta-rs']['rps']:.2f}")
         print(
             f"bronze: {landed} rows landed during the measured run for {real['ok']} acknowledged "
             f"(>= expected: in-flight requests at the end also commit); table version {version}, "

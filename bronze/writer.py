@@ -236,11 +236,12 @@ class GroupCommitWriter:
         observer: CommitObserver | None = None,
         app_id: str | None = None,
         compact_every: int = 50,
+        fast_commit: bool = True,
     ) -> None:
         if max_rows < 1 or lanes < 1:
             raise ValueError("max_rows and lanes must be >= 1")
         base = app_id or new_app_id()
-        self.lanes = [DeltaAppender(lake, target, app_id=f"{base}-{k}") for k in range(lanes)]
+        self.lanes = [DeltaAppender(lake, target, app_id=f"{base}-{k}", fast_commit=fast_commit) for k in range(lanes)]
         self.target = target
         self.max_rows = max_rows
         self.max_wait = max(0.0, max_wait_ms / 1000)

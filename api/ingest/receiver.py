@@ -72,6 +72,7 @@ class Receiver:
             "max_wait_ms": settings.group_commit_max_wait_ms,
             "lanes": settings.group_commit_lanes,
             "compact_every": settings.bronze_compact_every_commits,
+            "fast_commit": settings.bronze_fast_commit,
             "timeout_s": settings.receiver_commit_timeout_seconds,
             "observer": metrics.observe_commit,
         }
