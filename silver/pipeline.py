@@ -278,7 +278,6 @@ class _Run:
             self.o_to,
             self.full,
         )
-        con.register("src", src)
         con.register("ops_src", ops)
         con.execute(
             """
@@ -288,7 +287,7 @@ class _Run:
             from ops_src order by action_id
             """
         )
-        parse(con)
+        self._parse_chunked(src)
         _register_jids(con)
         con.execute(
             """
@@ -307,6 +306,44 @@ class _Run:
         written.update(self._messages_and_conversations())
         written.update(self._entities())
         return written
+
+    def _parse_chunked(self, src: object) -> None:
+        """Parse bronze in chunks of ``silver_chunk_rows`` so memory follows the chunk, not the lake:
+        each chunk's compact partial tables are appended to the run's ``p_*`` tables."""
+        con = self.con
+        columns = [f.name for f in bronze_schema.WEBHOOK_EVENTS_SCHEMA]
+        if isinstance(src, pa.Table):
+            reader = pa.RecordBatchReader.from_batches(src.schema, src.to_batches())
+        else:
+            reader = src.scanner(columns=columns, batch_size=64 * 1024).to_reader()  # type: ignore[attr-defined]
+        chunk_rows = max(1, int(self.settings.silver_chunk_rows))
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        first = True
+
+        def flush(batches: list[pa.RecordBatch]) -> None:
+            nonlocal first
+            con.register("src", pa.Table.from_batches(batches, schema=reader.schema))
+            parse(con)
+            con.unregister("src")
+            for name in _PARSED:
+                if first:
+                    con.execute(f"create or replace temp table acc_{name} as select * from {name}")
+                else:
+                    con.execute(f"insert into acc_{name} select * from {name}")
+                con.execute(f"drop table {name}")
+            first = False
+
+        for batch in reader:
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= chunk_rows:
+                flush(pending)
+                pending, rows = [], 0
+        if pending or first:
+            flush(pending or [pa.RecordBatch.from_pylist([], schema=reader.schema)])
+        for name in _PARSED:
+            con.execute(f"alter table acc_{name} rename to {name}")
 
     # ---------------------------------------------------------------------------------------------
     def _register_existing(self) -> None:
@@ -758,6 +795,9 @@ def _and(*predicates: str | None) -> str | None:
     if predicates[-1] is None:
         return None
     return " and ".join(f"({p})" for p in predicates if p)
+
+
+_PARSED = ("p_msg", "p_events", "p_calls", "p_conn", "p_groups", "p_gp", "p_contacts", "p_rejects")
 
 
 def _in_filter(column: str, values: list[str | None]) -> str | None:

@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 
+from beazap.settings import get_settings
 from beazap.simulator import SimulationConfig, bronze_table, simulate, write_bronze
 from beazap.simulator.sinks import append_ops, append_webhooks, ensure_bronze
 from silver import checks
@@ -70,10 +71,13 @@ def _assert_matches_truth(lake: Lake, sim) -> None:
     assert checks.message_id_duplicates(lake) == 0 and checks.conversation_id_duplicates(lake) == 0
 
 
-def test_full_build_matches_ground_truth(sim, tmp_path):
+def test_full_build_matches_ground_truth(sim, tmp_path, monkeypatch):
+    monkeypatch.setenv("BEAZAP_SILVER_CHUNK_ROWS", "1000")  # parse bronze in several chunks
+    get_settings.cache_clear()
     lake = Lake(root=str(tmp_path / "lake"))
     write_bronze(lake, sim)
     stats = build_silver(lake)
+    get_settings.cache_clear()
     assert stats[S.REJECTS]["rejects"] == 0
     _assert_matches_truth(lake, sim)
 
