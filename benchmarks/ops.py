@@ -148,7 +148,7 @@ def time_queries(engine: sa.Engine, n_conv: int, runs: int) -> dict[str, dict[st
     }
     out = {}
     for name, fn in workloads.items():
-        for _ in range(10):  # warm the pool and caches
+        for _ in range(100):  # warm the pool and caches (every instance's queue pages)
             fn()
         samples = []
         for _ in range(runs):
@@ -350,7 +350,9 @@ def main() -> None:
     try:
         if args.reuse:
             with engine.connect() as conn:
-                n_conv = conn.execute(sa.text("SELECT count(*) FROM conversations WHERE id ~ '^cv_[0-9]{12}$'")).scalar()
+                n_conv = conn.execute(
+                    sa.text("SELECT count(*) FROM conversations WHERE id ~ '^cv_[0-9]{12}$'")
+                ).scalar()
             print(f"reusing {name}: {n_conv:,} conversations")
         else:
             migrate.upgrade(engine)
