@@ -87,6 +87,18 @@ def mask_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[s
     return masked
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (test runners and notebooks swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", json: bool = False, stream: Any = None) -> None:
     """Configure structlog and the stdlib root logger once per process."""
     shared: list[Any] = [
@@ -112,12 +124,12 @@ def configure_logging(level: str = "INFO", json: bool = False, stream: Any = Non
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "httpx", "httpcore", "alembic", "alembic.runtime.migration"):
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "alembic", "alembic.runtime.migration", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
