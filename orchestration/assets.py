@@ -1,8 +1,9 @@
 """Dagster assets: every bronze, silver and gold Delta table, grouped by layer.
 
-- **bronze** tables written by the receiver are *observable source assets*: their data version is
-  the Delta table version, reported by the ``bronze_observer`` sensor (and the UI's "Observe").
-  ``bronze/ops_events`` is materialized here: it is the extraction of the ops store's action log.
+- **bronze** tables are *observable source assets*: their data version is the Delta table version,
+  reported by the ``bronze_observer`` sensor (and the UI's "Observe"). The receiver writes
+  ``webhook_events``/``quarantine``; the ``ops_action_extraction`` job writes ``ops_events``. Silver
+  therefore runs only when a bronze version really moved.
 - **silver** is one multi-asset (``build_silver`` writes every silver table in one pass) and
   **gold** another (``build_gold``); both carry ``AutomationCondition.eager()``, so the automation
   sensor runs silver as soon as a new bronze version is observed and gold in the same run.
@@ -75,6 +76,11 @@ BRONZE_SOURCES: Mapping[str, tuple[pa.Schema, str]] = {
         bronze_schema.QUARANTINE_SCHEMA,
         "Authenticated webhooks whose body could not be accepted (bad JSON or shape), kept as bytes.",
     ),
+    bronze_schema.OPS_EVENTS: (
+        bronze_schema.OPS_EVENTS_SCHEMA,
+        "The operational action log (assign, transfer, resolve, route, message_sent…) extracted from the "
+        "ops store every minute (job ops_action_extraction), so silver uses the same facts as the live store.",
+    ),
 }
 
 
@@ -99,29 +105,6 @@ def _observable(table: str, schema: pa.Schema, description: str) -> dg.SourceAss
 
 
 bronze_sources = [_observable(t, s, d) for t, (s, d) in BRONZE_SOURCES.items()]
-
-
-@dg.asset(
-    key=key(bronze_schema.OPS_EVENTS),
-    group_name="bronze",
-    description="The operational action log (assign, transfer, resolve, route, message_sent…) extracted "
-    "from the ops store, so silver conversations use the same facts as the live store.",
-    owners=OWNERS,
-    metadata={"dagster/column_schema": table_schema(bronze_schema.OPS_EVENTS_SCHEMA)},
-    tags={"layer": "bronze"},
-    kinds={"delta", "sql"},
-    pool=pool("bronze_ops_events"),
-)
-def ops_events(lake: LakeResource, ops_store: OpsStoreResource) -> dg.MaterializeResult:
-    from ops.extract import extract_actions
-
-    the_lake = lake.lake()
-    extracted = extract_actions(ops_store.engine(), the_lake)
-    meta = delta_metadata(the_lake, bronze_schema.OPS_EVENTS)
-    return dg.MaterializeResult(
-        metadata={"extracted": int(extracted), **meta},
-        data_version=dg.DataVersion(str(meta["delta_version"])),
-    )
 
 
 # -- silver ------------------------------------------------------------------------------------------
@@ -273,10 +256,9 @@ def conversation_insights(lake: LakeResource, ops_store: OpsStoreResource) -> dg
     return dg.MaterializeResult(metadata={**build, **meta}, data_version=dg.DataVersion(str(meta["delta_version"])))
 
 
-ALL_ASSETS: list[Any] = [*bronze_sources, ops_events, silver_tables, gold_tables, conversation_insights]
+ALL_ASSETS: list[Any] = [*bronze_sources, silver_tables, gold_tables, conversation_insights]
 LAKE_TABLES: tuple[str, ...] = (
     *BRONZE_SOURCES,
-    bronze_schema.OPS_EVENTS,
     *SILVER_TABLES,
     *GOLD_TABLES,
     INSIGHTS,

@@ -21,7 +21,7 @@ import dagster as dg
 from dagster import OpExecutionContext
 
 from beazap.settings import get_settings
-from orchestration.assets import BRONZE_SOURCES, key, ops_events, pool
+from orchestration.assets import BRONZE_SOURCES, delta_metadata, key, pool
 from orchestration.resources import LakeResource, OpsStoreResource
 
 LAYERS = ("bronze", "silver", "gold")
@@ -121,9 +121,23 @@ def pg_partitions_job() -> None:
 # -- schedules ----------------------------------------------------------------------------------------
 RUNNING = dg.DefaultScheduleStatus.RUNNING
 
-ops_extraction_job = dg.define_asset_job(
-    "ops_action_extraction", selection=dg.AssetSelection.assets(ops_events), description="Ops action log → bronze."
+
+@dg.op(
+    description="Append the ops store's not-yet-extracted actions to bronze/ops_events.",
+    pool=pool("bronze_ops_events"),
+    tags={"layer": "bronze"},
 )
+def extract_ops_actions(context: OpExecutionContext, lake: LakeResource, ops_store: OpsStoreResource) -> None:
+    from ops.extract import extract_actions
+
+    extracted = extract_actions(ops_store.engine(), lake.lake())
+    context.log.info(f"extracted {extracted} actions to bronze/ops_events")
+
+
+@dg.job(name="ops_action_extraction", description="Ops action log → bronze/ops_events (observed like all bronze).")
+def ops_extraction_job() -> None:
+    extract_ops_actions()
+
 
 schedules = [
     dg.ScheduleDefinition(
@@ -161,14 +175,17 @@ schedules = [
 
 # -- sensors ------------------------------------------------------------------------------------------
 def observe_bronze(lake: Any, cursor: str | None) -> tuple[list[dg.AssetObservation], str]:
-    """Observations for the bronze tables whose Delta version moved since ``cursor`` (plain function)."""
-    from orchestration.assets import delta_metadata
+    """Observations for the bronze tables whose Delta version moved since ``cursor`` (plain function).
 
+    A table that does not exist yet is observed once as version ``-1`` so that it does not count as
+    *missing* (eager automation waits for missing upstreams).
+    """
     seen: dict[str, int] = json.loads(cursor) if cursor else {}
     events: list[dg.AssetObservation] = []
     for table in BRONZE_SOURCES:
         version = lake.version(table)
-        if version is None or seen.get(table) == version:
+        version = -1 if version is None else version
+        if seen.get(table) == version:
             continue
         seen[table] = version
         events.append(

@@ -43,14 +43,20 @@ def test_optimize_checkpoint_vacuum(lake: Lake, lake_dir: Path) -> None:
 
 
 def test_maintenance_jobs_run_in_dagster(lake: Lake, settings: Settings, engine: sa.Engine) -> None:
-    from orchestration.jobs import lake_compaction_job, lake_vacuum_job, pg_partitions_job, retention_job
+    from orchestration.jobs import (
+        lake_compaction_job,
+        lake_vacuum_job,
+        ops_extraction_job,
+        pg_partitions_job,
+        retention_job,
+    )
 
     gd.build(days=2).write(lake)
     resources = {
         "lake": LakeResource(lake_uri=settings.lake_uri),
         "ops_store": OpsStoreResource(database_url=engine.url.render_as_string(hide_password=False)),
     }
-    for job in (lake_compaction_job, lake_vacuum_job, retention_job, pg_partitions_job):
+    for job in (ops_extraction_job, lake_compaction_job, lake_vacuum_job, retention_job, pg_partitions_job):
         result = job.execute_in_process(resources=resources)
         assert result.success, job.name
     # Every lake writer op carries its layer's pool (one writer per Delta table at a time).
