@@ -11,11 +11,13 @@ from collections.abc import Iterator
 
 import duckdb
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties
 
 from storage.lake import Lake
 
 APP_ID = "beazap-silver"
+# Small row groups + time-sorted writes let readers skip row groups by event_at statistics.
+WRITER = WriterProperties(max_row_group_size=64 * 1024, compression="ZSTD")
 
 
 def ensure(lake: Lake, table: str, schema: pa.Schema, partitions: list[str] | None = None) -> DeltaTable:
@@ -70,6 +72,7 @@ def overwrite(
         partition_by=partitions,
         schema_mode="overwrite",
         commit_properties=commit_props(version),
+        writer_properties=WRITER,
     )
 
 
@@ -127,6 +130,7 @@ def replace_where(
         predicate=predicate,
         partition_by=partitions,
         commit_properties=commit_props(version),
+        writer_properties=WRITER,
     )
     return data.num_rows
 

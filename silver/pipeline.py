@@ -443,15 +443,12 @@ class _Run:
             con.execute("create or replace temp table ex_rows as select * from ex_messages")
         else:
             con.execute("create or replace temp table part_keys as select distinct instance_id, message_id from parts")
-            con.execute(
-                """
-                create or replace temp table ex_rows as
-                select x.* from ex_messages x
-                where exists (select 1 from part_keys k where k.instance_id = x.instance_id
-                                                          and k.message_id = x.message_id)
+            self._existing_rows(
+                """exists (select 1 from part_keys k where k.instance_id = x.instance_id
+                                                    and k.message_id = x.message_id)
                    or exists (select 1 from affected0 a where a.instance_id = x.instance_id
-                                                          and a.contact_key = x.contact_key)
-                """
+                                                          and a.contact_key = x.contact_key)""",
+                create=True,
             )
             con.execute(
                 f"""
@@ -520,15 +517,12 @@ class _Run:
             )
             if con.execute("select count(*) from extra_contacts").fetchall()[0][0]:
                 con.execute("insert into affected0 select * from extra_contacts")
-                con.execute(
-                    """
-                    insert into ex_rows
-                    select x.* from ex_messages x
-                    where exists (select 1 from extra_contacts a where a.instance_id = x.instance_id
-                                                                 and a.contact_key = x.contact_key)
-                      and not exists (select 1 from ex_rows e where e.instance_id = x.instance_id
-                                                                and e.message_id = x.message_id)
-                    """
+                self._existing_rows(
+                    """exists (select 1 from extra_contacts a where a.instance_id = x.instance_id
+                                                             and a.contact_key = x.contact_key)
+                       and not exists (select 1 from ex_rows e where e.instance_id = x.instance_id
+                                                                 and e.message_id = x.message_id)""",
+                    create=False,
                 )
         tl_cols = "instance_id, contact_key, message_id, event_at, direction, automated, sender_attendant_id, chat_jid"
         if self.full:
@@ -560,7 +554,7 @@ class _Run:
         if self.full:
             rel = con.sql(
                 "select f.* exclude (conversation_id), mc.conversation_id from fin0 f "
-                "left join msg_conv mc using (instance_id, message_id)"
+                "left join msg_conv mc using (instance_id, message_id) order by f.event_month, f.event_at"
             )
             io.overwrite(self.lake, S.MESSAGES, rel, S.MESSAGES_SCHEMA, S.MESSAGES_PARTITIONS, self.version)
             written[S.MESSAGES] = con.execute("select count(*) from fin0").fetchall()[0][0]
@@ -600,7 +594,7 @@ class _Run:
         written[S.MESSAGES] = io.replace_where(
             self.lake,
             S.MESSAGES,
-            io.relation_table(con.sql("select * from msg_write"), S.MESSAGES_SCHEMA),
+            io.relation_table(con.sql("select * from msg_write order by event_month, event_at"), S.MESSAGES_SCHEMA),
             S.MESSAGES_SCHEMA,
             S.MESSAGES_PARTITIONS,
             _and(_in_filter("event_month", months), io.keys_predicate(keys, "instance_id", "message_id")),
@@ -643,30 +637,70 @@ class _Run:
         )
         return written
 
-    def _ops_keyed(self, *, filtered: bool) -> None:
-        """``tl_ops``: ops actions (new + already in silver) with LID keys resolved to phones."""
-        where = (
-            "where exists (select 1 from affected0 a where a.instance_id = k.instance_id "
-            "and a.contact_key = k.contact_key)"
-            if filtered
-            else ""
-        )
-        self.con.execute(
+    def _existing_rows(self, condition: str, *, create: bool) -> None:
+        """Existing message rows matching ``condition`` (on alias ``x``) into ``ex_rows``, in two passes:
+        a narrow pass finds the keys, their partitions and earliest event time; the full-row pass then
+        reads only those partitions from that time on (time-sorted files prune by statistics)."""
+        con = self.con
+        con.execute(
             f"""
-            create or replace temp table tl_ops as
-            select * from (
-                select distinct on (o.action_id) o.action_id, o.instance_id,
-                       coalesce(m.phone, o.contact_key) as contact_key, o.action, o.actor_id, o.attendant_id,
-                       o.team_id, o.occurred_at
-                from (select * from ops_new union all by name
-                      select * from ex_ops
-                      where action in ('assign', 'transfer', 'route', 'unassign', 'resolve', 'reopen')) o
-                left join lidmap m on m.instance_id = o.instance_id and m.lid = o.contact_key
-                where o.contact_key is not null
-                order by o.action_id
-            ) k {where}
+            create or replace temp table ex_keys as
+            select x.instance_id, x.message_id, x.event_month, x.event_at from ex_messages x where {condition}
             """
         )
+        months, stubs, min_at = con.execute(
+            "select list(distinct event_month) filter (where event_month is not null), "
+            "count(*) filter (where event_month is null), min(event_at) from ex_keys"
+        ).fetchall()[0]
+        match = "exists (select 1 from ex_keys k where k.instance_id = x.instance_id and k.message_id = x.message_id)"
+        parts = []
+        if months:
+            parts.append(
+                f"select x.* from ex_messages x where x.event_month in ({io.sql_list(sorted(months))}) "
+                f"and x.event_at >= '{min_at.isoformat()}'::timestamptz and {match}"
+            )
+        if stubs:
+            parts.append(f"select x.* from ex_messages x where x.event_month is null and {match}")
+        sql = " union all ".join(parts) or "select * from ex_messages where false"
+        con.execute(f"create or replace temp table ex_rows as {sql}" if create else f"insert into ex_rows {sql}")
+
+    def _ops_keyed(self, *, filtered: bool) -> None:
+        """``tl_ops``: ops actions (new + already in silver) with LID keys resolved to phones.
+
+        Incremental runs read only the history of the affected contacts (and of the LIDs that map to
+        them), narrowing the ops log before anything else."""
+        con = self.con
+        actions = "('assign', 'transfer', 'route', 'unassign', 'resolve', 'reopen')"
+        if filtered:
+            con.execute(
+                """
+                create or replace temp table ops_keys as
+                select instance_id, contact_key from affected0
+                union select m.instance_id, m.lid from lidmap m
+                      join affected0 a on a.instance_id = m.instance_id and a.contact_key = m.phone
+                """
+            )
+            history = f"""select x.* from ex_ops x semi join ops_keys k using (instance_id, contact_key)
+                          where x.action in {actions}"""
+        else:
+            history = f"select * from ex_ops where action in {actions}"
+        con.execute(
+            f"""
+            create or replace temp table tl_ops as
+            select distinct on (o.action_id) o.action_id, o.instance_id,
+                   coalesce(m.phone, o.contact_key) as contact_key, o.action, o.actor_id, o.attendant_id,
+                   o.team_id, o.occurred_at
+            from (select * from ops_new union all by name {history}) o
+            left join lidmap m on m.instance_id = o.instance_id and m.lid = o.contact_key
+            where o.contact_key is not null
+            order by o.action_id
+            """
+        )
+        if filtered:
+            con.execute(
+                "delete from tl_ops t where not exists (select 1 from affected0 a where a.instance_id = t.instance_id"
+                " and a.contact_key = t.contact_key)"
+            )
 
     # ---------------------------------------------------------------------------------------------
     def _entities(self) -> dict[str, int]:
