@@ -15,6 +15,8 @@ from beazap.settings import Settings, get_settings
 from storage.instances import InstanceCredential, load_credentials
 from storage.lake import Lake
 
+_gc_frozen = False
+
 
 def build_receiver(app: FastAPI, settings: Settings) -> Receiver:
     """A receiver over the configured lake, reading credentials from the app's (or the default) engine."""
@@ -42,8 +44,11 @@ async def receiver_lifespan(app: FastAPI) -> AsyncIterator[None]:
     await receiver.start()
     # Everything imported and built so far lives as long as the process: move it out of the
     # garbage collector's view so full collections stay short (no event-loop pauses under load).
-    gc.collect()
-    gc.freeze()
+    global _gc_frozen
+    if not _gc_frozen:
+        gc.collect()
+        gc.freeze()
+        _gc_frozen = True
     app.state.receiver = receiver
     try:
         yield
