@@ -23,6 +23,9 @@ def build_definitions() -> dg.Definitions:
         schedules=schedules,
         sensors=SENSORS,
         resources=default_resources(),
+        # One process per run (not per step): a step subprocess costs a full import of Dagster and
+        # BeaZap, which dominated the bronze → gold delay; the writers still take their pools.
+        executor=dg.in_process_executor,
     )
 
 
