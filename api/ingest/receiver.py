@@ -48,7 +48,8 @@ class Outcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _reject(status: int, reason: str, error: str, **extra: Any) -> Outcome:
+def reject(status: int, reason: str, error: str, **extra: Any) -> Outcome:
+    """A refusal: count it by reason and build the JSON answer (503 carries Retry-After)."""
     metrics.REJECTED.labels(reason).inc()
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else {}
     if status == 401:
@@ -106,7 +107,7 @@ class Receiver:
         try:
             envelope = parse_envelope(body)
         except EnvelopeError as exc:
-            return _reject(400, exc.reason, exc.message)
+            return reject(400, exc.reason, exc.message)
 
         offered = presented(headers, envelope.apikey)
         try:
@@ -115,7 +116,7 @@ class Receiver:
                 credential = self.credentials.get(envelope.instance)
             if credential is None:
                 log.warning("webhook for unknown instance refused", instance=envelope.instance)
-                return _reject(401, "unknown_instance", "unknown instance or invalid credentials")
+                return reject(401, "unknown_instance", "unknown instance or invalid credentials")
             result = authenticate(credential, offered)
             if not result.ok and result.reason == "wrong_token" and await self.credentials.refresh_on_miss():
                 # The token may have been rotated since the last reload.
@@ -123,12 +124,12 @@ class Receiver:
                 if credential is not None:
                     result = authenticate(credential, offered)
         except CredentialStoreUnavailableError:
-            return _reject(503, "credentials_unavailable", "cannot verify instance credentials now; retry later")
+            return reject(503, "credentials_unavailable", "cannot verify instance credentials now; retry later")
         if not result.ok:
             reason = result.reason or "wrong_token"
             log.warning("webhook with invalid credentials refused", instance=envelope.instance, reason=reason)
             message = "JWT expired" if reason == "expired_jwt" else "unknown instance or invalid credentials"
-            return _reject(401, reason, message)
+            return reject(401, reason, message)
 
         receipt_id = self._ids.new(int(received_at.timestamp() * 1000))
         problem = malformed_reason(envelope, suffix)
@@ -145,9 +146,9 @@ class Receiver:
             try:
                 await self.quarantine.write(row)
             except LakeUnavailableError:
-                return _reject(503, "lake_unavailable", "the lake cannot be written now; retry later")
+                return reject(503, "lake_unavailable", "the lake cannot be written now; retry later")
             log.warning("webhook quarantined", instance=envelope.instance, reason=problem, receipt_id=receipt_id)
-            return _reject(
+            return reject(
                 422,
                 f"quarantined_{problem}",
                 f"malformed webhook ({problem}); kept in quarantine",
@@ -166,7 +167,7 @@ class Receiver:
         try:
             await self.events.write(row)
         except LakeUnavailableError:
-            return _reject(503, "lake_unavailable", "the lake cannot be written now; retry later")
+            return reject(503, "lake_unavailable", "the lake cannot be written now; retry later")
         metrics.RECEIVED.labels(metric_event(envelope.event)).inc()
         return Outcome(200, {"status": "accepted", "receipt_id": receipt_id, "event": envelope.event})
 

@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from api.ingest import metrics
-from api.ingest.receiver import Outcome, Receiver, _reject
+from api.ingest.receiver import Outcome, Receiver, reject
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -59,12 +59,12 @@ async def _receive(request: Request, suffix: str | None) -> Response:
     started = time.perf_counter()
     receiver: Receiver | None = getattr(request.app.state, "receiver", None)
     if receiver is None:
-        return _answer(_reject(503, "receiver_disabled", "the webhook receiver is not running"), started)
+        return _answer(reject(503, "receiver_disabled", "the webhook receiver is not running"), started)
     try:
         body = await _read_body(request, receiver.settings.max_body_bytes)
     except _BodyTooLargeError:
         limit = receiver.settings.max_body_bytes
-        return _answer(_reject(413, "too_large", f"body larger than {limit} bytes"), started)
+        return _answer(reject(413, "too_large", f"body larger than {limit} bytes"), started)
     client = request.client.host if request.client else None
     outcome = await receiver.handle(body, request.headers, client, suffix)
     return _answer(outcome, started)
