@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3, help="seconds of load before measuring")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of both servers")
     parser.add_argument("--payloads", type=int, default=2000, help="distinct simulator deliveries cycled")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
@@ -309,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                 return run_wrk(base, script, args.connections, seconds, args.threads)
             return run_python_load(base, posts, args.connections, seconds)
 
-        uvicorn_common = ["--log-level", "warning", "--no-access-log"]
+        uvicorn_common = ["--log-level", "warning", "--no-access-log", "--workers", str(args.workers)]
+        serve_cmd = [sys.executable, "-m", "beazap", "serve", "--workers", str(args.workers), "--port"]
         results: dict[str, dict[str, Any]] = {}
         port = free_port()
         bare_cmd = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.ingest:bare_app", "--port", str(port)]
@@ -318,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                 load(base, args.warmup)
             results["bare"] = load(base, args.duration)
         port = free_port()
-        with server([sys.executable, "-m", "beazap", "serve", "--port", str(port)], env, port) as base:
+        with server([*serve_cmd, str(port)], env, port) as base:
             if args.warmup:
                 load(base, args.warmup)
             rows_before, _ = bronze_rows(work / "lake")
@@ -330,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.delta_rs:
             port = free_port()
             slow_env = {**env, "BEAZAP_BRONZE_FAST_COMMIT": "false", "BEAZAP_LAKE_URI": str(work / "lake-delta-rs")}
-            with server([sys.executable, "-m", "beazap", "serve", "--port", str(port)], slow_env, port) as base:
+            with server([*serve_cmd, str(port)], slow_env, port) as base:
                 if args.warmup:
                     load(base, args.warmup)
                 results["delta-rs"] = load(base, args.duration)
@@ -339,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = real["rps"] / bare["rps"] if bare["rps"] else 0.0
         landed = rows_after - rows_before
         print(f"\nBeaZap ingest benchmark — client {client}, {args.connections} connections, {args.duration}s each")
-        print(f"payloads: {source}; lake: local Delta; 1 uvicorn worker each")
+        print(f"payloads: {source}; lake: local Delta; {args.workers} uvicorn worker(s) each")
         rows_shown = [("(a) bare FastAPI", bare), ("(b) BeaZap receiver", real)]
         if "delta-rs" in results:
             rows_shown.append(("(c) delta-rs commits", results["delta-rs"]))
