@@ -26,6 +26,7 @@ def worker(
     setup()
     from sqlalchemy.exc import OperationalError
 
+    import ops.routing  # noqa: F401 - registers the `llm` router so new conversations queue routing jobs at once
     from ops.assignment import auto_assign as route_new
     from ops.extract import extract_actions
     from ops.projector import Projector, run_forever
