@@ -2,7 +2,7 @@
 
 | what | when | job/sensor |
 | --- | --- | --- |
-| observe bronze Delta versions (data version = Delta version) | every 30 s | ``bronze_observer`` |
+| observe bronze when a Delta version moved (data version = Delta version) | every 30 s | ``bronze_observer`` |
 | silver + gold + checks by declarative automation | every 15 s | ``beazap_automation`` |
 | ops action log → ``bronze/ops_events`` | every minute | ``ops_action_extraction`` |
 | compaction (``optimize``) + checkpoint | hourly | ``lake_compaction`` |
@@ -21,7 +21,7 @@ import dagster as dg
 from dagster import OpExecutionContext
 
 from beazap.settings import get_settings
-from orchestration.assets import BRONZE_SOURCES, delta_metadata, key, pool
+from orchestration.assets import BRONZE_SOURCES, key, pool
 from orchestration.resources import LakeResource, OpsStoreResource
 
 LAYERS = ("bronze", "silver", "gold")
@@ -174,42 +174,45 @@ schedules = [
 
 
 # -- sensors ------------------------------------------------------------------------------------------
-def observe_bronze(lake: Any, cursor: str | None) -> tuple[list[dg.AssetObservation], str]:
-    """Observations for the bronze tables whose Delta version moved since ``cursor`` (plain function).
+def bronze_changes(lake: Any, cursor: str | None) -> tuple[list[str], str]:
+    """Bronze tables whose Delta version moved since ``cursor`` (plain function).
 
-    A table that does not exist yet is observed once as version ``-1`` so that it does not count as
-    *missing* (eager automation waits for missing upstreams).
+    A table that does not exist yet counts as version ``-1``, so it is observed once and does not
+    stay *missing* (eager automation waits for missing upstreams).
     """
     seen: dict[str, int] = json.loads(cursor) if cursor else {}
-    events: list[dg.AssetObservation] = []
+    changed: list[str] = []
     for table in BRONZE_SOURCES:
         version = lake.version(table)
         version = -1 if version is None else version
-        if seen.get(table) == version:
-            continue
-        seen[table] = version
-        events.append(
-            dg.AssetObservation(
-                asset_key=key(table),
-                metadata=delta_metadata(lake, table),
-                tags={"dagster/data_version": str(version)},
-            )
-        )
-    return events, json.dumps(seen, sort_keys=True)
+        if seen.get(table) != version:
+            seen[table] = version
+            changed.append(table)
+    return changed, json.dumps(seen, sort_keys=True)
+
+
+observe_bronze_job = dg.define_asset_job(
+    "observe_bronze",
+    selection=dg.AssetSelection.assets(*(key(t) for t in BRONZE_SOURCES)),
+    description="Observe the bronze tables: their data version is the Delta version.",
+)
 
 
 @dg.sensor(
     name="bronze_observer",
+    job=observe_bronze_job,
     minimum_interval_seconds=get_settings().automation_observe_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Reports each new Delta version of the bronze tables as the source assets' data version; "
-    "the automation sensor then runs silver and gold.",
+    description="When a bronze Delta version moves, observes the bronze source assets (data version = Delta "
+    "version); the automation sensor then runs silver and gold.",
 )
 def bronze_observer(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
-    events, cursor = observe_bronze(lake.lake(), context.cursor)
-    if not events:
+    changed, cursor = bronze_changes(lake.lake(), context.cursor)
+    if not changed:
         return dg.SensorResult(skip_reason="no new bronze version", cursor=cursor)
-    return dg.SensorResult(asset_events=events, cursor=cursor)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=cursor, tags={"changed": ",".join(changed)})], cursor=cursor
+    )
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -220,5 +223,5 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     description="Declarative automation: silver and gold follow bronze (eager), checks after builds and on cron.",
 )
 
-JOBS = [lake_compaction_job, lake_vacuum_job, retention_job, pg_partitions_job, ops_extraction_job]
+JOBS = [lake_compaction_job, lake_vacuum_job, retention_job, pg_partitions_job, ops_extraction_job, observe_bronze_job]
 SENSORS = [bronze_observer, automation_sensor]

@@ -20,7 +20,7 @@ from beazap.settings import Settings
 from orchestration import quality
 from orchestration.assets import ALL_ASSETS, GOLD_TABLES, LAKE_TABLES, SILVER_TABLES, key
 from orchestration.checks import ALL_CHECKS
-from orchestration.jobs import observe_bronze
+from orchestration.jobs import bronze_changes
 from orchestration.resources import LakeResource, OpsStoreResource
 from storage.instances import add_instance
 from storage.lake import Lake
@@ -153,6 +153,18 @@ def _requested(result: dg.EvaluateAutomationConditionsResult) -> set[str]:
     return {"/".join(r.key.path) for r in result.results if r.true_subset.size and isinstance(r.key, dg.AssetKey)}
 
 
+def _observe(settings: Settings, instance: dg.DagsterInstance) -> None:
+    from dagster._core.definitions.observe import observe  # what the observe_bronze job runs
+
+    sources = [a for a in ALL_ASSETS if isinstance(a, dg.SourceAsset)]
+    assert observe(sources, instance=instance, resources=_resources(settings)).success
+
+
+def _data_version(instance: dg.DagsterInstance, table: str) -> str | None:
+    record = instance.get_latest_data_version_record(key(table))
+    return None if record is None else record.asset_observation.data_version
+
+
 def test_automation_follows_new_bronze_versions(settings: Settings, lake: Lake, store: sa.Engine) -> None:
     defs = _defs(settings)
     instance = dg.DagsterInstance.ephemeral()
@@ -164,15 +176,11 @@ def test_automation_follows_new_bronze_versions(settings: Settings, lake: Lake, 
     # The daemon is already ticking when data arrives.
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     assert not (_requested(tick) & {*SILVER_TABLES, *GOLD_TABLES})
-    events, cursor = observe_bronze(lake, None)
-    # Every bronze table is observed once, even quarantine that does not exist yet (version -1).
-    assert {e.asset_key: e.tags["dagster/data_version"] for e in events} == {
-        key("bronze/webhook_events"): str(lake.version("bronze/webhook_events")),
-        key("bronze/quarantine"): "-1",
-        key("bronze/ops_events"): str(lake.version("bronze/ops_events")),
-    }
-    for event in events:
-        instance.report_runless_asset_event(event)
+    changed, cursor = bronze_changes(lake, None)
+    # Every bronze table counts once, even quarantine that does not exist yet (version -1).
+    assert sorted(changed) == ["bronze/ops_events", "bronze/quarantine", "bronze/webhook_events"]
+    _observe(settings, instance)  # the run the bronze_observer sensor requests
+    assert _data_version(instance, "bronze/webhook_events") == str(lake.version("bronze/webhook_events"))
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
     requested = _requested(tick)
     assert {*SILVER_TABLES, *GOLD_TABLES} <= requested  # silver and gold in the same run
@@ -185,13 +193,14 @@ def test_automation_follows_new_bronze_versions(settings: Settings, lake: Lake, 
     )
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
     assert not (_requested(tick) & {*SILVER_TABLES, *GOLD_TABLES})
-    events, cursor = observe_bronze(lake, cursor)
-    assert events == []  # nothing new in bronze
+    changed, cursor = bronze_changes(lake, cursor)
+    assert changed == []  # nothing new in bronze: the sensor requests nothing
 
     gd.Scenario(envelopes=scenario.envelopes[half:]).write(lake)
-    events, cursor = observe_bronze(lake, cursor)
-    assert len(events) == 1 and events[0].tags["dagster/data_version"] == str(lake.version("bronze/webhook_events"))
-    instance.report_runless_asset_event(events[0])
+    changed, cursor = bronze_changes(lake, cursor)
+    assert changed == ["bronze/webhook_events"]
+    _observe(settings, instance)
+    assert _data_version(instance, "bronze/webhook_events") == str(lake.version("bronze/webhook_events"))
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
     assert {*SILVER_TABLES, *GOLD_TABLES} <= _requested(tick)
 
