@@ -31,7 +31,6 @@ from api.routes.metrics_models import (
     OverviewFigures,
     OverviewResponse,
     PerformanceResponse,
-    Period,
     SlaResponse,
     VolumeResponse,
 )
@@ -115,10 +114,10 @@ ReaderDep = Annotated[GoldReader, Depends(get_reader)]
 CacheDep = Annotated[MetricsCache, Depends(get_cache)]
 
 
-def _periods(f: q.Filters) -> dict[str, Period]:
+def _periods(f: q.Filters) -> dict[str, dict[str, date]]:
     return {
-        "period": Period(**{"from": f.start, "to": f.end}),
-        "previous_period": Period(**{"from": f.prev_start, "to": f.prev_end}),
+        "period": {"from": f.start, "to": f.end},
+        "previous_period": {"from": f.prev_start, "to": f.prev_end},
     }
 
 
@@ -133,11 +132,27 @@ def _filter_params(f: q.Filters) -> dict[str, Any]:
 
 
 def drilldown(f: q.Filters, start: date | None = None, end: date | None = None, **extra: Any) -> str:
-    params: list[tuple[str, Any]] = [("instance_id", i) for i in f.instance_ids]
-    params += [("from", (start or f.start).isoformat()), ("to", (end or f.end).isoformat())]
-    params += [("team_id", t) for t in f.team_ids] + [("attendant_id", a) for a in f.attendant_ids]
+    base = _drill_base(f)
+    params: list[tuple[str, Any]] = [("from", (start or f.start).isoformat()), ("to", (end or f.end).isoformat())]
     params += [(k, v) for k, v in extra.items() if v is not None]
-    return "/v1/conversations/facts?" + urlencode(params)
+    return f"{base}&{urlencode(params)}" if base else f"/v1/conversations/facts?{urlencode(params)}"
+
+
+_DRILL_CACHE: dict[tuple, str] = {}
+
+
+def _drill_base(f: q.Filters) -> str:
+    """The part of a drill-down URL shared by every row of one answer (memoized per filter set)."""
+    key = (tuple(f.instance_ids), tuple(f.team_ids), tuple(f.attendant_ids))
+    base = _DRILL_CACHE.get(key)
+    if base is None:
+        params: list[tuple[str, Any]] = [("instance_id", i) for i in f.instance_ids]
+        params += [("team_id", t) for t in f.team_ids] + [("attendant_id", a) for a in f.attendant_ids]
+        base = "/v1/conversations/facts?" + urlencode(params) if params else ""
+        if len(_DRILL_CACHE) > 1024:
+            _DRILL_CACHE.clear()
+        _DRILL_CACHE[key] = base
+    return base
 
 
 def _clean(value: Any) -> Any:
@@ -156,8 +171,13 @@ def _cached(cache: MetricsCache, reader: GoldReader, endpoint: str, params: dict
     if hit is not None:
         return hit
     value = _clean(compute())
-    cache.set(key, orjson.loads(orjson.dumps(value, default=str)))
+    cache.set(key, value)  # Redis serializes to JSON; in-process keeps the (never mutated) object
     return value
+
+
+def json_response(payload: dict[str, Any]) -> Response:
+    """Serialize with orjson directly (the payload is built to the response model; schemathesis checks it)."""
+    return Response(orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS), media_type="application/json")
 
 
 def wants_csv(request: Request) -> bool:
@@ -193,13 +213,15 @@ def get_overview(f: FiltersDep, reader: ReaderDep, cache: CacheDep) -> Any:
     data = _cached(cache, reader, "overview", _filter_params(f), compute)
     current = OverviewFigures(**data["current"]).model_dump()
     previous = OverviewFigures(**data["previous"]).model_dump()
-    return {
-        "instance_ids": f.instance_ids,
-        **_periods(f),
-        "current": current,
-        "previous": previous,
-        "change_pct": q.change_pct(current, previous),
-    }
+    return json_response(
+        {
+            "instance_ids": f.instance_ids,
+            **_periods(f),
+            "current": current,
+            "previous": previous,
+            "change_pct": q.change_pct(current, previous),
+        }
+    )
 
 
 @router.get("/v1/metrics/volume", response_model=VolumeResponse, responses=CSV_RESPONSE)
@@ -238,14 +260,16 @@ def get_volume(
         return csv_response(rows, f"volume_{granularity}")
     totals = {"inbound": 0, "outbound": 0, "automated": 0, "total": 0, **(data["totals"] or {})}
     previous = {"inbound": 0, "outbound": 0, "automated": 0, "total": 0, **(data["previous_totals"] or {})}
-    return {
-        "granularity": granularity,
-        **_periods(f),
-        "rows": rows,
-        "totals": totals,
-        "previous_totals": previous,
-        "change_pct": q.change_pct(totals, previous),
-    }
+    return json_response(
+        {
+            "granularity": granularity,
+            **_periods(f),
+            "rows": rows,
+            "totals": totals,
+            "previous_totals": previous,
+            "change_pct": q.change_pct(totals, previous),
+        }
+    )
 
 
 @router.get("/v1/metrics/heatmap", response_model=HeatmapResponse, responses=CSV_RESPONSE)
@@ -262,13 +286,15 @@ def get_heatmap(request: Request, f: FiltersDep, reader: ReaderDep, cache: Cache
         return csv_response(cells, "heatmap")
     totals = {"inbound_messages": 0, "conversations_opened": 0, **(data["totals"] or {})}
     previous = {"inbound_messages": 0, "conversations_opened": 0, **(data["previous_totals"] or {})}
-    return {
-        **_periods(f),
-        "cells": cells,
-        "totals": totals,
-        "previous_totals": previous,
-        "change_pct": q.change_pct(totals, previous),
-    }
+    return json_response(
+        {
+            **_periods(f),
+            "cells": cells,
+            "totals": totals,
+            "previous_totals": previous,
+            "change_pct": q.change_pct(totals, previous),
+        }
+    )
 
 
 @router.get("/v1/metrics/sla", response_model=SlaResponse, responses=CSV_RESPONSE)
@@ -284,7 +310,9 @@ def get_sla(request: Request, f: FiltersDep, reader: ReaderDep, cache: CacheDep)
     rows = [{**r, "drilldown": drilldown(f, r_day(r), r_day(r))} for r in data["rows"]]
     if wants_csv(request):
         return csv_response(rows, "sla_daily")
-    return {**_periods(f), "clocks": data["clocks"], "previous_clocks": data["previous_clocks"], "rows": rows}
+    return json_response(
+        {**_periods(f), "clocks": data["clocks"], "previous_clocks": data["previous_clocks"], "rows": rows}
+    )
 
 
 def r_day(row: dict[str, Any]) -> date:
@@ -315,7 +343,7 @@ def _performance(request: Request, f: q.Filters, reader: GoldReader, cache: Metr
         rows.append({**r, "drilldown": link})
     if wants_csv(request):
         return csv_response(rows, f"{dim}s")
-    return {**_periods(f), "sort": sort, "rows": rows}
+    return json_response({**_periods(f), "sort": sort, "rows": rows})
 
 
 @router.get("/v1/metrics/attendants", response_model=PerformanceResponse, responses=CSV_RESPONSE)
@@ -349,13 +377,15 @@ def get_calls(request: Request, f: FiltersDep, reader: ReaderDep, cache: CacheDe
     zero = {"offered": 0, "accepted": 0, "rejected": 0, "missed": 0, "voice": 0, "video": 0}
     totals = {**zero, **{k: v for k, v in (data["totals"] or {}).items() if v is not None}}
     previous = {**zero, **{k: v for k, v in (data["previous_totals"] or {}).items() if v is not None}}
-    return {
-        **_periods(f),
-        "totals": totals,
-        "previous_totals": previous,
-        "change_pct": q.change_pct(totals, previous),
-        "rows": data["rows"],
-    }
+    return json_response(
+        {
+            **_periods(f),
+            "totals": totals,
+            "previous_totals": previous,
+            "change_pct": q.change_pct(totals, previous),
+            "rows": data["rows"],
+        }
+    )
 
 
 def _encode_cursor(row: dict[str, Any]) -> str:
