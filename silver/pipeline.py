@@ -364,7 +364,10 @@ class _Run:
 
     # ---------------------------------------------------------------------------------------------
     def _contacts(self) -> None:
-        """LID ↔ phone map and the contacts fold (table rewritten whole: one row per contact)."""
+        """LID ↔ phone map and the contacts fold.
+
+        Full runs fold everything. Incremental runs fold only the contacts the batch touches (with
+        their existing rows) and replace just those keys; the LID map comes from a narrow scan."""
         con = self.con
         con.execute(
             """
@@ -382,33 +385,16 @@ class _Run:
             from p_gp g left join jm a on a.jid = g.participant_jid left join jm b on b.jid = g.phone_jid
                  left join jm d on d.jid = g.lid_jid
             where coalesce(a.phone, b.phone) is not null and coalesce(a.lid, d.lid) is not null
-            union all
-            select instance_id, phone_e164, lid, push_name, push_name_at, first_seen_at, last_seen_at from ex_contacts
             """
         )
         con.execute(
             """
             create or replace temp table lidmap as
-            select instance_id, lid, min(phone) as phone
-            from contact_parts where lid is not null and phone is not null group by all
-            """
-        )
-        con.execute(
-            """
-            create or replace temp table contacts_out as
-            with k as (
-                select p.*, coalesce(p.phone, m.phone, p.lid) as contact_key
-                from contact_parts p left join lidmap m on m.instance_id = p.instance_id and m.lid = p.lid
-                where coalesce(p.phone, p.lid) is not null
-            )
-            select instance_id, contact_key,
-                   case when contact_key like '+%' then contact_key end as phone_e164,
-                   min(lid) as lid,
-                   arg_max(push_name, {'a': push_name_at, 'b': push_name}) filter (where push_name is not null)
-                       as push_name,
-                   min(first_seen_at) as first_seen_at, max(last_seen_at) as last_seen_at,
-                   max(push_name_at) filter (where push_name is not null) as push_name_at
-            from k group by instance_id, contact_key
+            select instance_id, lid, min(phone) as phone from (
+                select instance_id, lid, phone from contact_parts where lid is not null and phone is not null
+                union all
+                select instance_id, lid, phone_e164 from ex_contacts where lid is not null and phone_e164 is not null
+            ) group by all
             """
         )
         # LIDs that had their own contact row and now map to a phone: their history moves to the phone
@@ -417,6 +403,48 @@ class _Run:
             create or replace temp table newly_mapped as
             select distinct c.instance_id, c.contact_key as lid, m.phone
             from ex_contacts c join lidmap m on m.instance_id = c.instance_id and m.lid = c.contact_key
+            where c.phone_e164 is null
+            """
+        )
+        key = "coalesce(p.phone, m.phone, p.lid)"
+        con.execute(
+            f"""
+            create or replace temp table contact_keys as
+            select distinct p.instance_id, {key} as contact_key
+            from contact_parts p left join lidmap m on m.instance_id = p.instance_id and m.lid = p.lid
+            where {key} is not null
+            union select instance_id, lid from newly_mapped
+            union select instance_id, phone from newly_mapped
+            """
+        )
+        existing = (
+            "select instance_id, phone_e164, lid, push_name, push_name_at, first_seen_at, last_seen_at from ex_contacts"
+            if self.full
+            else """select x.instance_id, x.phone_e164, x.lid, x.push_name, x.push_name_at, x.first_seen_at,
+                           x.last_seen_at
+                    from ex_contacts x semi join contact_keys k using (instance_id, contact_key)"""
+        )
+        con.execute(
+            f"""
+            create or replace temp table contacts_out as
+            with p as (
+                select instance_id, phone, lid, push_name, push_name_at, first_seen_at, last_seen_at
+                from contact_parts
+                union all {existing}
+            ),
+            k as (
+                select p.*, {key} as contact_key
+                from p left join lidmap m on m.instance_id = p.instance_id and m.lid = p.lid
+                where coalesce(p.phone, p.lid) is not null
+            )
+            select instance_id, contact_key,
+                   case when contact_key like '+%' then contact_key end as phone_e164,
+                   min(lid) as lid,
+                   arg_max(push_name, {{'a': push_name_at, 'b': push_name}}) filter (where push_name is not null)
+                       as push_name,
+                   min(first_seen_at) as first_seen_at, max(last_seen_at) as last_seen_at,
+                   max(push_name_at) filter (where push_name is not null) as push_name_at
+            from k group by instance_id, contact_key
             """
         )
 
@@ -606,7 +634,8 @@ class _Run:
             create or replace temp table conv_write as
             select * exclude (sess), false as _delete from conv_out
             union all by name
-            select x.*, true as _delete from ex_conversations x
+            select x.conversation_id, x.instance_id, x.contact_key, x.opened_month, true as _delete
+            from ex_conversations x
             where exists (select 1 from affected0 a where a.instance_id = x.instance_id
                                                     and a.contact_key = x.contact_key)
               and not exists (select 1 from conv_out c where c.conversation_id = x.conversation_id)
@@ -707,8 +736,20 @@ class _Run:
         con, lake, v = self.con, self.lake, self.version
         written: dict[str, int] = {}
         # contacts: whole table (small: one row per contact)
-        io.overwrite(lake, S.CONTACTS, con.sql("select * from contacts_out"), S.CONTACTS_SCHEMA, None, v)
-        written[S.CONTACTS] = con.execute("select count(*) from contacts_out").fetchall()[0][0]
+        if self.full:
+            io.overwrite(lake, S.CONTACTS, con.sql("select * from contacts_out"), S.CONTACTS_SCHEMA, None, v)
+            written[S.CONTACTS] = con.execute("select count(*) from contacts_out").fetchall()[0][0]
+        else:  # touched contacts replace theirs; merged LID rows (in contact_keys, not in the output) go
+            keys = con.execute("select instance_id, contact_key from contact_keys").fetchall()
+            written[S.CONTACTS] = io.replace_where(
+                lake,
+                S.CONTACTS,
+                io.relation_table(con.sql("select * from contacts_out"), S.CONTACTS_SCHEMA),
+                S.CONTACTS_SCHEMA,
+                None,
+                io.keys_predicate(keys, "instance_id", "contact_key"),
+                v,
+            )
         # message history, participants, connection events, ops events, rejects: append-only
         appends = {
             S.MESSAGE_EVENTS: (
