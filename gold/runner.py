@@ -4,8 +4,9 @@ The SQL files are the definitions (one per table, header comment naming the METR
 this module only wires them: it registers silver tables and the per-instance configuration
 (``gold.config``), runs the work steps and the gold tables in dependency order, and overwrites each
 ``gold/<name>`` Delta table in one commit. Gold is a pure function of silver + configuration + the
-as-of instant, so a rebuild is idempotent; a full rebuild of a simulated year (10M messages) takes
-well under a minute (see benchmarks/RESULTS.md), so gold is always rebuilt in full.
+as-of instant, so a rebuild is idempotent. Gold is always rebuilt in full: a simulated year (10M
+messages) costs ~70 CPU-seconds (see benchmarks/RESULTS.md); per-day incremental rebuilds are not
+implemented.
 """
 
 from __future__ import annotations
