@@ -42,7 +42,7 @@ def _check_phone(phone: str) -> None:
     try:
         phone_variants(phone)
     except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "not a valid phone number") from None
+        raise HTTPException(422, "not a valid phone number") from None
 
 
 @router.post("/erasures", summary="Erase one contact (LGPD)", status_code=status.HTTP_200_OK)
