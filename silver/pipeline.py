@@ -521,18 +521,6 @@ class _Run:
             # message_sent for an existing message changes its conversation's first response too
             con.execute(
                 """
-                insert into affected0
-                select distinct f.instance_id, f.contact_key from fin0 f
-                where f.chat_type = 'direct' and f.contact_key is not null and f.event_at is not null
-                  and exists (select 1 from ops_new o where o.action = 'message_sent'
-                              and o.instance_id = f.instance_id
-                              and json_extract_string(o.details, '$.message_id') = f.message_id)
-                  and not exists (select 1 from affected0 a where a.instance_id = f.instance_id
-                                                             and a.contact_key = f.contact_key)
-                """
-            )
-            con.execute(
-                """
                 create or replace temp table extra_contacts as
                 select distinct f.instance_id, f.contact_key from fin0 f
                 where f.chat_type = 'direct' and f.contact_key is not null and f.event_at is not null
@@ -589,7 +577,7 @@ class _Run:
             io.overwrite(
                 self.lake,
                 S.CONVERSATIONS,
-                con.sql("select * from conv_out"),
+                con.sql("select * from conv_out order by opened_at"),
                 S.CONVERSATIONS_SCHEMA,
                 S.CONVERSATIONS_PARTITIONS,
                 self.version,
@@ -634,7 +622,7 @@ class _Run:
             create or replace temp table conv_write as
             select * exclude (sess), false as _delete from conv_out
             union all by name
-            select x.conversation_id, x.instance_id, x.contact_key, x.opened_month, true as _delete
+            select x.conversation_id, x.instance_id, x.contact_key, x.opened_at, x.opened_month, true as _delete
             from ex_conversations x
             where exists (select 1 from affected0 a where a.instance_id = x.instance_id
                                                     and a.contact_key = x.contact_key)
@@ -653,15 +641,21 @@ class _Run:
         )
         cmonths = [r[0] for r in con.sql("select distinct opened_month from conv_write").fetchall()]
         ckeys = con.sql("select instance_id, conversation_id from conv_write").fetchall()
+        # files are sorted by opened_at: a lower bound lets the rewrite skip older files
+        min_opened = con.execute("select min(opened_at) from conv_write").fetchall()[0][0]
+        since = f"opened_at >= '{min_opened.isoformat()}'" if min_opened is not None else None
         written[S.CONVERSATIONS] = io.replace_where(
             self.lake,
             S.CONVERSATIONS,
             io.relation_table(
-                con.sql("select * exclude (_delete) from conv_write where not _delete"), S.CONVERSATIONS_SCHEMA
+                con.sql("select * exclude (_delete) from conv_write where not _delete order by opened_at"),
+                S.CONVERSATIONS_SCHEMA,
             ),
             S.CONVERSATIONS_SCHEMA,
             S.CONVERSATIONS_PARTITIONS,
-            _and(_in_filter("opened_month", cmonths), io.keys_predicate(ckeys, "instance_id", "conversation_id")),
+            _and(
+                _in_filter("opened_month", cmonths), since, io.keys_predicate(ckeys, "instance_id", "conversation_id")
+            ),
             self.version,
         )
         return written

@@ -193,3 +193,17 @@ def test_late_message_recomputes_only_its_contact(lake, late_first):
     (a,) = convs(lake, A_KEY)
     assert a["inbound_count"] == 3 and a["opening_message_id"] == "g1"
     assert convs(lake, B_KEY) == b_before
+
+
+def test_message_sent_arriving_later_keeps_the_conversation_whole(lake):
+    """Regression (found by the incremental == full property test): an ops batch with only a
+    ``message_sent`` for an existing message re-sessionizes that message's contact with its history."""
+    lid = "204519873310452@lid"
+    land(lake, message("i1", lid, T0), message("o1", lid, T0 + minutes(5), from_me=True))
+    build_silver(lake)
+    land_ops(lake, op("s1", "message_sent", "+5531988887777", T0 + minutes(5), actor="att-3",
+                      details={"message_id": "o1", "automated": False}))  # fmt: skip
+    build_silver(lake)
+    (c,) = convs(lake)
+    assert (c["inbound_count"], c["outbound_count"]) == (1, 1)
+    assert c["first_response_message_id"] == "o1" and c["first_responder_id"] == "att-3"
