@@ -45,6 +45,17 @@ def message_id_unique(lake: LakeResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
+    asset=key(silver_schema.CONVERSATIONS),
+    name="conversation_id_unique",
+    description="silver/conversations has one row per conversation_id.",
+    blocking=True,
+    automation_condition=AFTER_MATERIALIZATION,
+)
+def conversation_id_unique(lake: LakeResource) -> dg.AssetCheckResult:
+    return _result(quality.conversation_id_uniqueness(lake.lake()), dg.AssetCheckSeverity.ERROR)
+
+
+@dg.asset_check(
     asset=key(silver_schema.REJECTS),
     name="reject_rate",
     description="Share of bronze webhooks silver could not parse stays under BEAZAP_MAX_REJECT_RATE.",
@@ -99,4 +110,12 @@ def live_vs_gold_yesterday(lake: LakeResource, ops_store: OpsStoreResource) -> d
     return _result(quality.reconcile_yesterday(lake.lake(), ops_store.engine()), dg.AssetCheckSeverity.ERROR)
 
 
-ALL_CHECKS = [message_id_unique, reject_rate, bronze_fresh, gold_fresh, layer_row_counts, live_vs_gold_yesterday]
+ALL_CHECKS = [
+    message_id_unique,
+    conversation_id_unique,
+    reject_rate,
+    bronze_fresh,
+    gold_fresh,
+    layer_row_counts,
+    live_vs_gold_yesterday,
+]

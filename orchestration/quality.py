@@ -46,31 +46,45 @@ def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 def message_id_uniqueness(lake: Lake) -> Outcome:
-    """silver/messages has at most one row per (instance_id, message_id)."""
-    con = _con(lake, m=("silver/messages", ["instance_id", "message_id"]))
-    if not _has(con, "m"):
-        return Outcome(True, "silver/messages does not exist yet", {"rows": 0})
-    rows, dup_keys, extra = con.execute(
-        "select (select count(*) from m), count(*), coalesce(sum(n - 1), 0) from "
-        "(select instance_id, message_id, count(*) n from m group by all having count(*) > 1)"
-    ).fetchone()
+    """silver/messages has at most one row per (instance_id, message_id) (``silver.checks``)."""
+    from silver.checks import message_id_duplicates
+
+    if not lake.exists("silver/messages"):
+        return Outcome(True, "silver/messages does not exist yet", {"duplicate_keys": 0})
+    dup_keys = message_id_duplicates(lake)
     return Outcome(
         dup_keys == 0,
         "message ids are unique" if dup_keys == 0 else f"{dup_keys} message ids appear more than once",
-        {"rows": int(rows), "duplicate_keys": int(dup_keys), "extra_rows": int(extra)},
+        {"duplicate_keys": int(dup_keys)},
+    )
+
+
+def conversation_id_uniqueness(lake: Lake) -> Outcome:
+    """silver/conversations has one row per conversation_id (``silver.checks``)."""
+    from silver.checks import conversation_id_duplicates
+
+    dup = conversation_id_duplicates(lake) if lake.exists("silver/conversations") else 0
+    return Outcome(
+        dup == 0,
+        "conversation ids are unique" if dup == 0 else f"{dup} conversation ids appear more than once",
+        {"duplicate_keys": int(dup)},
     )
 
 
 def reject_rate(lake: Lake, max_rate: float) -> Outcome:
-    """Share of bronze webhooks that silver rejected (distinct receipts in silver/rejects)."""
-    con = _con(lake, b=("bronze/webhook_events", ["receipt_id"]), r=("silver/rejects", ["receipt_id"]))
-    total = con.execute("select count(*) from b").fetchone()[0] if _has(con, "b") else 0
-    rejected = con.execute("select count(distinct receipt_id) from r").fetchone()[0] if _has(con, "r") else 0
-    rate = (rejected / total) if total else 0.0
+    """Share of bronze webhooks that silver rejected (``silver.checks.reject_rate``)."""
+    from silver.checks import reject_rate as silver_reject_rate
+
+    measured = silver_reject_rate(lake)
     return Outcome(
-        rate <= max_rate,
-        f"reject rate {rate:.4%} (limit {max_rate:.2%})",
-        {"bronze_rows": int(total), "rejected": int(rejected), "reject_rate": float(rate), "limit": max_rate},
+        measured.passes(max_rate),
+        f"reject rate {measured.rate:.4%} (limit {max_rate:.2%})",
+        {
+            "bronze_rows": measured.bronze_rows,
+            "rejected": measured.rejects,
+            "reject_rate": float(measured.rate),
+            "limit": max_rate,
+        },
     )
 
 

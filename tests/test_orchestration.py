@@ -142,6 +142,7 @@ def test_materialize_the_whole_graph(settings: Settings, lake: Lake, store: sa.E
     assert insights["dagster/row_count"].value == _count(lake, "gold/conversation_insights") > 0
     checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
     assert checks["message_id_unique"].passed
+    assert checks["conversation_id_unique"].passed
     assert checks["reject_rate"].passed
     assert checks["layer_row_counts"].passed
     assert checks["live_vs_gold_yesterday"].passed, checks["live_vs_gold_yesterday"].metadata
@@ -261,6 +262,9 @@ def test_checks_fail_on_duplicates_rejects_and_mismatches(settings: Settings, la
     conv["conversation_id"] = "cv_injected"
     lake.write("silver/conversations", pa.Table.from_pylist([conv], delta_dataset(lake, "silver/conversations").schema))
     assert not _run_check(settings, checks.layer_row_counts).passed
+    assert _run_check(settings, checks.conversation_id_unique).passed
+    lake.write("silver/conversations", pa.Table.from_pylist([conv], read_table(lake, "silver/conversations").schema))
+    assert not _run_check(settings, checks.conversation_id_unique).passed  # cv_injected twice
 
     # A conversation the live store has lost.
     with store.begin() as conn:
