@@ -11,15 +11,14 @@ change-data-feed readers and concurrent appenders are unaffected. Scheduled main
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import date
-from pathlib import Path
 
 from beazap.logging import get_logger
 from storage.lake import Lake
+from storage.lake_locks import CompactionBusyError, compaction_lock
+
+__all__ = ["AUTO_COMPACT_TARGET_BYTES", "CompactionBusyError", "compact_partitions", "compaction_lock"]
 
 log = get_logger(__name__)
 
@@ -27,35 +26,6 @@ log = get_logger(__name__)
 # Files at least this large are left alone, so each compaction rewrites at most this much data
 # (no ever-growing rewrite of the day's data); scheduled maintenance makes bigger files later.
 AUTO_COMPACT_TARGET_BYTES = 16 * 1024 * 1024
-
-
-class CompactionBusyError(Exception):
-    """Another process is compacting this table right now."""
-
-
-@contextlib.contextmanager
-def compaction_lock(lake: Lake, table: str, *, blocking: bool = False) -> Iterator[None]:
-    """Exclusive right to compact ``table`` among processes sharing a local lake.
-
-    delta-rs (1.6) lets two concurrent ``optimize`` runs over the same files both commit, which
-    duplicates every compacted row. Whoever compacts a bronze table — the receivers here, or
-    scheduled maintenance — must hold this lock (``fcntl.flock`` on
-    ``<lake>/_locks/<layer>__<name>.compaction.lock``). Raises :class:`CompactionBusyError` when
-    not ``blocking`` and someone else holds it. S3 lakes have no such lock: auto-compaction is off there.
-    """
-    if lake.is_s3:
-        raise CompactionBusyError("no cross-process lock on S3")
-    folder = Path(lake.root) / "_locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / f"{table.replace('/', '__')}.compaction.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError as exc:
-            raise CompactionBusyError(table) from exc
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def compact_partitions(

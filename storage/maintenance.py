@@ -9,6 +9,7 @@ returns plain dicts, so Dagster schedules and the CLI only report them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from deltalake import DeltaTable
 
 from beazap.logging import get_logger
 from storage.lake import LAYERS, Lake
+from storage.lake_locks import compaction_lock
 
 log = get_logger(__name__)
 
@@ -80,10 +82,12 @@ def _s3_filesystem(lake: Lake) -> Any:
 
 def optimize(lake: Lake, table: str, target_size: int | None = None) -> MaintenanceResult:
     """Compact small files of ``table`` into large ones (one commit; readers are never blocked)."""
-    dt = lake.open(table)
-    before = dt.version()
-    metrics = dt.optimize.compact(target_size=target_size)
-    dt.update_incremental()
+    lock = contextlib.nullcontext() if lake.is_s3 else compaction_lock(lake, table, blocking=True)
+    with lock:  # two concurrent compactions of the same files would duplicate their rows (delta-rs 1.6)
+        dt = lake.open(table)
+        before = dt.version()
+        metrics = dt.optimize.compact(target_size=target_size)
+        dt.update_incremental()
     result = MaintenanceResult(
         table=table,
         action="optimize",
