@@ -34,7 +34,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from beazap.settings import Settings
-from bronze.schema import CDF_CONFIG, WEBHOOK_EVENTS, WEBHOOK_EVENTS_PARTITIONS, WEBHOOK_EVENTS_SCHEMA
+from bronze.schema import WEBHOOK_EVENTS, WEBHOOK_EVENTS_SCHEMA
+from bronze.tables import ensure_tables
 from ops.projector import WEBHOOK_CURSOR, Projector, run_forever
 from storage import migrate, ops_repo, partitions
 from storage.db import make_engine
@@ -224,7 +225,7 @@ def bronze_rows(bodies: list[dict]) -> pa.Table:
 
 def projector_throughput(engine: sa.Engine, lake: Lake, n_events: int) -> dict[str, float]:
     add_instance(engine, "bench-proj", "bench")
-    lake.create(WEBHOOK_EVENTS, WEBHOOK_EVENTS_SCHEMA, WEBHOOK_EVENTS_PARTITIONS, CDF_CONFIG)
+    ensure_tables(lake, WEBHOOK_EVENTS)
     bodies = envelopes("bench-proj", n_events)
     for i in range(0, len(bodies), 2000):
         lake.write(WEBHOOK_EVENTS, bronze_rows(bodies[i : i + 2000]))

@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from sqlalchemy import Engine, bindparam, select, update
 
-from bronze.schema import CDF_CONFIG, OPS_EVENTS, OPS_EVENTS_PARTITIONS, OPS_EVENTS_SCHEMA
+from bronze.schema import OPS_EVENTS, OPS_EVENTS_SCHEMA
+from bronze.tables import ensure_tables
 from ops.store_sql import aware
 from storage.lake import Lake
 from storage.tables import actions
@@ -70,7 +71,7 @@ def extract_actions(engine: Engine, lake: Lake, *, limit: int = 50_000) -> int:
     present = _already_in_lake(lake, [r["id"] for r in rows])
     fresh = [_lake_row(r, now) for r in rows if r["id"] not in present]
     if fresh:
-        lake.create(OPS_EVENTS, OPS_EVENTS_SCHEMA, OPS_EVENTS_PARTITIONS, CDF_CONFIG)
+        ensure_tables(lake, OPS_EVENTS)
         lake.write(OPS_EVENTS, pa.Table.from_pylist(fresh, schema=OPS_EVENTS_SCHEMA))
     with engine.begin() as conn:
         conn.execute(

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from bronze import schema as B  # noqa: N812
+from bronze.tables import ensure_tables
 from storage.lake import Lake
 
 SUBJECT_PHONE = "+5511987654321"
@@ -37,7 +38,7 @@ class Scenario:
 
     def write(self, lake: Lake) -> None:
         """Land the scenario in bronze, one commit per received day (like group commits)."""
-        lake.create(B.WEBHOOK_EVENTS, B.WEBHOOK_EVENTS_SCHEMA, B.WEBHOOK_EVENTS_PARTITIONS, B.CDF_CONFIG)
+        ensure_tables(lake, B.WEBHOOK_EVENTS)
         by_day: dict[Any, list[dict[str, Any]]] = {}
         for n, (received_at, body) in enumerate(self.envelopes):
             payload = json.dumps(body, ensure_ascii=False)
@@ -56,7 +57,7 @@ class Scenario:
         for day in sorted(by_day):
             lake.write(B.WEBHOOK_EVENTS, pa.Table.from_pylist(by_day[day], schema=B.WEBHOOK_EVENTS_SCHEMA))
         if self.ops:
-            lake.create(B.OPS_EVENTS, B.OPS_EVENTS_SCHEMA, B.OPS_EVENTS_PARTITIONS, B.CDF_CONFIG)
+            ensure_tables(lake, B.OPS_EVENTS)
             lake.write(B.OPS_EVENTS, pa.Table.from_pylist(self.ops, schema=B.OPS_EVENTS_SCHEMA))
 
 

@@ -11,14 +11,12 @@ from typing import Any
 import pyarrow as pa
 
 from bronze.schema import (
-    CDF_CONFIG,
     OPS_EVENTS,
-    OPS_EVENTS_PARTITIONS,
     OPS_EVENTS_SCHEMA,
     WEBHOOK_EVENTS,
-    WEBHOOK_EVENTS_PARTITIONS,
     WEBHOOK_EVENTS_SCHEMA,
 )
+from bronze.tables import ensure_tables
 from storage.lake import Lake
 
 BASE_TS = 1772442907  # 2026-03-02T09:15:07Z
@@ -69,7 +67,7 @@ def revoke(instance: str, mid: str, phone: str = "5511987654321") -> dict[str, A
 
 def write_webhooks(lake: Lake, envelopes: list[dict[str, Any]]) -> None:
     """Append ``envelopes`` to bronze/webhook_events in ONE commit (created with CDF if needed)."""
-    lake.create(WEBHOOK_EVENTS, WEBHOOK_EVENTS_SCHEMA, WEBHOOK_EVENTS_PARTITIONS, CDF_CONFIG)
+    ensure_tables(lake, WEBHOOK_EVENTS)
     now = datetime.now(UTC)
     rows = []
     for body in envelopes:
@@ -90,7 +88,7 @@ def write_webhooks(lake: Lake, envelopes: list[dict[str, Any]]) -> None:
 
 
 def write_ops_events(lake: Lake, rows: list[dict[str, Any]]) -> None:
-    lake.create(OPS_EVENTS, OPS_EVENTS_SCHEMA, OPS_EVENTS_PARTITIONS, CDF_CONFIG)
+    ensure_tables(lake, OPS_EVENTS)
     now = datetime.now(UTC)
     full = []
     for r in rows:

@@ -66,18 +66,10 @@ def bronze_table(deliveries: Sequence[Delivery], *, seq_base: int = 0) -> pa.Tab
 
 
 def ensure_bronze(lake: Lake) -> None:
-    from bronze.schema import (
-        CDF_CONFIG,
-        OPS_EVENTS,
-        OPS_EVENTS_PARTITIONS,
-        OPS_EVENTS_SCHEMA,
-        WEBHOOK_EVENTS,
-        WEBHOOK_EVENTS_PARTITIONS,
-        WEBHOOK_EVENTS_SCHEMA,
-    )
+    from bronze.schema import OPS_EVENTS, WEBHOOK_EVENTS
+    from bronze.tables import ensure_tables
 
-    lake.create(WEBHOOK_EVENTS, WEBHOOK_EVENTS_SCHEMA, WEBHOOK_EVENTS_PARTITIONS, configuration=CDF_CONFIG)
-    lake.create(OPS_EVENTS, OPS_EVENTS_SCHEMA, OPS_EVENTS_PARTITIONS, configuration=CDF_CONFIG)
+    ensure_tables(lake, WEBHOOK_EVENTS, OPS_EVENTS)
 
 
 def bulk_writer_properties() -> Any:
