@@ -101,3 +101,68 @@ def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lake_dir: Path) ->
 @pytest.fixture
 def lake(settings: Settings) -> Lake:
     return Lake.from_settings(settings)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto S3 server on loopback, in its own process (an in-process server thread can deadlock with
+    delta-rs calls that hold the GIL while they wait for its answer)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import boto3
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.list_buckets()
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.2)  # polling for readiness, bounded by the deadline
+    yield endpoint
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def create_bucket(endpoint: str, bucket: str) -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=bucket)
+
+
+def s3_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str, bucket: str, *, create: bool = True
+) -> Settings:
+    """Point BeaZap at a fresh prefix of ``bucket`` on the moto server (SQLite ops store in tmp_path)."""
+    if create:
+        create_bucket(endpoint, bucket)
+    monkeypatch.setenv("BEAZAP_LAKE_URI", f"s3://{bucket}/{uuid.uuid4().hex}")
+    monkeypatch.setenv("BEAZAP_S3_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("BEAZAP_S3_ALLOW_HTTP", "true")
+    monkeypatch.setenv("BEAZAP_S3_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("BEAZAP_S3_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("BEAZAP_DATABASE_URL", f"sqlite:///{tmp_path / 'ops.db'}")
+    monkeypatch.setenv("BEAZAP_SECRET_KEY_FILE", str(tmp_path / "secret.key"))
+    get_settings.cache_clear()
+    return get_settings()

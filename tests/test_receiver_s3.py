@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,35 +23,15 @@ from storage.db import make_engine
 from storage.instances import add_instance
 from storage.lake import Lake
 from tests.conftest import SAMPLES_DIR
+from tests.conftest import s3_env as conftest_s3_env
 from tests.test_receiver import INSTANCE, TOKEN, running
 from tests.test_receiver_process import free_port
 
 BUCKET = "beazap-lake"
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
-    ).create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
-
-
-def s3_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str) -> Settings:
-    monkeypatch.setenv("BEAZAP_LAKE_URI", f"s3://{BUCKET}/{uuid.uuid4().hex}")
-    monkeypatch.setenv("BEAZAP_S3_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("BEAZAP_S3_ALLOW_HTTP", "true")
-    monkeypatch.setenv("BEAZAP_S3_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("BEAZAP_S3_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("BEAZAP_DATABASE_URL", f"sqlite:///{tmp_path / 'ops.db'}")
-    monkeypatch.setenv("BEAZAP_SECRET_KEY_FILE", str(tmp_path / "secret.key"))
-    get_settings.cache_clear()
-    return get_settings()
+def s3_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str, *, create: bool = True) -> Settings:
+    return conftest_s3_env(monkeypatch, tmp_path, endpoint, BUCKET, create=create)
 
 
 def make_app(settings: Settings) -> FastAPI:
@@ -177,7 +156,7 @@ def test_s3_outage_answers_503_and_recovers(monkeypatch: pytest.MonkeyPatch, tmp
 
 
 def test_s3_endpoint_down_from_the_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    settings = s3_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}")
+    settings = s3_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}", create=False)
     app = make_app(settings)
 
     async def main() -> None:

@@ -6,28 +6,22 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from beazap.settings import Settings
 from gold.fixtures import synthetic
 from gold.runner import build_gold
 from storage.duck import connect, list_tables
 from storage.lake import Lake
+from tests.conftest import create_bucket
 
 BUCKET = "beazap-gold"
 
 
 @pytest.fixture(scope="module")
-def s3_lake() -> Iterator[Lake]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
-    ).create_bucket(Bucket=BUCKET)
+def s3_lake(moto_endpoint: str) -> Iterator[Lake]:
+    endpoint = moto_endpoint
+    create_bucket(endpoint, BUCKET)
     settings = Settings(
         lake_uri=f"s3://{BUCKET}/{uuid.uuid4().hex}",
         s3_endpoint_url=endpoint,
@@ -36,7 +30,6 @@ def s3_lake() -> Iterator[Lake]:
         s3_secret_access_key="test",
     )
     yield Lake.from_settings(settings)
-    server.stop()
 
 
 def test_views_and_gold_on_s3(s3_lake: Lake) -> None:
