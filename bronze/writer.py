@@ -397,7 +397,7 @@ class GroupCommitWriter:
                 compact_partitions, self.appender.lake, self.target.table, self.target.partition_by[0], days
             )
         except Exception as exc:  # another process compacting the same partition, lake hiccup…
-            log.info("bronze compaction skipped", table=self.target.table, error=type(exc).__name__)
+            log.debug("bronze compaction skipped", table=self.target.table, error=type(exc).__name__)
             self._days_written |= days
             return
         self.stats.compactions += 1
