@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: demo test env lint bench-ingest bench-silver bench-metrics bench-ops bench-llm serve dagster clean
+.PHONY: demo test env lint bench-ingest bench-silver bench-metrics bench-ops bench-llm bench-simulator bench-governance serve dagster clean
 
 $(UV):
 	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
@@ -24,8 +24,9 @@ lint: env
 serve: env
 	$(UV) run beazap serve
 
-dagster: env
-	$(UV) run dagster dev -w workspace.yaml
+dagster: env  ## Dagster webserver (http://127.0.0.1:3000) + daemon over the configured lake
+	mkdir -p .beazap/dagster && cp orchestration/dagster.yaml .beazap/dagster/
+	DAGSTER_HOME=$(CURDIR)/.beazap/dagster $(UV) run dagster dev -w workspace.yaml
 
 bench-ingest: env
 	$(UV) run python -m benchmarks.ingest
@@ -41,6 +42,12 @@ bench-ops: env
 
 bench-llm: env
 	$(UV) run python -m benchmarks.llm
+
+bench-simulator: env
+	$(UV) run python -m benchmarks.simulator
+
+bench-governance: env
+	$(UV) run python -m benchmarks.governance
 
 clean:
 	rm -rf .beazap .venv .pytest_cache
