@@ -1,14 +1,15 @@
 # BeaZap — the two set-up commands are `make demo` and `make test` (see README.md).
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
 
 .PHONY: demo test env lint bench-ingest bench-silver bench-metrics bench-ops bench-llm bench-simulator bench-governance serve dagster clean
 
-$(UV):
-	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
-
-env: $(UV)  ## create .venv and install the locked dependencies
+env:  ## create .venv and install the locked dependencies (installs uv first if it is missing)
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --frozen
 
 demo: env  ## run the whole pipeline on embedded defaults and print a summary
