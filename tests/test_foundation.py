@@ -78,3 +78,17 @@ def test_logs_mask_phones_text_and_secrets() -> None:
     for secret in ("5511987654321", "98765-4321", "whk_supersecret", "meu CPF", '"oi"'):
         assert secret not in out
     assert line["apikey"] == "[redacted]" and line["text"] == "[masked]"
+
+
+def test_every_http_error_is_json(settings) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    client = TestClient(create_app(settings))
+    unknown = client.get("/no-such-route")
+    assert unknown.status_code == 404 and unknown.json() == {"error": "Not Found"}
+    wrong_method = client.delete("/healthz")
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+    unauthenticated = client.get("/v1/metrics/overview")
+    assert unauthenticated.status_code == 401 and unauthenticated.json()["error"]
