@@ -18,7 +18,6 @@ server (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -26,7 +25,6 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -34,7 +32,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from beazap.settings import Settings
-from bronze.schema import WEBHOOK_EVENTS, WEBHOOK_EVENTS_SCHEMA
+from bronze.rows import envelopes_table
+from bronze.schema import WEBHOOK_EVENTS
 from bronze.tables import ensure_tables
 from ops.projector import WEBHOOK_CURSOR, Projector, run_forever
 from storage import migrate, ops_repo, partitions
@@ -204,23 +203,7 @@ def envelopes(instance: str, n_events: int, seed: int = 1) -> list[dict]:
 
 
 def bronze_rows(bodies: list[dict]) -> pa.Table:
-    now = datetime.now(UTC)
-    rows = []
-    for body in bodies:
-        payload = json.dumps(body)
-        rows.append(
-            {
-                "receipt_id": uuid.uuid4().hex,
-                "received_at": now,
-                "received_date": now.date(),
-                "instance": body["instance"],
-                "event": body["event"],
-                "source_ip": "127.0.0.1",
-                "payload": payload,
-                "payload_hash": hashlib.sha256(payload.encode()).hexdigest(),
-            }
-        )
-    return pa.Table.from_pylist(rows, schema=WEBHOOK_EVENTS_SCHEMA)
+    return envelopes_table(bodies)
 
 
 def projector_throughput(engine: sa.Engine, lake: Lake, n_events: int) -> dict[str, float]:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
 
 from bronze.schema import QUARANTINE_SCHEMA, WEBHOOK_EVENTS_SCHEMA
 
@@ -51,3 +57,27 @@ def quarantine_row(
 ) -> tuple[object, ...]:
     """One ``bronze/quarantine`` row: why it was refused and the raw bytes as received."""
     return (receipt_id, received_at, received_at.date(), instance, event, source_ip, reason, body)
+
+
+def envelopes_table(bodies: Iterable[Mapping[str, Any]], received_at: datetime | None = None) -> pa.Table:
+    """A ``bronze/webhook_events`` Arrow table from Evolution envelopes (JSON-encoded as the payload),
+    each with a fresh receipt id: for tests, benchmarks and tools that land webhooks directly."""
+    received_at = received_at or datetime.now(UTC)
+    rows = [
+        dict(
+            zip(
+                WEBHOOK_EVENT_COLUMNS,
+                webhook_event_row(
+                    receipt_id=uuid.uuid4().hex,
+                    received_at=received_at,
+                    instance=body["instance"],
+                    event=body["event"],
+                    source_ip="127.0.0.1",
+                    payload=json.dumps(body),
+                ),
+                strict=True,
+            )
+        )
+        for body in bodies
+    ]
+    return pa.Table.from_pylist(rows, schema=WEBHOOK_EVENTS_SCHEMA)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
+from bronze.rows import envelopes_table
 from bronze.schema import (
     OPS_EVENTS,
     OPS_EVENTS_SCHEMA,
     WEBHOOK_EVENTS,
-    WEBHOOK_EVENTS_SCHEMA,
 )
 from bronze.tables import ensure_tables
 from storage.lake import Lake
@@ -68,23 +66,7 @@ def revoke(instance: str, mid: str, phone: str = "5511987654321") -> dict[str, A
 def write_webhooks(lake: Lake, envelopes: list[dict[str, Any]]) -> None:
     """Append ``envelopes`` to bronze/webhook_events in ONE commit (created with CDF if needed)."""
     ensure_tables(lake, WEBHOOK_EVENTS)
-    now = datetime.now(UTC)
-    rows = []
-    for body in envelopes:
-        payload = json.dumps(body)
-        rows.append(
-            {
-                "receipt_id": uuid.uuid4().hex,
-                "received_at": now,
-                "received_date": now.date(),
-                "instance": body["instance"],
-                "event": body["event"],
-                "source_ip": "127.0.0.1",
-                "payload": payload,
-                "payload_hash": hashlib.sha256(payload.encode()).hexdigest(),
-            }
-        )
-    lake.write(WEBHOOK_EVENTS, pa.Table.from_pylist(rows, schema=WEBHOOK_EVENTS_SCHEMA))
+    lake.write(WEBHOOK_EVENTS, envelopes_table(envelopes))
 
 
 def write_ops_events(lake: Lake, rows: list[dict[str, Any]]) -> None:
