@@ -124,7 +124,7 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     try:
         from ops.insights import build_insights
 
-        _print_stats({"conversation_insights": build_insights(lake, engine=engine, settings=settings)})
+        _print_stats(build_insights(lake, engine=engine, settings=settings))
     except ImportError:
         console.print("[yellow]LLM insights not available in this build[/]")
 
@@ -168,14 +168,22 @@ def _print_bronze_counts(lake: Any) -> None:
     console.print(table)
 
 
+_SHOWN_STATS = ("rows_written", "rows_total", "rows", "conversations", "rules", "failed", "rejects")
+
+
 def _print_stats(stats: dict[str, dict[str, Any]]) -> None:
+    """One line per table with its row counts; run-level details (keys starting with ``_``) last."""
     from rich.table import Table
 
-    table = Table("table", "details")
+    table = Table("table", "rows")
     for name, values in stats.items():
-        shown = values if isinstance(values, dict) else {"result": values}
-        table.add_row(name, ", ".join(f"{k}={v}" for k, v in shown.items()))
+        if name.startswith("_") or not isinstance(values, dict):
+            continue
+        table.add_row(name, ", ".join(f"{k}={values[k]:,}" for k in _SHOWN_STATS if k in values))
     console.print(table)
+    run = stats.get("_run")
+    if isinstance(run, dict):
+        console.print(", ".join(f"{k}={v}" for k, v in run.items()))
 
 
 def _print_live_queue(engine: Any) -> None:
