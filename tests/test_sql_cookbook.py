@@ -33,7 +33,7 @@ def test_cookbook_has_at_least_ten_questions() -> None:
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory: pytest.TempPathFactory):
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     lake = Lake(root=str(tmp_path_factory.mktemp("cookbook") / "lake"))
     synthetic(
         lake,
@@ -44,6 +44,11 @@ def con(tmp_path_factory: pytest.TempPathFactory):
         as_of=datetime(2026, 3, 11, 18, tzinfo=UTC),
     )
     build_gold(lake, as_of=datetime(2026, 3, 11, 18, tzinfo=UTC))
+    return lake
+
+
+@pytest.fixture(scope="module")
+def con(lake: Lake):
     connection = connect(lake)
     yield connection
     connection.close()
@@ -53,3 +58,12 @@ def con(tmp_path_factory: pytest.TempPathFactory):
 def test_cookbook_query_runs(con, title: str, sql: str) -> None:
     rows = con.sql(sql).fetchall()
     assert rows, f"no rows for: {title}"
+
+
+def test_polars_reads_gold_as_the_docs_show(lake: Lake, con) -> None:
+    """docs/analysts.md: `pl.scan_delta(<lake>/gold/daily_volume)` sees the same rows DuckDB does."""
+    import polars as pl
+
+    frame = pl.scan_delta(lake.uri("gold/daily_volume")).select(pl.len(), pl.col("messages").sum()).collect()
+    duck = con.execute("select count(*), sum(messages) from gold.daily_volume").fetchone()
+    assert frame.row(0) == tuple(duck) and duck[0] > 0
