@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from storage.db import get_engine
+from storage.ops_repo import NotFoundError, scoped_instances
 from storage.tokens import TenantScope, resolve_token
 
 _bearer = HTTPBearer(auto_error=False, description="Tenant API token (`beazap token create`).")
@@ -51,13 +52,10 @@ def require_admin(scope: Annotated[TenantScope, Depends(get_scope)]) -> TenantSc
 
 def allowed_instances(scope: TenantScope, requested: Iterable[str] | None) -> list[str]:
     """The instances a query may touch: the requested ones (404 if any is not the caller's) or all."""
-    wanted = [i for i in (requested or []) if i]
-    if not wanted:
-        return sorted(scope.instance_ids)
-    foreign = [i for i in wanted if i not in scope.instance_ids]
-    if foreign:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"instance not found: {foreign[0]}")
-    return sorted(set(wanted))
+    try:
+        return scoped_instances(scope, requested)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
 
 
 Scope = Annotated[TenantScope, Depends(get_scope)]
