@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from bronze import schema as B  # noqa: N812
+from bronze.tables import ensure_tables
 from storage.lake import Lake
 
 
@@ -47,7 +48,7 @@ def webhook_rows(bodies: Iterable[tuple[str, datetime, Mapping[str, Any] | str]]
 
 def append_webhooks(lake: Lake, table: pa.Table) -> int:
     """Append rows to ``bronze/webhook_events`` (created with CDF on first use); returns the version."""
-    lake.create(B.WEBHOOK_EVENTS, B.WEBHOOK_EVENTS_SCHEMA, B.WEBHOOK_EVENTS_PARTITIONS, B.CDF_CONFIG)
+    ensure_tables(lake, B.WEBHOOK_EVENTS)
     lake.write(B.WEBHOOK_EVENTS, table, mode="append", partition_by=B.WEBHOOK_EVENTS_PARTITIONS)
     return lake.version(B.WEBHOOK_EVENTS) or 0
 
@@ -78,6 +79,6 @@ def ops_rows(actions: Iterable[Mapping[str, Any]]) -> pa.Table:
 
 
 def append_ops(lake: Lake, table: pa.Table) -> int:
-    lake.create(B.OPS_EVENTS, B.OPS_EVENTS_SCHEMA, B.OPS_EVENTS_PARTITIONS, B.CDF_CONFIG)
+    ensure_tables(lake, B.OPS_EVENTS)
     lake.write(B.OPS_EVENTS, table, mode="append", partition_by=B.OPS_EVENTS_PARTITIONS)
     return lake.version(B.OPS_EVENTS) or 0
