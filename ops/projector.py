@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from ops import parse as pz
 from ops import sessions as ss
 from ops.store_sql import aware, chunks, insert_ignore, read_cursor, row_dict, upsert, write_cursor
 from storage.lake import Lake
+from storage.leases import Lease, LeaseLostError
 from storage.tables import (
     actions,
     contact_aliases,
@@ -77,11 +79,19 @@ def _snapshot(conv: ss.Conversation) -> tuple[Any, ...]:
 
 
 class Projector:
-    """Applies bronze to the operational store. One projector per database at a time."""
+    """Applies bronze to the operational store.
 
-    def __init__(self, lake: Lake, engine: Engine, settings: Settings | None = None) -> None:
+    One projector per database at a time: with a ``lease`` (``beazap worker`` always passes one)
+    every write transaction renews it first and rolls back with :class:`LeaseLostError` if another
+    process took it over, so two workers never apply the same rows.
+    """
+
+    def __init__(
+        self, lake: Lake, engine: Engine, settings: Settings | None = None, *, lease: Lease | None = None
+    ) -> None:
         self.lake = lake
         self.engine = engine
+        self.lease = lease
         self.settings = settings or get_settings()
         self.policy = ss.Policy(
             timeout=timedelta(hours=self.settings.session_timeout_hours),
@@ -90,6 +100,14 @@ class Projector:
         self.batch_rows = max(1, self.settings.projector_batch_rows)
         self.on_new_conversations: Callable[[list[str]], None] | None = None
         self._last_sweep = 0.0
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A write transaction that first renews (fences) the projector lease, when there is one."""
+        with self.engine.begin() as conn:
+            if self.lease is not None:
+                self.lease.fence(conn)
+            yield conn
 
     # ------------------------------------------------------------------ entry points
     def run_once(self, *, now: datetime | None = None) -> int:
@@ -144,7 +162,7 @@ class Projector:
                 ],
             )
             rows = [self._action_row(r) for r in data.drop_columns(["_commit_version"]).to_pylist()]
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 for part in chunks(rows, 1000):
                     conn.execute(insert_ignore(conn, actions), part)
                 # Actions keyed by a LID whose phone is known follow the phone.
@@ -201,7 +219,7 @@ class Projector:
             pos = offset
             n = len(data)
             if pos >= n:
-                with self.engine.begin() as conn:
+                with self._begin() as conn:
                     write_cursor(conn, WEBHOOK_CURSOR, end, 0)
                 continue
             while pos < n:
@@ -228,7 +246,7 @@ class Projector:
                 facts.extend(pz.parse(inst, ev, payload))
         for attempt in range(5):
             try:
-                with self.engine.begin() as conn:
+                with self._begin() as conn:
                     new_ids = self._apply_facts(conn, facts)
                     write_cursor(conn, WEBHOOK_CURSOR, *cursor)
                 break
@@ -824,7 +842,7 @@ class Projector:
         a, c, m = actions, conversations, messages
         for _attempt in range(5):
             try:
-                with self.engine.begin() as conn:
+                with self._begin() as conn:
                     applied = self._drain_in(conn, a, c, m, limit)
                 return applied
             except VersionConflictError:
@@ -942,7 +960,7 @@ class Projector:
         self._last_sweep = time.monotonic()
         c = conversations
         total = 0
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             marks = conn.execute(select(instance_watermarks.c.instance_id, instance_watermarks.c.watermark))
             params: list[dict[str, Any]] = []
             for instance_id, watermark in marks.all():
@@ -1027,6 +1045,9 @@ def run_once(lake: Lake, engine: Engine, *, settings: Settings | None = None) ->
 _DB_DOWN = (OperationalError, DBAPIError)
 
 
+PROJECTOR_LEASE = "projector"
+
+
 def run_forever(
     lake: Lake,
     engine: Engine,
@@ -1035,24 +1056,38 @@ def run_forever(
     stop: Callable[[], bool] = lambda: False,
     on_new_conversations: Callable[[list[str]], None] | None = None,
     after_step: Callable[[], object] | None = None,
+    lease: Lease | None = None,
 ) -> None:
-    """``beazap worker``: poll bronze and apply; a database outage pauses here (exponential backoff
-    with tenacity) and the next successful run catches up from the committed cursor."""
+    """``beazap worker``: hold the projector lease, poll bronze and apply.
+
+    A second worker waits as a standby until the lease is released or expires. A database outage
+    pauses here (exponential backoff with tenacity) and the next successful run catches up from the
+    committed cursor; a lost lease (this process stalled past its TTL and a standby took over) sends
+    it back to standby with nothing half-applied.
+    """
     settings = settings or get_settings()
-    projector = Projector(lake, engine, settings)
+    lease = lease or Lease(engine, PROJECTOR_LEASE, ttl=timedelta(seconds=settings.projector_lease_seconds))
+    projector = Projector(lake, engine, settings, lease=lease)
     projector.on_new_conversations = on_new_conversations
     poll = settings.projector_poll_ms / 1000
+    renew_every = lease.ttl.total_seconds() / 3
 
     def _log_retry(state: Any) -> None:
         log.warning("projector.database_unavailable", attempt=state.attempt_number)
 
-    @retry(
+    db_retry = retry(
         retry=retry_if_exception_type(_DB_DOWN),
         wait=wait_exponential(multiplier=0.2, max=10),
         stop=stop_never,
         before_sleep=_log_retry,
         reraise=True,
     )
+
+    @db_retry
+    def _acquire() -> bool:
+        return lease.acquire()
+
+    @db_retry
     def _step() -> int:
         if stop():
             return 0
@@ -1061,9 +1096,39 @@ def run_forever(
             after_step()
         return applied
 
-    while not stop():
-        applied = _step()
-        if applied:
-            log.info("projector.applied", rows=applied)
-        else:
-            time.sleep(poll)
+    holding = False
+    waiting_logged = False
+    renewed_at = 0.0
+    try:
+        while not stop():
+            if not holding:
+                holding = _acquire()
+                if not holding:
+                    if not waiting_logged:
+                        log.info("projector.standby", lease=PROJECTOR_LEASE)
+                        waiting_logged = True
+                    time.sleep(max(poll, renew_every / 2))  # polling the lease, not synchronizing a test
+                    continue
+                log.info("projector.lease_acquired", holder=lease.holder)
+                waiting_logged = False
+                renewed_at = time.monotonic()
+            try:
+                applied = _step()
+                if time.monotonic() - renewed_at >= renew_every:
+                    db_retry(lease.renew)()
+                    renewed_at = time.monotonic()
+            except LeaseLostError:
+                log.warning("projector.lease_lost", holder=lease.holder)
+                holding = False
+                continue
+            if applied:
+                log.info("projector.applied", rows=applied)
+                renewed_at = time.monotonic()  # the step's transactions renewed it
+            else:
+                time.sleep(poll)
+    finally:
+        if holding:
+            try:
+                lease.release()
+            except _DB_DOWN:
+                log.warning("projector.lease_release_failed")  # it expires on its own

@@ -253,6 +253,16 @@ projector_cursors = Table(
     Column("updated_at", TS, nullable=False, server_default=func.now()),
 )
 
+# Named leases (storage.leases): one holder of a role, e.g. the live projector, at a time.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("acquired_at", TS, nullable=False),
+)
+
 # Idempotency ledger of POST /v1/conversations/{id}/messages: a key is sent at most once.
 outbound_requests = Table(
     "outbound_requests",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import timedelta
 
 import typer
 
@@ -27,20 +28,34 @@ def worker(
     from sqlalchemy.exc import OperationalError
 
     import ops.routing  # noqa: F401 - registers the `llm` router so new conversations queue routing jobs at once
+    from beazap.settings import get_settings
     from ops.assignment import auto_assign as route_new
     from ops.extract import extract_actions
-    from ops.projector import Projector, run_forever
+    from ops.projector import PROJECTOR_LEASE, Projector, run_forever
     from storage.db import get_engine
     from storage.lake import Lake
+    from storage.leases import Lease, current
 
     engine = get_engine()
     lake = Lake.from_settings()
     hook = (lambda ids: route_new(engine, ids)) if auto_assign else None
     if once:
+        lease = Lease(engine, PROJECTOR_LEASE, ttl=timedelta(seconds=get_settings().projector_lease_seconds))
         try:
-            projector = Projector(lake, engine)
-            projector.on_new_conversations = hook
-            applied = projector.run_once()
+            if not lease.acquire():
+                held = current(engine, PROJECTOR_LEASE)
+                fail(
+                    f"another worker holds the projector lease ({held.holder if held else '?'}, "
+                    f"until {held.expires_at:%Y-%m-%d %H:%M:%S} UTC); stop it or let it run"
+                    if held
+                    else "another worker holds the projector lease"
+                )
+            try:
+                projector = Projector(lake, engine, lease=lease)
+                projector.on_new_conversations = hook
+                applied = projector.run_once()
+            finally:
+                lease.release()
             extracted = extract_actions(engine, lake) if extract_every else 0
         except OperationalError as exc:
             fail(f"cannot reach the operational database: {exc.orig}")
@@ -61,7 +76,7 @@ def worker(
             extract_actions(engine, lake)
             last["t"] = time.monotonic()
 
-    console.print("worker running (Ctrl-C to stop)")
+    console.print("worker running (Ctrl-C to stop); a second worker waits as a standby for the projector lease")
     run_forever(lake, engine, stop=lambda: stopping["flag"], on_new_conversations=hook, after_step=_extract)
 
 
