@@ -131,13 +131,18 @@ class Env:
         self.app.state.metrics_cache = cache
         self.client = TestClient(self.app)
         self.queries = 0
-        original = self.reader.cursor
+        original_cursor, original_arrays = self.reader.cursor, self.reader.arrays
 
-        def counting_cursor():  # counts how often the gold copy is actually queried
+        def counting_cursor():  # counts how often the gold copy is actually queried (SQL path)
             self.queries += 1
-            return original()
+            return original_cursor()
+
+        def counting_arrays():  # ... or its numpy copy (fast path)
+            self.queries += 1
+            return original_arrays()
 
         self.reader.cursor = counting_cursor  # type: ignore[method-assign]
+        self.reader.arrays = counting_arrays  # type: ignore[method-assign]
 
     def overview(self) -> dict:
         r = self.client.get("/v1/metrics/overview", params=PERIOD, headers={"Authorization": f"Bearer {self.token}"})

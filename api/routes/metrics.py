@@ -6,6 +6,9 @@ local dates ``from``..``to`` (default: the last 30 days) plus the previous perio
 for comparison. Filters are multi-select: repeat ``instance_id``, ``team_id``, ``attendant_id``.
 Rows carry a ``drilldown`` URL to the conversations behind them. Tables are exported as CSV with
 ``Accept: text/csv``. Summary answers are cached (``api.cache``) under the gold version.
+
+Queries without team/attendant filters are computed by ``metrics_fast`` (numpy arrays built when
+gold loads); the others by the SQL of ``metrics_queries``. Both give the same answers.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from fastapi.responses import Response
 
 from api.auth import Scope, allowed_instances
 from api.cache import MetricsCache, cache_from_settings, make_key
+from api.routes import metrics_fast as fast
 from api.routes import metrics_queries as q
 from api.routes.metrics_models import (
     CallsResponse,
@@ -132,10 +136,13 @@ def _filter_params(f: q.Filters) -> dict[str, Any]:
 
 
 def drilldown(f: q.Filters, start: date | None = None, end: date | None = None, **extra: Any) -> str:
+    """URL of the conversations behind a bucket (ISO dates need no escaping; other values are encoded)."""
     base = _drill_base(f)
-    params: list[tuple[str, Any]] = [("from", (start or f.start).isoformat()), ("to", (end or f.end).isoformat())]
-    params += [(k, v) for k, v in extra.items() if v is not None]
-    return f"{base}&{urlencode(params)}" if base else f"/v1/conversations/facts?{urlencode(params)}"
+    tail = f"from={(start or f.start).isoformat()}&to={(end or f.end).isoformat()}"
+    more = [(k, v) for k, v in extra.items() if v is not None]
+    if more:
+        tail += "&" + urlencode(more)
+    return f"{base}&{tail}" if base else f"/v1/conversations/facts?{tail}"
 
 
 _DRILL_CACHE: dict[tuple, str] = {}
@@ -206,8 +213,11 @@ def get_overview(f: FiltersDep, reader: ReaderDep, cache: CacheDep) -> Any:
     """Headline figures for the period and the previous period of the same length."""
 
     def compute() -> dict[str, Any]:
-        with reader.cursor() as con:
-            data = q.overview(con, f)
+        if fast.supports(f):
+            data = fast.overview(reader.arrays(), f)
+        else:
+            with reader.cursor() as con:
+                data = q.overview(con, f)
         return {"current": data["current"], "previous": data["previous"]}
 
     data = _cached(cache, reader, "overview", _filter_params(f), compute)
@@ -238,24 +248,13 @@ def get_volume(
     """Messages per bucket (instance time zone) by direction, with conversations opened/resolved per day+."""
 
     def compute() -> dict[str, Any]:
+        if fast.supports_volume(f, by):
+            return fast.volume(reader.arrays(), f, granularity, by)
         with reader.cursor() as con:
             return q.volume(con, f, granularity, by)
 
     data = _cached(cache, reader, "volume", {**_filter_params(f), "g": granularity, "by": by}, compute)
-    rows = []
-    for r in data["rows"]:
-        start = date.fromisoformat(str(r["bucket_start"])[:10])
-        end = {
-            "hour": start,
-            "day": start,
-            "week": start + timedelta(days=6),
-            "month": (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1),
-        }[granularity]
-        hour = int(r["bucket"][11:13]) if granularity == "hour" else None
-        sub = q.Filters([r["instance_id"]], f.start, f.end, f.team_ids, f.attendant_ids) if r.get("instance_id") else f
-        rows.append(
-            {**r, "bucket_start": start, "drilldown": drilldown(sub, max(start, f.start), min(end, f.end), hour=hour)}
-        )
+    rows = [_volume_row(r, f, granularity) for r in data["rows"]]
     if wants_csv(request):
         return csv_response(rows, f"volume_{granularity}")
     totals = {"inbound": 0, "outbound": 0, "automated": 0, "total": 0, **(data["totals"] or {})}
@@ -270,6 +269,28 @@ def get_volume(
             "change_pct": q.change_pct(totals, previous),
         }
     )
+
+
+def _as_date(value: Any) -> date:
+    """A date from gold (a date) or from the JSON cache (its ISO string)."""
+    return value if type(value) is date else date.fromisoformat(str(value)[:10])
+
+
+def _bucket_end(start: date, granularity: str) -> date:
+    if granularity == "week":
+        return start + timedelta(days=6)
+    if granularity == "month":
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return start
+
+
+def _volume_row(r: dict[str, Any], f: q.Filters, granularity: str) -> dict[str, Any]:
+    """A volume row with its date and the drill-down URL of its bucket (clipped to the period)."""
+    start = _as_date(r["bucket_start"])
+    end = _bucket_end(start, granularity)
+    hour = int(r["bucket"][11:13]) if granularity == "hour" else None
+    sub = q.Filters([r["instance_id"]], f.start, f.end, f.team_ids, f.attendant_ids) if r.get("instance_id") else f
+    return {**r, "bucket_start": start, "drilldown": drilldown(sub, max(start, f.start), min(end, f.end), hour=hour)}
 
 
 @router.get("/v1/metrics/heatmap", response_model=HeatmapResponse, responses=CSV_RESPONSE)
@@ -303,6 +324,8 @@ def get_sla(request: Request, f: FiltersDep, reader: ReaderDep, cache: CacheDep)
     achievement; plus a daily series by the day conversations opened."""
 
     def compute() -> dict[str, Any]:
+        if fast.supports(f):
+            return fast.sla(reader.arrays(), f)
         with reader.cursor() as con:
             return q.sla(con, f)
 
@@ -316,7 +339,7 @@ def get_sla(request: Request, f: FiltersDep, reader: ReaderDep, cache: CacheDep)
 
 
 def r_day(row: dict[str, Any]) -> date:
-    return date.fromisoformat(str(row["day"])[:10])
+    return _as_date(row["day"])
 
 
 Sort = Literal[
@@ -333,6 +356,8 @@ Sort = Literal[
 
 def _performance(request: Request, f: q.Filters, reader: GoldReader, cache: MetricsCache, dim: str, sort: str) -> Any:
     def compute() -> dict[str, Any]:
+        if fast.supports(f):
+            return fast.performance(reader.arrays(), f, dim, sort)
         with reader.cursor() as con:
             return q.performance(con, f, dim, sort)
 

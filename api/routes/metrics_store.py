@@ -5,7 +5,8 @@ tables scan far faster than Arrow datasets, which keeps endpoint latency in mill
 background thread checks the tables' Delta versions every ``gold_refresh_seconds`` and, when any
 changed, loads a fresh copy and swaps it in atomically; requests in flight keep the old copy.
 :attr:`GoldReader.fingerprint` (the versions) is part of every cache key, so a rebuild of gold
-invalidates cached answers.
+invalidates cached answers. With the DuckDB copy it builds the numpy arrays of the fast path
+(``metrics_fast``) and swaps both together.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from api.routes import metrics_fast
 from beazap.logging import get_logger
 from gold.runner import GOLD_TABLES
 from storage.lake import Lake
@@ -65,6 +67,7 @@ class GoldReader:
         self.background = background
         self._lock = threading.Lock()
         self._db: duckdb.DuckDBPyConnection | None = None
+        self._arrays: metrics_fast.GoldArrays | None = None
         self._versions: dict[str, int | None] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -83,6 +86,12 @@ class GoldReader:
         self._ensure_loaded()
         assert self._db is not None
         return self._db.cursor()
+
+    def arrays(self) -> metrics_fast.GoldArrays:
+        """The fast path's numpy copy of the current gold (swapped with the DuckDB copy)."""
+        self._ensure_loaded()
+        assert self._arrays is not None
+        return self._arrays
 
     def _current_versions(self) -> dict[str, int | None]:
         return {t: self.lake.version(f"gold/{t}") for t in GOLD_TABLES}
@@ -110,8 +119,9 @@ class GoldReader:
             db.unregister("__src")
         for statement in DERIVED:
             db.execute(statement)
+        arrays = metrics_fast.build(db)
         with self._lock:
-            old, self._db, self._versions = self._db, db, versions
+            old, self._db, self._arrays, self._versions = self._db, db, arrays, versions
         if old is not None:
             # Cursors already handed out keep the old database alive until they finish.
             del old
