@@ -6,6 +6,7 @@ Every component (receiver, workers, Dagster resources, CLI) builds its configura
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -116,6 +117,10 @@ class Settings(BaseSettings):
     freshness_gold_minutes: float = Field(default=10.0, description="Gold this far behind bronze fails its check.")
     max_reject_rate: float = Field(default=0.01, description="Silver reject rate above this fails its check.")
     automation_observe_seconds: int = Field(default=30, description="How often Dagster observes bronze versions.")
+    gold_partitions_start: date = Field(
+        default=date(2024, 1, 1),
+        description="First daily partition of the gold assets in Dagster (days before it are still built).",
+    )
 
     # --- LLM routing and analysis (issue 8; docs/llm.md) ---------------------------------------------
     llm_base_url: str | None = Field(

@@ -2,22 +2,28 @@
 
 The SQL files are the definitions (one per table, header comment naming the METRICS.md section);
 this module only wires them: it registers silver tables and the per-instance configuration
-(``gold.config``), runs the work steps and the gold tables in dependency order, and overwrites each
+(``gold.config``), runs the work steps and the gold tables in dependency order, and writes each
 ``gold/<name>`` Delta table in one commit. Gold is a pure function of silver + configuration + the
-as-of instant, so a rebuild is idempotent. Gold is always rebuilt in full: a simulated year (10M
-messages) costs ~70 CPU-seconds (see benchmarks/RESULTS.md); per-day incremental rebuilds are not
-implemented.
+as-of instant, so a rebuild is idempotent.
+
+Every table has a local-day column (``DAY_COLUMNS``: the calendar day in the instance's time
+zone). The computation always covers all of silver (a simulated year costs ~70 CPU-seconds, see
+benchmarks/RESULTS.md); what is *replaced* can be limited to some days (``build_gold(days=…)``, a
+Delta predicate overwrite — the Dagster daily partitions), and ``refresh_changed`` adds every
+other day whose stored rows differ (late data). A rebuild never replaces the days silver no longer
+holds, so gold aggregates outlive silver retention (``keep_before``).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+from deltalake.exceptions import SchemaMismatchError
 
 from beazap.logging import get_logger
 from beazap.settings import Settings, get_settings
@@ -158,6 +164,142 @@ def compute(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
     return timings
 
 
+# Each gold table's local-day column (the instance time zone's calendar day a row belongs to): the
+# unit of partial rebuilds (Dagster daily partitions) and of what a full rebuild keeps.
+DAY_COLUMNS: dict[str, str] = {table: "day" for table in GOLD_TABLES} | {
+    "reply_waits": "opened_day",
+    "conversation_facts": "opened_day",
+}
+SILVER_AGED_TABLES = ("silver/messages", "silver/conversations", "silver/calls")
+
+Days = tuple[date | None, date | None]
+"""Local calendar days ``(first, last)``, both included; ``None`` leaves that end open."""
+
+
+def silver_starts(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[date, datetime]]:
+    """Per instance: the first local day (its zone) and the first instant silver holds."""
+    rows = con.execute(
+        """
+        with t as (
+            select instance_id, event_at as ts from silver.messages
+            union all select instance_id, opened_at from silver.conversations
+            union all select instance_id, offered_at from silver.calls
+        )
+        select t.instance_id, min(timezone(i.timezone, t.ts)::date), min(t.ts)
+        from t join cfg.instances i using (instance_id) where t.ts is not null group by t.instance_id
+        """
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def keep_before(starts: dict[str, tuple[date, datetime]], as_of: datetime, settings: Settings) -> dict[str, date]:
+    """Per instance, the first local day silver can rebuild; gold rows before it are always kept.
+
+    Silver retention drops whole UTC months, so once an instance's first silver month is at or past
+    the retention cutoff its first local day is partial (the rest of it was in the dropped month)
+    and is kept too; before that (a young lake) silver is complete and its first day is rebuilt.
+    Instances silver no longer holds at all are absent: all their gold rows are kept.
+    """
+    keep = min(settings.retention_table_days.get(t, settings.retention_silver_days) for t in SILVER_AGED_TABLES)
+    cutoff = as_of - timedelta(days=keep)
+    out: dict[str, date] = {}
+    for instance_id, (first_day, first_at) in starts.items():
+        aged = (first_at.year, first_at.month) <= (cutoff.year, cutoff.month)
+        out[instance_id] = first_day + timedelta(days=1) if aged else first_day
+    return out
+
+
+def _literal(value: date | str) -> str:
+    text = value.isoformat() if isinstance(value, date) else value
+    return "'" + text.replace("'", "''") + "'"
+
+
+def day_predicate(column: str, first: date | None, last: date | None, extra: list[date] | tuple[date, ...] = ()) -> str:
+    """SQL (DuckDB and Delta) selecting rows whose ``column`` lies in ``[first, last]`` or in ``extra``."""
+    bounds = [f'"{column}" >= {_literal(first)}' if first else "", f'"{column}" <= {_literal(last)}' if last else ""]
+    in_range = " and ".join(b for b in bounds if b) or "true"
+    if not extra:
+        return in_range
+    listed = f'"{column}" in ({", ".join(_literal(d) for d in sorted(extra))})'
+    return f"({in_range}) or {listed}"
+
+
+def rebuildable(column: str, keep: dict[str, date]) -> str:
+    """SQL selecting the rows silver can rebuild: each instance's days from its :func:`keep_before` day."""
+    groups: dict[date, list[str]] = {}
+    for instance_id, first in sorted(keep.items()):
+        groups.setdefault(first, []).append(instance_id)
+    clauses = [
+        f'("{column}" >= {_literal(first)} and "instance_id" in ({", ".join(_literal(i) for i in ids)}))'
+        for first, ids in sorted(groups.items())
+    ]
+    return "(" + " or ".join(clauses) + ")" if clauses else "false"
+
+
+def changed_days(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, *, scope: str, skip: str) -> list[date]:
+    """Days of rows in ``scope`` but outside ``skip`` (SQL) whose stored gold differs from ``gold.<table>``.
+
+    Compares each day's row count and an order-free sum of row hashes; stored rows are cast to the
+    computed column types first, so a Delta round trip alone never counts as a change.
+    """
+    column = DAY_COLUMNS[table]
+    where = f"({scope}) and not ({skip})"
+    computed_days = f'select "{column}" as d from gold.{table} where {where}'
+    dt = lake.open_or_none(f"gold/{table}")
+    if dt is None:
+        return sorted({r[0] for r in con.execute(computed_days).fetchall()} - {None})
+    con.register("__stored", dt.to_pyarrow_dataset())
+    con.execute(f"create or replace temp table __stored_rows as select * from gold.{table} limit 0")
+    try:
+        try:
+            con.execute(f"insert into __stored_rows select * from __stored where {where}")
+        except duckdb.Error:  # the SQL changed the columns: every day differs
+            rows = con.execute(f'{computed_days} union select "{column}" from __stored where {where}').fetchall()
+            return sorted({r[0] for r in rows} - {None})
+        digest = 'select "{c}" as d, count(*) as n, sum(hash(x)::hugeint) as h from {t} x where {w} group by 1'
+        rows = con.execute(
+            f"""
+            select coalesce(a.d, b.d) from ({digest.format(c=column, t=f"gold.{table}", w=where)}) a
+            full join ({digest.format(c=column, t="__stored_rows", w=where)}) b on a.d = b.d
+            where a.n is distinct from b.n or a.h is distinct from b.h
+            """
+        ).fetchall()
+        return sorted({r[0] for r in rows} - {None})
+    finally:
+        con.unregister("__stored")
+        con.execute("drop table if exists __stored_rows")
+
+
+def write_days(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, where: str) -> int:
+    """Replace the rows of ``gold/<table>`` matching ``where`` by those of ``gold.<table>``; returns rows written.
+
+    One Delta commit: a predicate overwrite (rows outside ``where`` stay as they are), or — on the
+    first write or when the SQL changed the table's columns — an overwrite of the whole table that
+    carries the untouched rows over (schema evolution). Rows are written in day order, so a later
+    predicate on a few days prunes the files of every other day by their statistics.
+    """
+    column = DAY_COLUMNS[table]
+    data: pa.Table = con.sql(f'select * from gold.{table} where {where} order by "{column}"').to_arrow_table()
+    target = f"gold/{table}"
+    dt = lake.open_or_none(target)
+    if dt is None:
+        lake.write(target, data, mode="overwrite", schema_mode="overwrite")
+        return data.num_rows
+    try:
+        lake.write(target, data, mode="overwrite", predicate=where)
+    except SchemaMismatchError:
+        con.register("__new", data)
+        con.register("__stored", dt.to_pyarrow_dataset())
+        names = ", ".join(f'"{n}"' for n in data.schema.names)
+        merged = con.sql(
+            f"select {names} from (select * from __new union all by name select * from __stored where not ({where}))"
+        ).to_arrow_table()
+        con.unregister("__new")
+        con.unregister("__stored")
+        lake.write(target, merged.cast(data.schema), mode="overwrite", schema_mode="overwrite")
+    return data.num_rows
+
+
 def build_gold(
     lake: Lake,
     *,
@@ -165,25 +307,44 @@ def build_gold(
     settings: Settings | None = None,
     as_of: datetime | None = None,
     tables: tuple[str, ...] = GOLD_TABLES,
+    days: Days | None = None,
+    refresh_changed: bool = False,
 ) -> dict[str, dict]:
-    """Recompute every gold table from silver and overwrite it under ``gold/``.
+    """Recompute every gold table from silver and replace the requested local days under ``gold/``.
 
     ``engine`` (the ops store) supplies each instance's time zone, business hours and SLA policy;
     without it the defaults apply. ``as_of`` is the instant running clocks are measured to (now by
-    default). Returns ``{table: {"rows": n, "version": v, "seconds": s}}``.
+    default). ``days`` (``(first, last)``: local calendar days, each instance in its own zone;
+    ``None`` leaves an end open) limits what is replaced; by default every day silver covers is.
+    Once a table exists, days silver no longer holds (see :func:`keep_before`) are never replaced,
+    so gold aggregates outlive silver retention. ``refresh_changed`` also replaces every other day whose stored rows
+    differ from the recomputation (late data, clocks still running): gold then equals a full
+    rebuild. Returns ``{table: {"rows": written, "days": n, "late_days": [iso…], "version": v,
+    "seconds": s}}``.
     """
     settings = settings or get_settings()
     started = time.perf_counter()
+    as_of = as_of or datetime.now(UTC)
     con = prepare(lake, engine=engine, settings=settings, as_of=as_of)
     try:
         timings = compute(con)
+        keep = keep_before(silver_starts(con), as_of, settings)
+        first, last = days or (None, None)
         stats: dict[str, dict] = {}
         for table in tables:
             t0 = time.perf_counter()
-            data: pa.Table = con.sql(f"select * from gold.{table}").to_arrow_table()
-            lake.write(f"gold/{table}", data, mode="overwrite", schema_mode="overwrite")
+            column = DAY_COLUMNS[table]
+            # A table's first write takes every computed day; later ones never touch the kept days.
+            scope = rebuildable(column, keep) if lake.exists(f"gold/{table}") else "true"
+            in_range = day_predicate(column, first, last)
+            late = changed_days(con, lake, table, scope=scope, skip=in_range) if refresh_changed else []
+            where = f"({day_predicate(column, first, last, late)}) and {scope}"
+            rows = write_days(con, lake, table, where)
+            written = con.execute(f'select count(distinct "{column}") from gold.{table} where {where}').fetchall()[0]
             stats[table] = {
-                "rows": data.num_rows,
+                "rows": rows,
+                "days": int(written[0]) if written else 0,
+                "late_days": [d.isoformat() for d in late],
                 "version": lake.version(f"gold/{table}"),
                 "seconds": round(timings[table] + time.perf_counter() - t0, 3),
             }
