@@ -14,12 +14,14 @@ Assets only call the plain functions of each layer and report their statistics.
 """
 
 from collections.abc import Iterator, Mapping
+from datetime import date
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 from dagster import AssetExecutionContext
 
+from beazap.settings import get_settings
 from bronze import schema as bronze_schema
 from orchestration.resources import LakeResource, OpsStoreResource
 from silver import schema as silver_schema
@@ -179,29 +181,54 @@ GOLD_DEPS = [key(t) for t in (silver_schema.MESSAGES, silver_schema.CONVERSATION
     key(silver_schema.OPS_EVENTS)
 ]
 
+GOLD_PARTITIONS = dg.DailyPartitionsDefinition(
+    start_date=get_settings().gold_partitions_start.isoformat(),
+    timezone=get_settings().default_timezone,
+    end_offset=1,  # today is a partition: the one the automation keeps current
+)
+"""One partition per local calendar day. A key (``2026-03-08``) means that calendar day in *each
+instance's own zone* — gold's day columns are local per instance — while the partition list itself
+(which day is "today") follows ``BEAZAP_DEFAULT_TIMEZONE``."""
+
 gold_specs = [
     dg.AssetSpec(
         key=key(table),
         group_name="gold",
         description=f"Gold aggregate `{table.split('/')[1]}` (gold/{table.split('/')[1]}.sql over silver, DuckDB). "
-        "Definitions in METRICS.md.",
+        "Definitions in METRICS.md. Partitioned by local day.",
         owners=OWNERS,
         deps=GOLD_DEPS,
         metadata={"dagster/table_name": table},
         tags={"layer": "gold"},
         kinds={"delta", "duckdb"},
         automation_condition=EAGER,
+        partitions_def=GOLD_PARTITIONS,
     )
     for table in GOLD_TABLES
 ]
 
 
+def gold_days(partition_range: dg.PartitionKeyRange, last_key: str | None) -> tuple[date, date | None, bool]:
+    """The local days a gold run replaces: ``(first, last, refresh)``.
+
+    A range that reaches the latest partition (today in the default zone) stays open at the end, so
+    instances whose zone is already in tomorrow are covered too, and it also replaces every older
+    day whose rows changed (late data, running clocks): ``refresh`` is true.
+    """
+    first = date.fromisoformat(partition_range.start)
+    if last_key is not None and partition_range.end >= last_key:
+        return first, None, True
+    return first, date.fromisoformat(partition_range.end), False
+
+
 @dg.multi_asset(
     name="gold_tables",
     specs=gold_specs,
-    description="Rebuild every gold table from silver with DuckDB (a pure function of silver + config).",
+    description="Rebuild gold from silver with DuckDB and replace the run's local days (daily partitions; "
+    "the latest partition also replaces older days whose rows changed).",
     pool=pool("gold"),
     can_subset=False,
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def gold_tables(
     context: AssetExecutionContext, lake: LakeResource, ops_store: OpsStoreResource
@@ -209,19 +236,49 @@ def gold_tables(
     from gold.runner import build_gold
 
     the_lake = lake.lake()
-    stats = build_gold(the_lake, engine=ops_store.engine(), settings=lake.settings())
-    context.log.info(f"gold built: {len(stats)} tables")
+    first, last, refresh = gold_days(context.partition_key_range, GOLD_PARTITIONS.get_last_partition_key())
+    stats = build_gold(
+        the_lake, engine=ops_store.engine(), settings=lake.settings(), days=(first, last), refresh_changed=refresh
+    )
+    late = sorted({d for s in stats.values() for d in s["late_days"]})
+    context.log.info(f"gold built: {len(stats)} tables, days {first}…{last or 'open'}, late days {late or 'none'}")
+    _record_late_days(context, late, stats)
     for table in GOLD_TABLES:
         name = table.split("/")[1]
         meta = delta_metadata(the_lake, table)
         dt = the_lake.open_or_none(table)
         if dt is not None:
             meta["dagster/column_schema"] = table_schema(pa.schema(dt.schema().to_arrow()))
+        build = {k: v for k, v in (stats.get(name) or {}).items() if k != "late_days"}
         yield dg.MaterializeResult(
             asset_key=key(table),
-            metadata={**_scalars({f"build_{k}": v for k, v in (stats.get(name) or {}).items()}), **meta},
+            metadata={
+                **_scalars({f"build_{k}": v for k, v in build.items()}),
+                "late_days": dg.MetadataValue.json((stats.get(name) or {}).get("late_days", [])),
+                **meta,
+            },
             data_version=dg.DataVersion(str(meta["delta_version"])),
         )
+
+
+def _record_late_days(context: AssetExecutionContext, late: list[str], stats: Mapping[str, dict]) -> None:
+    """Each older day the run replaced because its rows changed is recorded as that partition's
+    materialization (the UI's partition view then shows when late data last rewrote it)."""
+    known = set(GOLD_PARTITIONS.get_partition_keys())
+    run_keys = set(context.partition_keys)
+    for day in late:
+        if day not in known or day in run_keys:
+            continue
+        for table in GOLD_TABLES:
+            if day in (stats.get(table.split("/")[1]) or {}).get("late_days", []):
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=key(table),
+                        partition=day,
+                        description="Rows changed by late data; replaced by the latest partition's run.",
+                        metadata={"replaced_by_run_of": dg.MetadataValue.text(",".join(sorted(run_keys)))},
+                    )
+                )
 
 
 INSIGHTS = "gold/conversation_insights"

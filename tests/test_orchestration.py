@@ -18,7 +18,7 @@ import yaml
 
 from beazap.settings import Settings
 from orchestration import quality
-from orchestration.assets import ALL_ASSETS, GOLD_TABLES, LAKE_TABLES, SILVER_TABLES, key
+from orchestration.assets import ALL_ASSETS, GOLD_PARTITIONS, GOLD_TABLES, LAKE_TABLES, SILVER_TABLES, key
 from orchestration.checks import ALL_CHECKS
 from orchestration.jobs import bronze_changes
 from orchestration.resources import LakeResource, OpsStoreResource
@@ -126,7 +126,9 @@ def test_materialize_the_whole_graph(settings: Settings, lake: Lake, store: sa.E
     gd.build().write(lake)
     run_once(lake, store)  # the live store, for the reconciliation check
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], instance=instance, resources=_resources(settings))
+    result = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS], instance=instance, resources=_resources(settings), partition_key=_today()
+    )
     assert result.success
     materialized = {
         e.asset_key: e.step_materialization_data.materialization.metadata
@@ -150,6 +152,57 @@ def test_materialize_the_whole_graph(settings: Settings, lake: Lake, store: sa.E
 
 
 # -- automation ---------------------------------------------------------------------------------------
+def _today() -> str:
+    """The latest gold partition: today in the default time zone."""
+    last = GOLD_PARTITIONS.get_last_partition_key()
+    assert last is not None
+    return last
+
+
+def _run_silver(settings: Settings, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    result = dg.materialize(
+        [*ALL_ASSETS],
+        instance=instance,
+        resources=_resources(settings),
+        selection=[key(t) for t in SILVER_TABLES],
+    )
+    assert result.success
+    return result
+
+
+def _run_gold(
+    settings: Settings, instance: dg.DagsterInstance, partition: str | None = None
+) -> dg.ExecuteInProcessResult:
+    result = dg.materialize(
+        [*ALL_ASSETS],
+        instance=instance,
+        resources=_resources(settings),
+        selection=[key(t) for t in GOLD_TABLES],
+        partition_key=partition or _today(),
+    )
+    assert result.success
+    return result
+
+
+def _follow(
+    settings: Settings, defs: dg.Definitions, instance: dg.DagsterInstance, cursor: Any
+) -> tuple[Any, dg.ExecuteInProcessResult]:
+    """What the automation daemon does after bronze was observed: a tick requests silver (gold is
+    partitioned, so it never shares silver's run); silver runs; the next tick requests gold's latest
+    partition, which runs; then nothing more is requested. Returns the cursor and the gold run."""
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    assert set(SILVER_TABLES) <= _requested(tick) and not (_requested(tick) & set(GOLD_TABLES))
+    _run_silver(settings, instance)
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert set(GOLD_TABLES) <= _requested(tick) and not (_requested(tick) & set(SILVER_TABLES))
+    for table in GOLD_TABLES:
+        assert tick.get_requested_partitions(key(table)) == {_today()}  # only today's partition
+    gold = _run_gold(settings, instance)
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    assert not (_requested(tick) & {*SILVER_TABLES, *GOLD_TABLES})
+    return tick.cursor, gold
+
+
 def _requested(result: dg.EvaluateAutomationConditionsResult) -> set[str]:
     return {"/".join(r.key.path) for r in result.results if r.true_subset.size and isinstance(r.key, dg.AssetKey)}
 
@@ -182,18 +235,7 @@ def test_automation_follows_new_bronze_versions(settings: Settings, lake: Lake, 
     assert sorted(changed) == ["bronze/ops_events", "bronze/quarantine", "bronze/webhook_events"]
     _observe(settings, instance)  # the run the bronze_observer sensor requests
     assert _data_version(instance, "bronze/webhook_events") == str(lake.version("bronze/webhook_events"))
-    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
-    requested = _requested(tick)
-    assert {*SILVER_TABLES, *GOLD_TABLES} <= requested  # silver and gold in the same run
-
-    dg.materialize(
-        [*ALL_ASSETS],
-        instance=instance,
-        resources=_resources(settings),
-        selection=[*(key(t) for t in SILVER_TABLES), *(key(t) for t in GOLD_TABLES)],
-    )
-    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
-    assert not (_requested(tick) & {*SILVER_TABLES, *GOLD_TABLES})
+    tick_cursor, _ = _follow(settings, defs, instance, tick.cursor)
     changed, cursor = bronze_changes(lake, cursor)
     assert changed == []  # nothing new in bronze: the sensor requests nothing
 
@@ -202,8 +244,7 @@ def test_automation_follows_new_bronze_versions(settings: Settings, lake: Lake, 
     assert changed == ["bronze/webhook_events"]
     _observe(settings, instance)
     assert _data_version(instance, "bronze/webhook_events") == str(lake.version("bronze/webhook_events"))
-    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
-    assert {*SILVER_TABLES, *GOLD_TABLES} <= _requested(tick)
+    _follow(settings, defs, instance, tick_cursor)
 
 
 def test_bronze_observation_reports_the_delta_version(settings: Settings, lake: Lake) -> None:
@@ -217,6 +258,130 @@ def test_bronze_observation_reports_the_delta_version(settings: Settings, lake: 
     record = instance.get_latest_data_version_record(key("bronze/webhook_events"))
     assert record is not None
     assert record.asset_observation.data_version == str(lake.version("bronze/webhook_events"))
+
+
+# -- gold partitions ------------------------------------------------------------------------------------
+def _gold_rows(lake: Lake) -> dict[str, list[str]]:
+    """Every gold row as canonical JSON (sorted), per table."""
+    import json
+
+    return {
+        t: sorted(json.dumps(r, default=str, sort_keys=True) for r in read_table(lake, t).to_pylist())
+        for t in GOLD_TABLES
+    }
+
+
+def _full_rebuild(lake: Lake, tmp_path: Path, store: sa.Engine, settings: Settings) -> Lake:
+    """The same silver rebuilt in full into a copy of the lake (the reference)."""
+    import shutil
+
+    from gold.runner import build_gold
+
+    copy = Lake(root=str(tmp_path / "reference"))
+    shutil.copytree(lake.root, copy.root)
+    for table in GOLD_TABLES:
+        shutil.rmtree(Path(copy.root) / table, ignore_errors=True)
+    build_gold(copy, engine=store, settings=settings)
+    return copy
+
+
+def test_gold_is_partitioned_by_local_day_with_single_run_backfills(settings: Settings) -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from orchestration.definitions import defs
+
+    node = defs.resolve_asset_graph().get(key("gold/daily_volume"))
+    assert node.partitions_def == GOLD_PARTITIONS
+    assert GOLD_PARTITIONS.timezone == settings.default_timezone
+    assert GOLD_PARTITIONS.start.date() == settings.gold_partitions_start
+    today = datetime.now(UTC).astimezone(ZoneInfo(settings.default_timezone)).date().isoformat()
+    assert _today() == today  # end_offset=1: today is a partition
+    assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    assert defs.resolve_asset_graph().get(key("gold/conversation_insights")).partitions_def is None
+
+
+def test_late_event_rewrites_exactly_its_day_and_gold_equals_a_full_rebuild(
+    settings: Settings, lake: Lake, store: sa.Engine, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    defs = _defs(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    scenario = gd.build(days=3)
+    scenario.write(lake)
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    _observe(settings, instance)
+    cursor, _ = _follow(settings, defs, instance, tick.cursor)
+
+    # A reply to a three-day-old conversation reaches bronze only now (a delayed webhook).
+    received, opening = next(
+        (t, b) for t, b in scenario.envelopes if b["event"] == "messages.upsert" and not b["data"]["key"]["fromMe"]
+    )
+    at = received + timedelta(minutes=1)
+    late = gd._message(
+        opening["instance"], opening["data"]["key"]["remoteJid"], "LATE000001", at, from_me=True, text="ok"
+    )
+    gd.Scenario(envelopes=[(datetime.now(UTC), late)]).write(lake)
+    day = at.astimezone(ZoneInfo(settings.default_timezone)).date().isoformat()
+    assert day < _today()
+
+    _observe(settings, instance)
+    _, result = _follow(settings, defs, instance, cursor)  # the automation asks for today's partition only
+
+    rewritten = {
+        (e.asset_key, e.partition)
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[0] == "gold" and e.partition != _today()
+    }
+    assert {p for _, p in rewritten} == {day}  # exactly the late day, recorded as its partition
+    assert (key("gold/daily_volume"), day) in rewritten
+    latest = instance.get_latest_materialization_event(key("gold/daily_volume"))
+    assert latest is not None
+    partition_record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key("gold/daily_volume"), asset_partitions=[day]), limit=1
+    ).records
+    assert partition_record and partition_record[0].run_id == result.run_id
+    assert _gold_rows(lake) == _gold_rows(_full_rebuild(lake, tmp_path, store, settings))
+
+
+def test_single_run_backfill_of_a_range_equals_a_full_rebuild_over_it(
+    settings: Settings, lake: Lake, store: sa.Engine, tmp_path: Path
+) -> None:
+    import json
+    from datetime import date, timedelta
+
+    gd.build(days=4).write(lake)
+    from silver.pipeline import build_silver
+
+    build_silver(lake, settings=settings)
+    reference = _full_rebuild(lake, tmp_path, store, settings)
+    today = date.fromisoformat(_today())
+    first, last = (today - timedelta(days=4)).isoformat(), (today - timedelta(days=2)).isoformat()
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [*ALL_ASSETS],
+        instance=instance,
+        resources=_resources(settings),
+        selection=[key(t) for t in GOLD_TABLES],
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+    )
+    assert result.success
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key == key("gold/daily_volume")]
+    assert sorted(e.partition for e in events) == [first, (today - timedelta(days=3)).isoformat(), last]
+    assert len(instance.get_runs()) == 1  # one run, one gold computation for the whole range
+    for table in GOLD_TABLES:
+        column = "opened_day" if table in ("gold/conversation_facts", "gold/reply_waits") else "day"
+        expected = sorted(
+            json.dumps(r, default=str, sort_keys=True)
+            for r in read_table(reference, table).to_pylist()
+            if first <= r[column].isoformat() <= last
+        )
+        assert (
+            sorted(json.dumps(r, default=str, sort_keys=True) for r in read_table(lake, table).to_pylist()) == expected
+        )
+    assert any(_gold_rows(lake).values())
 
 
 # -- checks fail when they should -----------------------------------------------------------------------
