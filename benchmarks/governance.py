@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 from datetime import date
-from pathlib import Path
 
 import duckdb
+
+from benchmarks.workdir import scratch_dir
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--per-day", type=float, default=120.0, help="conversations per instance per weekday")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="bz_gov_"))
+    home = scratch_dir("governance-")
     os.environ["BEAZAP_LAKE_URI"] = str(home / "lake")
     os.environ["BEAZAP_DATABASE_URL"] = f"sqlite:///{home / 'ops.db'}"
     os.environ["BEAZAP_SECRET_KEY_FILE"] = str(home / "secret.key")

@@ -27,7 +27,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +36,8 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
+
+from benchmarks.workdir import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "data" / "evolution"
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
     posts, instances, source = simulator_posts(args.payloads)
-    work = Path(tempfile.mkdtemp(prefix="beazap-bench-ingest-"))
+    work = scratch_dir("ingest-")
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BEAZAP_", "PROMETHEUS_"))}
         env.update(

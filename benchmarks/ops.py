@@ -32,6 +32,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from beazap.settings import Settings
+from benchmarks.workdir import scratch_root
 from bronze.rows import envelopes_table
 from bronze.schema import WEBHOOK_EVENTS
 from bronze.tables import ensure_tables
@@ -360,7 +361,7 @@ def main() -> None:
             )
         if args.queries_only:
             return
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(prefix="ops-", dir=scratch_root()) as tmp:
             lake = Lake(str(Path(tmp) / "lake"))
             t = projector_throughput(engine, lake, args.events)
             print(

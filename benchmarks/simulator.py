@@ -18,10 +18,10 @@ import hashlib
 import json
 import random
 import shutil
-import tempfile
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
+
+from benchmarks.workdir import scratch_dir
 
 
 def _naive_rows(n: int, seed: int = 1) -> float:
@@ -33,7 +33,7 @@ def _naive_rows(n: int, seed: int = 1) -> float:
     from storage.lake import Lake
 
     rng = random.Random(seed)
-    root = Path(tempfile.mkdtemp(prefix="bz-naive-"))
+    root = scratch_dir("simulator-naive-")
     lake = Lake(str(root))
     ensure_bronze(lake)
     started = time.perf_counter()
@@ -104,7 +104,7 @@ def main() -> None:
     from storage.lake import Lake
 
     configure_logging("WARNING", False)
-    root = Path(tempfile.mkdtemp(prefix="bz-sim-bench-"))
+    root = scratch_dir("simulator-")
     try:
         cfg = SimulationConfig(seed=1, instances=3, days=7, start=date(2026, 3, 2))
         t = time.perf_counter()
