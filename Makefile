@@ -15,8 +15,12 @@ env:  ## create .venv and install the locked dependencies (installs uv first if 
 demo: env  ## run the whole pipeline on embedded defaults and print a summary
 	$(UV) run beazap demo
 
+# Test scratch folders live on the project's filesystem (file creation in /tmp measured 8-40x slower here).
+TEST_TMPDIR ?= $(CURDIR)/.beazap/tmp
+
 test: env  ## run the test suite (needs PostgreSQL on 127.0.0.1:5432 and Redis on :6379)
-	@$(UV) run pytest $(PYTEST_ARGS) || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc; }
+	@mkdir -p $(TEST_TMPDIR)
+	@TMPDIR=$(TEST_TMPDIR) $(UV) run pytest $(PYTEST_ARGS) || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc; }
 
 lint: env
 	$(UV) run ruff check .
