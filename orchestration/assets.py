@@ -4,9 +4,17 @@
   reported by the ``bronze_observer`` sensor (and the UI's "Observe"). The receiver writes
   ``webhook_events``/``quarantine``; the ``ops_action_extraction`` job writes ``ops_events``. Silver
   therefore runs only when a bronze version really moved.
-- **silver** is one multi-asset (``build_silver`` writes every silver table in one pass) and
-  **gold** another (``build_gold``); both carry ``AutomationCondition.eager()``, so the automation
-  sensor runs silver as soon as a new bronze version is observed and gold in the same run.
+- **silver** is one multi-asset (``build_silver`` writes every silver table in one pass) with
+  ``AutomationCondition.eager()``: the automation sensor runs it as soon as a new bronze version is
+  observed.
+- **gold** is another multi-asset (``build_gold``), **partitioned by local day**
+  (``GOLD_PARTITIONS``) with a single-run backfill policy: a backfill of a year is one run and one
+  gold computation. Eager automation requests only the latest partition (today), in the tick after
+  silver materialized (a partitioned asset never shares a run with unpartitioned silver); that run
+  replaces today onwards *and* every older day whose rows changed (late data, clocks still running),
+  recording those days as materializations of their partitions. A new day's partition is missing at
+  midnight, so the automation builds it even without new data — which also closes yesterday.
+  ``conversation_insights`` stays unpartitioned.
 - Each writer has a concurrency pool per layer (``lake_silver``, ``lake_gold``…): with the pool
   limit of 1 (``orchestration/dagster.yaml``) two runs never write the same Delta table at once.
 

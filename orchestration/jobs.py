@@ -3,7 +3,7 @@
 | what | when | job/sensor |
 | --- | --- | --- |
 | observe bronze when a Delta version moved (data version = Delta version) | every 30 s | ``bronze_observer`` |
-| silver + gold + checks by declarative automation | every 15 s | ``beazap_automation`` |
+| silver, then gold's latest daily partition (+ late days), checks | every 15 s | ``beazap_automation`` |
 | ops action log → ``bronze/ops_events`` | every minute | ``ops_action_extraction`` |
 | compaction (``optimize``) + checkpoint | hourly | ``lake_compaction`` |
 | ``vacuum`` (keeps ``BEAZAP_VACUUM_RETENTION_HOURS`` of time travel) | daily 03:30 | ``lake_vacuum`` |

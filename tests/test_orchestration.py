@@ -346,6 +346,29 @@ def test_late_event_rewrites_exactly_its_day_and_gold_equals_a_full_rebuild(
     assert _gold_rows(lake) == _gold_rows(_full_rebuild(lake, tmp_path, store, settings))
 
 
+def test_a_new_day_starts_its_partition_without_new_data(settings: Settings, lake: Lake, store: sa.Engine) -> None:
+    """At midnight (default zone) the new day's partition is missing: the automation builds it, and
+    that run also rewrites yesterday wherever its rows changed (clocks that were still running)."""
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    defs = _defs(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    gd.build(days=2).write(lake)
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    _observe(settings, instance)
+    cursor, _ = _follow(settings, defs, instance, tick.cursor)
+
+    zone = ZoneInfo(settings.default_timezone)
+    tomorrow = datetime.now(zone).date() + timedelta(days=1)
+    after_midnight = datetime.combine(tomorrow, time(0, 5), zone)
+    tick = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=cursor, evaluation_time=after_midnight
+    )
+    assert tick.get_requested_partitions(key("gold/daily_volume")) == {tomorrow.isoformat()}
+    assert not (_requested(tick) & set(SILVER_TABLES))
+
+
 def test_single_run_backfill_of_a_range_equals_a_full_rebuild_over_it(
     settings: Settings, lake: Lake, store: sa.Engine, tmp_path: Path
 ) -> None:
