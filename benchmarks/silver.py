@@ -112,8 +112,11 @@ def append_increment(root: str, seed: int) -> dict[str, Any]:
     from storage.lake import Lake
 
     lake = Lake(root=root)
-    sim = simulate(SimulationConfig(seed=seed, instances=4, days=1, start=INC_START, conversations_per_day=140))
+    # the rich simulator sends ≈ 5 webhooks per conversation: 600 a day give 12-13k, cut to the first 10k
+    sim = simulate(SimulationConfig(seed=seed, instances=4, days=1, start=INC_START, conversations_per_day=600))
     deliveries = sim.deliveries[:INC_EVENTS]
+    if len(deliveries) < INC_EVENTS:
+        raise RuntimeError(f"increment has {len(deliveries)} webhooks, fewer than {INC_EVENTS}")
     append_webhooks(lake, bronze_table(deliveries, seq_base=10**9))
     last = deliveries[-1].received_at
     append_ops(lake, [r for r in sim.ops_events if r["occurred_at"] <= last])

@@ -7,7 +7,10 @@ so a run that crashed half-way can be retried without appending the same rows tw
 
 from __future__ import annotations
 
+import itertools
+import urllib.parse
 from collections.abc import Iterator
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
@@ -18,6 +21,9 @@ from storage.lake import Lake
 APP_ID = "beazap-silver"
 # Small row groups + time-sorted writes let readers skip row groups by event_at statistics.
 WRITER = WriterProperties(max_row_group_size=64 * 1024, compression="ZSTD")
+# Files of ~1-2 row groups: an incremental replace rewrites only the few (time-sorted) files holding
+# the keys it replaces, so its cost follows the batch rather than the size of the table.
+TARGET_FILE_BYTES = 8 * 1024 * 1024
 
 
 def ensure(lake: Lake, table: str, schema: pa.Schema, partitions: list[str] | None = None) -> DeltaTable:
@@ -73,6 +79,7 @@ def overwrite(
         schema_mode="overwrite",
         commit_properties=commit_props(version),
         writer_properties=WRITER,
+        target_file_size=TARGET_FILE_BYTES,
     )
 
 
@@ -105,6 +112,30 @@ def keys_predicate(pairs: list[tuple[str, str]], scope_col: str, key_col: str) -
     )
 
 
+def time_ranges(times: list[datetime], max_ranges: int = 32) -> list[tuple[datetime, datetime]]:
+    """Cover the sorted distinct ``times`` with at most ``max_ranges`` closed intervals, cutting at the
+    widest gaps, so a replace rewrites the rows around what changed rather than a whole time span."""
+    ts = sorted(set(times))
+    if not ts:
+        return []
+    gaps = sorted(range(1, len(ts)), key=lambda i: ts[i] - ts[i - 1], reverse=True)[: max_ranges - 1]
+    cuts = [0, *sorted(gaps), len(ts)]
+    return [(ts[a], ts[b - 1]) for a, b in itertools.pairwise(cuts)]
+
+
+def ranges_predicate(column: str, ranges: list[tuple[datetime, datetime]]) -> str | None:
+    """``(column >= lo and column <= hi) or …`` (ISO literals both delta-rs and DuckDB read)."""
+    if not ranges:
+        return None
+    return " or ".join(f"({column} >= '{lo.isoformat()}' and {column} <= '{hi.isoformat()}')" for lo, hi in ranges)
+
+
+def rows_in_ranges(source: str, column: str, ranges: list[tuple[datetime, datetime]]) -> str:
+    """SQL selecting the rows of ``source`` inside ``ranges`` (DuckDB pushes the OR of ranges into its
+    Parquet reader, which skips row groups outside them)."""
+    return f"select * from {source} where {ranges_predicate(column, ranges) or 'false'}"
+
+
 def replace_where(
     lake: Lake,
     table: str,
@@ -131,14 +162,61 @@ def replace_where(
         partition_by=partitions,
         commit_properties=commit_props(version),
         writer_properties=WRITER,
+        target_file_size=TARGET_FILE_BYTES,
     )
     return data.num_rows
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, lake: Lake, table: str, schema: pa.Schema) -> None:
-    """Expose a silver table to DuckDB as ``name`` (an empty table of ``schema`` when missing)."""
+    """Expose a silver table to DuckDB as ``name`` (an empty table of ``schema`` when missing).
+
+    Local lakes are read by DuckDB's own Parquet reader over the table's current files (several
+    times faster than a pyarrow dataset for the key scans of incremental runs, with row-group
+    pruning on pushed-down filters); S3 lakes, and tables using reader features this reader does
+    not apply (deletion vectors, column mapping), go through delta-rs' pyarrow dataset."""
     dt = lake.open_or_none(table)
     if dt is None:
         con.register(name, schema.empty_table())
-    else:
+        return
+    sql = None if lake.is_s3 else native_scan_sql(dt, schema)
+    if sql == "":
+        con.register(name, schema.empty_table())
+        return
+    if sql is None:
         con.register(name, dt.to_pyarrow_dataset())
+        return
+    con.register(f"{name}__empty", schema.empty_table())
+    con.execute(f"create or replace temp view {name} as select * from {name}__empty union all by name {sql}")
+
+
+def native_scan_sql(dt: DeltaTable, schema: pa.Schema) -> str | None:
+    """``read_parquet`` SQL over ``dt``'s current files, partition columns added as constants; None
+    when the files alone do not describe the table (reader features) — callers then use pyarrow."""
+    protocol = dt.protocol()
+    if protocol.min_reader_version > 1 or (protocol.reader_features or []):
+        return None
+    partitions = list(dt.metadata().partition_columns)
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    base = urllib.parse.unquote(dt.table_uri.removeprefix("file://")).rstrip("/")
+    groups: dict[tuple[str | None, ...], list[str]] = {}
+    paths = actions.column("path").to_pylist()
+    values = [actions.column(f"partition.{c}").to_pylist() for c in partitions]
+    for i, path in enumerate(paths):
+        key = tuple(v[i] for v in values)
+        groups.setdefault(key, []).append(f"{base}/{urllib.parse.unquote(path)}")
+    types = {f.name: f.type for f in schema}
+    parts = []
+    for key, files in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        consts = "".join(
+            f", {_sql_const(v, types.get(c, pa.string()))} as {c}" for c, v in zip(partitions, key, strict=True)
+        )
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        parts.append(f"select *{consts} from read_parquet([{listed}], union_by_name = true, hive_partitioning = false)")
+    return " union all by name ".join(parts)  # "" when the table has no files
+
+
+def _sql_const(value: str | None, typ: pa.DataType) -> str:
+    if value is None:
+        return "null"
+    quoted = "'" + value.replace("'", "''") + "'"
+    return quoted if pa.types.is_string(typ) or pa.types.is_large_string(typ) else f"cast({quoted} as varchar)"

@@ -472,10 +472,9 @@ class _Run:
         else:
             con.execute("create or replace temp table part_keys as select distinct instance_id, message_id from parts")
             self._existing_rows(
-                """exists (select 1 from part_keys k where k.instance_id = x.instance_id
-                                                    and k.message_id = x.message_id)
-                   or exists (select 1 from affected0 a where a.instance_id = x.instance_id
-                                                          and a.contact_key = x.contact_key)""",
+                """left join part_keys k on k.instance_id = x.instance_id and k.message_id = x.message_id
+                   left join affected0 a on a.instance_id = x.instance_id and a.contact_key = x.contact_key""",
+                "k.message_id is not null or a.contact_key is not null",
                 create=True,
             )
             con.execute(
@@ -534,10 +533,9 @@ class _Run:
             if con.execute("select count(*) from extra_contacts").fetchall()[0][0]:
                 con.execute("insert into affected0 select * from extra_contacts")
                 self._existing_rows(
-                    """exists (select 1 from extra_contacts a where a.instance_id = x.instance_id
-                                                             and a.contact_key = x.contact_key)
-                       and not exists (select 1 from ex_rows e where e.instance_id = x.instance_id
-                                                                 and e.message_id = x.message_id)""",
+                    """join extra_contacts a on a.instance_id = x.instance_id and a.contact_key = x.contact_key
+                       left join ex_rows e on e.instance_id = x.instance_id and e.message_id = x.message_id""",
+                    "e.message_id is null",
                     create=False,
                 )
         tl_cols = "instance_id, contact_key, message_id, event_at, direction, automated, sender_attendant_id, chat_jid"
@@ -599,23 +597,7 @@ class _Run:
               and not exists (select 1 from fin0 f where f.instance_id = x.instance_id and f.message_id = x.message_id)
             """
         )
-        months = [
-            r[0]
-            for r in con.sql(
-                "select distinct event_month from msg_write union select distinct x.event_month from ex_rows x "
-                "join msg_write w using (instance_id, message_id)"
-            ).fetchall()
-        ]
-        keys = con.sql("select instance_id, message_id from msg_write").fetchall()
-        written[S.MESSAGES] = io.replace_where(
-            self.lake,
-            S.MESSAGES,
-            io.relation_table(con.sql("select * from msg_write order by event_month, event_at"), S.MESSAGES_SCHEMA),
-            S.MESSAGES_SCHEMA,
-            S.MESSAGES_PARTITIONS,
-            _and(_in_filter("event_month", months), io.keys_predicate(keys, "instance_id", "message_id")),
-            self.version,
-        )
+        written[S.MESSAGES] = self._write_messages()
         # conversations: recomputed contacts replace theirs; quiet open ones past the timeout expire
         con.execute(
             f"""
@@ -639,36 +621,114 @@ class _Run:
                                                         and a.contact_key = x.contact_key)
             """
         )
-        cmonths = [r[0] for r in con.sql("select distinct opened_month from conv_write").fetchall()]
-        ckeys = con.sql("select instance_id, conversation_id from conv_write").fetchall()
-        # files are sorted by opened_at: a lower bound lets the rewrite skip older files
-        min_opened = con.execute("select min(opened_at) from conv_write").fetchall()[0][0]
-        since = f"opened_at >= '{min_opened.isoformat()}'" if min_opened is not None else None
-        written[S.CONVERSATIONS] = io.replace_where(
-            self.lake,
-            S.CONVERSATIONS,
-            io.relation_table(
-                con.sql("select * exclude (_delete) from conv_write where not _delete order by opened_at"),
-                S.CONVERSATIONS_SCHEMA,
-            ),
-            S.CONVERSATIONS_SCHEMA,
-            S.CONVERSATIONS_PARTITIONS,
-            _and(
-                _in_filter("opened_month", cmonths), since, io.keys_predicate(ckeys, "instance_id", "conversation_id")
-            ),
-            self.version,
-        )
+        written[S.CONVERSATIONS] = self._write_conversations()
         return written
 
-    def _existing_rows(self, condition: str, *, create: bool) -> None:
-        """Existing message rows matching ``condition`` (on alias ``x``) into ``ex_rows``, in two passes:
-        a narrow pass finds the keys, their partitions and earliest event time; the full-row pass then
-        reads only those partitions from that time on (time-sorted files prune by statistics)."""
+    def _write_messages(self) -> int:
+        """Replace the rows of ``msg_write`` in silver/messages.
+
+        Stubs (no event time, partition NULL) are replaced by key. Timed rows are replaced by event-time
+        ranges (at most 32) around the new and the old times of the changed messages: the rows of those
+        ranges that did not change are rewritten as they were. The ranges prune time-sorted files by
+        statistics, and a range predicate is cheap for delta-rs to evaluate where a list of thousands of
+        keys is not, so the cost follows the batch rather than the table."""
+        con = self.con
+        con.execute(
+            """
+            create or replace temp table msg_old as
+            select x.instance_id, x.message_id, x.event_month, x.event_at
+            from ex_rows x semi join msg_write w using (instance_id, message_id)
+            """
+        )
+        touched = "select event_month, event_at from msg_write union all select event_month, event_at from msg_old"
+        ranges = io.time_ranges(
+            [r[0] for r in con.sql(f"select distinct event_at from ({touched}) where event_at is not null").fetchall()]
+        )
+        stub_keys = con.sql(
+            "select instance_id, message_id from msg_write where event_month is null "
+            "union select instance_id, message_id from msg_old where event_month is null"
+        ).fetchall()
+        kept = io.rows_in_ranges("ex_messages", "event_at", ranges)
+        con.execute(
+            f"""
+            create or replace temp table msg_data as
+            select * from msg_write
+            union all by name
+            select k.* from ({kept}) k
+            where k.event_month is not null
+              and not exists (select 1 from msg_write w where w.instance_id = k.instance_id
+                                                        and w.message_id = k.message_id)
+            """
+        )
+        months = [
+            r[0]
+            for r in con.sql(f"select distinct event_month from ({touched}) where event_month is not null").fetchall()
+        ]
+        timed = _and(_in_filter("event_month", months), io.ranges_predicate("event_at", ranges)) if ranges else None
+        stubs = io.keys_predicate(stub_keys, "instance_id", "message_id")
+        predicate = " or ".join(f"({p})" for p in (timed, f"event_month is null and ({stubs})" if stubs else None) if p)
+        io.replace_where(
+            self.lake,
+            S.MESSAGES,
+            io.relation_table(con.sql("select * from msg_data order by event_month, event_at"), S.MESSAGES_SCHEMA),
+            S.MESSAGES_SCHEMA,
+            S.MESSAGES_PARTITIONS,
+            predicate or None,
+            self.version,
+        )
+        return con.execute("select count(*) from msg_write").fetchall()[0][0]
+
+    def _write_conversations(self) -> int:
+        """Replace the rows of ``conv_write`` in silver/conversations by opened-time ranges (see
+        :meth:`_write_messages`); ``_delete`` rows are only removed."""
+        con = self.con
+        # an id already stored under another opening time (its opening message's content changed) goes too
+        con.execute(
+            """
+            create or replace temp table conv_touch as
+            select opened_at, opened_month from conv_write
+            union
+            select x.opened_at, x.opened_month from ex_conversations x semi join conv_write using (conversation_id)
+            """
+        )
+        ranges = io.time_ranges([r[0] for r in con.sql("select distinct opened_at from conv_touch").fetchall()])
+        if not ranges:
+            return 0
+        kept = io.rows_in_ranges("ex_conversations", "opened_at", ranges)
+        con.execute(
+            f"""
+            create or replace temp table conv_data as
+            select * exclude (_delete) from conv_write where not _delete
+            union all by name
+            select k.* from ({kept}) k
+            where not exists (select 1 from conv_write w where w.conversation_id = k.conversation_id)
+            """
+        )
+        months = [
+            r[0]
+            for r in con.sql("select opened_month from conv_touch union select opened_month from conv_data").fetchall()
+        ]
+        io.replace_where(
+            self.lake,
+            S.CONVERSATIONS,
+            io.relation_table(con.sql("select * from conv_data order by opened_at"), S.CONVERSATIONS_SCHEMA),
+            S.CONVERSATIONS_SCHEMA,
+            S.CONVERSATIONS_PARTITIONS,
+            _and(_in_filter("opened_month", months), io.ranges_predicate("opened_at", ranges)),
+            self.version,
+        )
+        return con.execute("select count(*) from conv_write where not _delete").fetchall()[0][0]
+
+    def _existing_rows(self, joins: str, condition: str, *, create: bool) -> None:
+        """Existing message rows matching ``joins`` + ``condition`` (on alias ``x``) into ``ex_rows``, in
+        two passes: a narrow pass (hash joins over four key columns) finds the keys, their partitions and
+        earliest event time; the full-row pass then reads only those partitions from that time on
+        (time-sorted files prune by statistics)."""
         con = self.con
         con.execute(
             f"""
             create or replace temp table ex_keys as
-            select x.instance_id, x.message_id, x.event_month, x.event_at from ex_messages x where {condition}
+            select x.instance_id, x.message_id, x.event_month, x.event_at from ex_messages x {joins} where {condition}
             """
         )
         months, stubs, min_at = con.execute(
@@ -694,6 +754,7 @@ class _Run:
         them), narrowing the ops log before anything else."""
         con = self.con
         actions = "('assign', 'transfer', 'route', 'unassign', 'resolve', 'reopen')"
+        cols = ", ".join(f"x.{c}" for c in _OPS_TL_COLUMNS)  # not ``details``: the widest column
         if filtered:
             con.execute(
                 """
@@ -703,10 +764,10 @@ class _Run:
                       join affected0 a on a.instance_id = m.instance_id and a.contact_key = m.phone
                 """
             )
-            history = f"""select x.* from ex_ops x semi join ops_keys k using (instance_id, contact_key)
+            history = f"""select {cols} from ex_ops x semi join ops_keys k using (instance_id, contact_key)
                           where x.action in {actions}"""
         else:
-            history = f"select * from ex_ops where action in {actions}"
+            history = f"select {cols} from ex_ops x where x.action in {actions}"
         con.execute(
             f"""
             create or replace temp table tl_ops as
@@ -866,6 +927,16 @@ def _and(*predicates: str | None) -> str | None:
     return " and ".join(f"({p})" for p in predicates if p)
 
 
+_OPS_TL_COLUMNS = (
+    "action_id",
+    "instance_id",
+    "contact_key",
+    "action",
+    "actor_id",
+    "attendant_id",
+    "team_id",
+    "occurred_at",
+)
 _PARSED = ("p_msg", "p_events", "p_calls", "p_conn", "p_groups", "p_gp", "p_contacts", "p_rejects")
 
 
