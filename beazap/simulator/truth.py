@@ -9,8 +9,10 @@ SQL in silver and the live projector:
 - a message opens a conversation when none is open (no previous message, the previous message is
   more than the session timeout ago, or the open conversation was resolved);
 - an action applies to the conversation open at its time (previous message within the timeout):
-  ``resolve`` closes it (first one wins until a ``reopen``), ``assign``/``transfer`` set the assignee
-  and team while it is not resolved, ``unassign`` clears the assignee (the team keeps it);
+  ``resolve`` closes it (first one wins until a ``reopen``); while it is not resolved a ``transfer``
+  sets the assignee and team, an ``assign`` sets the assignee and — only when it names one — the team
+  (an assign without a team keeps the current team, as silver and the live store do), ``unassign``
+  clears the assignee (the team keeps it);
 - status: ``resolved``, else ``expired`` when the instance watermark (its latest message time) is more
   than the timeout past the last message, else ``open``; ``expired_at`` = last message + timeout and
   ``closed_at`` = last message time;
@@ -281,8 +283,11 @@ def sessionize(
             if it.action == "unassign":
                 cur.assignee = None  # back to the team's queue: the team stays
             else:
-                cur.assignee, cur.team = it.attendant_id, it.team_id
-                if cur.first_assigned_at is None:
+                if it.action == "transfer" or it.attendant_id is not None:
+                    cur.assignee = it.attendant_id
+                if it.action == "transfer" or it.team_id is not None:
+                    cur.team = it.team_id
+                if it.attendant_id is not None and cur.first_assigned_at is None:
                     cur.first_assigned_at = it.t
     out: list[TrueConversation] = []
     attribution: dict[str, tuple[str, str | None, str | None]] = {}
