@@ -379,22 +379,19 @@ def bench_app() -> Any:
     return app
 
 
-def serve(settings: Any, workdir: Path) -> tuple[subprocess.Popen, str]:
-    """Start the API in its own process (one uvicorn worker), as in production; wait until it answers."""
+def serve(
+    env: dict[str, str], workdir: Path, factory: str = "benchmarks.metrics:bench_app", name: str = "server"
+) -> tuple[subprocess.Popen, str]:
+    """Start an API in its own process (one uvicorn worker), as in production; wait until it answers."""
     port = _free_port()
-    env = {
-        **os.environ,
-        "BEAZAP_LAKE_URI": settings.lake_uri,
-        "BEAZAP_DATABASE_URL": settings.database_url,
-        "BEAZAP_LOG_LEVEL": "WARNING",
-    }
-    log = open(workdir / "server.log", "wb")  # noqa: SIM115 (closed with the process)
+    env = {**os.environ, **env}
+    log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "benchmarks.metrics:bench_app",
+            factory,
             "--factory",
             "--host",
             "127.0.0.1",
@@ -417,7 +414,7 @@ def serve(settings: Any, workdir: Path) -> tuple[subprocess.Popen, str]:
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the API server did not start; see {workdir / 'server.log'}")
+            raise RuntimeError(f"the API server did not start; see {workdir / f'{name}.log'}")
         time.sleep(0.2)
 
 
@@ -474,7 +471,14 @@ def main() -> None:
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     t0 = time.perf_counter()
-    server, base = serve(settings, workdir)
+    server, base = serve(
+        {
+            "BEAZAP_LAKE_URI": settings.lake_uri,
+            "BEAZAP_DATABASE_URL": settings.database_url,
+            "BEAZAP_LOG_LEVEL": "WARNING",
+        },
+        workdir,
+    )
     print(f"metrics API started (gold loaded into memory) in {time.perf_counter() - t0:.1f} s")
 
     pg_name = f"beazap_bench_{uuid.uuid4().hex[:8]}"
@@ -483,64 +487,111 @@ def main() -> None:
     admin = psycopg.connect(PG_ADMIN_URL, autocommit=True)
     admin.execute(f'create database "{pg_name}"')
     pg_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{pg_name}"
+    pg_server = None
     try:
         load_s = load_postgres(con, pg_url, workdir)
         print(f"PostgreSQL baseline loaded and indexed in {load_s:.1f} s")
-        last_day = YEAR_START + timedelta(days=args.days - 1)
-        paths = api_paths(last_day)
-        tz_end = end_ts
-        params = {
-            "end": tz_end,
-            "today": tz_end - timedelta(days=1),
-            "start30": tz_end - timedelta(days=30),
-            "start90": tz_end - timedelta(days=90),
-            "start365": tz_end - timedelta(days=365),
-        }
-        results: dict[str, dict[str, float]] = {}
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as client, psycopg.connect(pg_url) as pg:
-            for name, sql in PG_QUERIES.items():
-                # warm-up both sides once per instance (caches, plans), then time
-                for inst in instance_ids[:3]:
-                    client.get(paths[name](inst)).raise_for_status()
-                    pg.execute(sql, {**params, "inst": inst}).fetchall()
-                api_times, pg_times = [], []
-                for k in range(args.requests):
-                    inst = instance_ids[k % len(instance_ids)]
-                    t = time.perf_counter()
-                    r = client.get(paths[name](inst))
-                    api_times.append((time.perf_counter() - t) * 1000)
-                    r.raise_for_status()
-                    t = time.perf_counter()
-                    pg.execute(sql, {**params, "inst": inst}).fetchall()
-                    pg_times.append((time.perf_counter() - t) * 1000)
-                results[name] = {
-                    "api_p50": statistics.median(api_times),
-                    "api_p99": percentile(api_times, 0.99),
-                    "pg_p50": statistics.median(pg_times),
-                    "pg_p99": percentile(pg_times, 0.99),
-                }
+        pg_token = uuid.uuid4().hex
+        pg_server, pg_base = serve(
+            {"BEAZAP_BENCH_PG_URL": pg_url, "BEAZAP_BENCH_PG_TOKEN": pg_token},
+            workdir,
+            factory="benchmarks.metrics_pg_api:create_app",
+            name="pg-server",
+        )
+        results = time_queries(
+            base, token, pg_base, pg_token, pg_url, YEAR_START + timedelta(days=args.days - 1), end_ts, instance_ids,
+            args.requests,
+        )  # fmt: skip
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if pg_server is not None:
+            pg_server.terminate()
+            pg_server.wait(timeout=30)
         admin.execute(f'drop database if exists "{pg_name}" with (force)')
         admin.close()
         engine.dispose()
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    print()
-    print(f"{'query':26} {'BeaZap API p50':>15} {'p99':>8} {'PostgreSQL p50':>15} {'p99':>8} {'speed-up b/a p50':>17}")
-    for name, r in results.items():
-        kind = "message volume" if name in MESSAGE_VOLUME_QUERIES else "conversation level"
-        print(
-            f"{name:26} {r['api_p50']:13.2f}ms {r['api_p99']:6.2f}ms {r['pg_p50']:13.2f}ms {r['pg_p99']:6.2f}ms "
-            f"{r['pg_p50'] / r['api_p50']:15.1f}×  ({kind})"
-        )
+    print_results(results)
     print(
         f"\ngold full rebuild {gold_s:.1f} s wall / {gold_cpu:.1f} s CPU for {n_msg:,} messages / {n_conv:,} "
         f"conversations; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
+
+
+def time_queries(
+    base: str,
+    token: str,
+    pg_base: str,
+    pg_token: str,
+    pg_url: str,
+    last_day: date,
+    end_ts: datetime,
+    instance_ids: list[str],
+    requests: int,
+) -> dict[str, dict[str, float]]:
+    """Per query: BeaZap through HTTP, the PostgreSQL API through HTTP, and PostgreSQL's bare SQL,
+    interleaved request by request (same instance each round) so load changes hit all three alike."""
+    import psycopg
+
+    paths = api_paths(last_day)
+    params = {
+        "end": end_ts,
+        "today": end_ts - timedelta(days=1),
+        "start30": end_ts - timedelta(days=30),
+        "start90": end_ts - timedelta(days=90),
+        "start365": end_ts - timedelta(days=365),
+    }
+    results: dict[str, dict[str, float]] = {}
+    with (
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client,
+        httpx.Client(base_url=pg_base, headers={"Authorization": f"Bearer {pg_token}"}, timeout=60) as pg_client,
+        psycopg.connect(pg_url) as pg,
+    ):
+        for name, sql in PG_QUERIES.items():
+            # warm-up all three once per instance (caches, plans, pool), then time
+            for inst in instance_ids[:3]:
+                client.get(paths[name](inst)).raise_for_status()
+                pg_client.get(paths[name](inst)).raise_for_status()
+                pg.execute(sql, {**params, "inst": inst}).fetchall()
+            api_times: list[float] = []
+            pg_api_times: list[float] = []
+            pg_times: list[float] = []
+            for k in range(requests):
+                inst = instance_ids[k % len(instance_ids)]
+                for http, times in ((client, api_times), (pg_client, pg_api_times)):
+                    t = time.perf_counter()
+                    r = http.get(paths[name](inst))
+                    times.append((time.perf_counter() - t) * 1000)
+                    r.raise_for_status()
+                t = time.perf_counter()
+                pg.execute(sql, {**params, "inst": inst}).fetchall()
+                pg_times.append((time.perf_counter() - t) * 1000)
+            results[name] = {
+                "api_p50": statistics.median(api_times),
+                "api_p99": percentile(api_times, 0.99),
+                "pg_api_p50": statistics.median(pg_api_times),
+                "pg_api_p99": percentile(pg_api_times, 0.99),
+                "pg_p50": statistics.median(pg_times),
+                "pg_p99": percentile(pg_times, 0.99),
+            }
+    return results
+
+
+def print_results(results: dict[str, dict[str, float]]) -> None:
+    print()
+    print(
+        f"{'query':26} {'BeaZap HTTP p50':>15} {'p99':>8} {'PG HTTP p50':>12} {'p99':>8} {'speed-up':>9} "
+        f"{'PG bare SQL p50':>16} {'p99':>8}"
+    )
+    for name, r in results.items():
+        kind = "message volume" if name in MESSAGE_VOLUME_QUERIES else "conversation level"
+        print(
+            f"{name:26} {r['api_p50']:13.2f}ms {r['api_p99']:6.2f}ms {r['pg_api_p50']:10.2f}ms "
+            f"{r['pg_api_p99']:6.2f}ms {r['pg_api_p50'] / r['api_p50']:8.1f}× {r['pg_p50']:14.2f}ms "
+            f"{r['pg_p99']:6.2f}ms  ({kind})"
+        )
 
 
 if __name__ == "__main__":

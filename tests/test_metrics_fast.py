@@ -6,11 +6,13 @@ over gold built from the synthetic silver lake (real DuckDB and Delta)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_metrics_api import A_INSTANCES, PERIOD, World
 
 from api.routes import metrics_fast as fast
 from api.routes import metrics_queries as q
@@ -22,6 +24,17 @@ from storage.lake import Lake
 START = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
 AS_OF = datetime(2026, 3, 30, tzinfo=UTC)
 INSTANCES = ["inst-f1", "inst-f2", "inst-f3"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The metrics API tests' world (two tenants, simulator-like gold, real app)."""
+    root = tmp_path_factory.mktemp("fast-http")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BEAZAP_SECRET_KEY_FILE", str(root / "secret.key"))
+        w = World(root)
+        yield w
+        w.engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +109,30 @@ def test_people_filters_use_the_sql_path() -> None:
     assert not fast.supports(f) and not fast.supports_volume(f, "none")
     assert fast.supports(q.Filters(["inst-f1"], date(2026, 3, 1), date(2026, 3, 7)))
     assert not fast.supports_volume(q.Filters(["inst-f1"], date(2026, 3, 1), date(2026, 3, 7)), "kind")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/metrics/overview",
+        "/v1/metrics/volume?granularity=hour",
+        "/v1/metrics/volume?granularity=day",
+        "/v1/metrics/volume?granularity=week",
+        "/v1/metrics/volume?granularity=month",
+        "/v1/metrics/sla",
+        "/v1/metrics/attendants",
+        "/v1/metrics/teams?sort=frt_median_seconds",
+    ],
+)
+def test_http_answers_equal_with_the_fast_path_off(world: World, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """Whole answers through HTTP (drill-down URLs included) are the same with and without the fast path."""
+    params = {"instance_id": A_INSTANCES, **PERIOD}
+    world.app.state.metrics_cache.clear()
+    with_fast = world.get(path, **params)
+    assert with_fast.status_code == 200, with_fast.text
+    monkeypatch.setattr(fast, "supports", lambda f: False)
+    monkeypatch.setattr(fast, "supports_volume", lambda f, by: False)
+    world.app.state.metrics_cache.clear()
+    with_sql = world.get(path, **params)
+    assert with_sql.status_code == 200, with_sql.text
+    same(with_sql.json(), with_fast.json())

@@ -58,7 +58,7 @@ def _settings(request: Request) -> Settings:
     return getattr(request.app.state, "settings", None) or get_settings()
 
 
-def get_reader(request: Request) -> GoldReader:
+async def get_reader(request: Request) -> GoldReader:
     reader = getattr(request.app.state, "gold_reader", None)
     if reader is None:
         settings = _settings(request)
@@ -67,7 +67,7 @@ def get_reader(request: Request) -> GoldReader:
     return reader
 
 
-def get_cache(request: Request) -> MetricsCache:
+async def get_cache(request: Request) -> MetricsCache:
     cache = getattr(request.app.state, "metrics_cache", None)
     if cache is None:
         cache = cache_from_settings(_settings(request))
@@ -75,7 +75,7 @@ def get_cache(request: Request) -> MetricsCache:
     return cache
 
 
-def get_filters(
+async def get_filters(
     request: Request,
     scope: Scope,
     instance_id: Annotated[
@@ -139,9 +139,9 @@ def drilldown(f: q.Filters, start: date | None = None, end: date | None = None, 
     """URL of the conversations behind a bucket (ISO dates need no escaping; other values are encoded)."""
     base = _drill_base(f)
     tail = f"from={(start or f.start).isoformat()}&to={(end or f.end).isoformat()}"
-    more = [(k, v) for k, v in extra.items() if v is not None]
-    if more:
-        tail += "&" + urlencode(more)
+    for key, value in extra.items():
+        if value is not None:
+            tail += f"&{key}={value}" if type(value) is int else "&" + urlencode([(key, value)])
     return f"{base}&{tail}" if base else f"/v1/conversations/facts?{tail}"
 
 
@@ -173,11 +173,12 @@ def _clean(value: Any) -> Any:
 
 
 def _cached(cache: MetricsCache, reader: GoldReader, endpoint: str, params: dict[str, Any], compute: Any) -> Any:
+    """The cached answer, or ``compute()`` stored under the gold fingerprint (computes return NaN-free values)."""
     key = make_key(getattr(cache, "prefix", "beazap:metrics"), endpoint, params, reader.fingerprint)
     hit = cache.get(key)
     if hit is not None:
         return hit
-    value = _clean(compute())
+    value = compute()
     cache.set(key, value)  # Redis serializes to JSON; in-process keeps the (never mutated) object
     return value
 
@@ -217,7 +218,7 @@ def get_overview(f: FiltersDep, reader: ReaderDep, cache: CacheDep) -> Any:
             data = fast.overview(reader.arrays(), f)
         else:
             with reader.cursor() as con:
-                data = q.overview(con, f)
+                data = _clean(q.overview(con, f))
         return {"current": data["current"], "previous": data["previous"]}
 
     data = _cached(cache, reader, "overview", _filter_params(f), compute)
@@ -251,10 +252,12 @@ def get_volume(
         if fast.supports_volume(f, by):
             return fast.volume(reader.arrays(), f, granularity, by)
         with reader.cursor() as con:
-            return q.volume(con, f, granularity, by)
+            return _clean(q.volume(con, f, granularity, by))
 
     data = _cached(cache, reader, "volume", {**_filter_params(f), "g": granularity, "by": by}, compute)
-    rows = [_volume_row(r, f, granularity) for r in data["rows"]]
+    rows = (
+        _hour_rows(data["rows"], f) if granularity == "hour" else [_volume_row(r, f, granularity) for r in data["rows"]]
+    )
     if wants_csv(request):
         return csv_response(rows, f"volume_{granularity}")
     totals = {"inbound": 0, "outbound": 0, "automated": 0, "total": 0, **(data["totals"] or {})}
@@ -293,13 +296,30 @@ def _volume_row(r: dict[str, Any], f: q.Filters, granularity: str) -> dict[str, 
     return {**r, "bucket_start": start, "drilldown": drilldown(sub, max(start, f.start), min(end, f.end), hour=hour)}
 
 
+def _hour_rows(rows: list[dict[str, Any]], f: q.Filters) -> list[dict[str, Any]]:
+    """Hourly rows with their drill-down URLs: the hot loop of the largest answer, kept to string building."""
+    base = _drill_base(f)
+    prefix = f"{base}&" if base else "/v1/conversations/facts?"
+    out = []
+    for r in rows:
+        if r.get("instance_id"):
+            out.append(_volume_row(r, f, "hour"))
+            continue
+        start = _as_date(r["bucket_start"])  # an hour's day is inside the period: no clipping
+        day = start.isoformat()
+        out.append(
+            {**r, "bucket_start": start, "drilldown": f"{prefix}from={day}&to={day}&hour={int(r['bucket'][11:13])}"}
+        )
+    return out
+
+
 @router.get("/v1/metrics/heatmap", response_model=HeatmapResponse, responses=CSV_RESPONSE)
 def get_heatmap(request: Request, f: FiltersDep, reader: ReaderDep, cache: CacheDep) -> Any:
     """Inbound messages and conversations opened by ISO weekday × hour (instance time zone)."""
 
     def compute() -> dict[str, Any]:
         with reader.cursor() as con:
-            return q.heatmap(con, f)
+            return _clean(q.heatmap(con, f))
 
     data = _cached(cache, reader, "heatmap", _filter_params(f), compute)
     cells = [{**c, "drilldown": drilldown(f, weekday=c["weekday"], hour=c["hour"])} for c in data["cells"]]
@@ -327,7 +347,7 @@ def get_sla(request: Request, f: FiltersDep, reader: ReaderDep, cache: CacheDep)
         if fast.supports(f):
             return fast.sla(reader.arrays(), f)
         with reader.cursor() as con:
-            return q.sla(con, f)
+            return _clean(q.sla(con, f))
 
     data = _cached(cache, reader, "sla", _filter_params(f), compute)
     rows = [{**r, "drilldown": drilldown(f, r_day(r), r_day(r))} for r in data["rows"]]
@@ -359,7 +379,7 @@ def _performance(request: Request, f: q.Filters, reader: GoldReader, cache: Metr
         if fast.supports(f):
             return fast.performance(reader.arrays(), f, dim, sort)
         with reader.cursor() as con:
-            return q.performance(con, f, dim, sort)
+            return _clean(q.performance(con, f, dim, sort))
 
     data = _cached(cache, reader, f"perf-{dim}", {**_filter_params(f), "sort": sort}, compute)
     rows = []
@@ -394,7 +414,7 @@ def get_calls(request: Request, f: FiltersDep, reader: ReaderDep, cache: CacheDe
 
     def compute() -> dict[str, Any]:
         with reader.cursor() as con:
-            return q.calls(con, f)
+            return _clean(q.calls(con, f))
 
     data = _cached(cache, reader, "calls", _filter_params(f), compute)
     if wants_csv(request):

@@ -238,9 +238,21 @@ def _py(value: Any) -> Any:
 def quantiles(values: np.ndarray, qs: Sequence[float]) -> list[float | None]:
     """Linear-interpolated quantiles of the non-NaN values (None when there are none)."""
     valid = values[~np.isnan(values)]
-    if not len(valid):
+    return sorted_quantiles(np.sort(valid), qs)
+
+
+def sorted_quantiles(ordered: np.ndarray, qs: Sequence[float]) -> list[float | None]:
+    """Linear-interpolated quantiles of sorted values (DuckDB's ``quantile_cont``)."""
+    n = len(ordered)
+    if not n:
         return [None for _ in qs]
-    return [float(v) for v in np.quantile(valid, qs)]
+    out: list[float | None] = []
+    for q in qs:
+        pos = q * (n - 1)
+        lo = int(pos)
+        a, b = float(ordered[lo]), float(ordered[min(lo + 1, n - 1)])
+        out.append(a + (b - a) * (pos - lo))
+    return out
 
 
 def mean(values: np.ndarray) -> float | None:
@@ -429,19 +441,22 @@ def _calendar_buckets(first: int, last: int, granularity: str) -> tuple[list[str
 
 
 # --- SLA ----------------------------------------------------------------
+BUCKET_LOWER = np.asarray((0, *BUCKET_EDGES), dtype=np.float64)
+
+
 def _clock_stats(
     clock: str, basis: str, values: np.ndarray, outcome: np.ndarray | None, overdue: Any
 ) -> dict[str, Any]:
-    valid = values[~np.isnan(values)]
-    n = len(valid)
-    median, p90 = quantiles(valid, (0.5, 0.9))
-    counts = np.bincount(np.searchsorted(np.asarray(BUCKET_EDGES, dtype=np.float64), valid, "right"), minlength=8)
-    below_zero = int((valid < 0).sum())
-    counts[0] -= below_zero  # the SQL buckets start at 0: negative values fall in none
+    ordered = np.sort(values[~np.isnan(values)])
+    n = len(ordered)
+    median, p90 = sorted_quantiles(ordered, (0.5, 0.9))
+    # bucket i holds lower[i] <= v < lower[i + 1]; the SQL buckets start at 0 (negative values: none)
+    cuts = np.append(np.searchsorted(ordered, BUCKET_LOWER, "left"), n)
+    counts = np.diff(cuts).tolist()
     met = breached = pending = 0
     overdue_total = None
     if outcome is not None:
-        met, breached, pending = (int((outcome == c).sum()) for c in (1, 2, 3))
+        met, breached, pending = np.bincount(outcome, minlength=4)[1:4].tolist()
         if breached:
             od = overdue[outcome == 2]
             od = od[~np.isnan(od)]
@@ -450,10 +465,10 @@ def _clock_stats(
         "clock": clock,
         "basis": basis,
         "count": n,
-        "mean_seconds": float(valid.mean()) if n else None,
+        "mean_seconds": float(ordered.mean()) if n else None,
         "median_seconds": median,
         "p90_seconds": p90,
-        "buckets": {name: int(c) for name, c in zip(BUCKETS, counts.tolist(), strict=True)},
+        "buckets": dict(zip(BUCKETS, counts, strict=True)),
         "sla_met": met,
         "sla_breached": breached,
         "sla_pending": pending,
@@ -462,11 +477,14 @@ def _clock_stats(
     }
 
 
+FIRST_RESPONSE_COLUMNS = ("frt_seconds", "frt_business_seconds", "frt_sla", "frt_overdue_seconds")
+
+
 def _clocks(fp: dict[str, np.ndarray], wp: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     inbound = fp["inbound"]
-    fi = {k: v[inbound] for k, v in fp.items()}
+    fi = {k: fp[k][inbound] for k in FIRST_RESPONSE_COLUMNS}
     spec = [
-        ("first_response", fi, "frt_seconds", "frt_business_seconds", "frt_sla", "frt_overdue_seconds"),
+        ("first_response", fi, *FIRST_RESPONSE_COLUMNS),
         ("next_reply", wp, "reply_seconds", "reply_business_seconds", "sla_outcome", "sla_overdue_seconds"),
         (
             "resolution",
