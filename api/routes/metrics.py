@@ -250,14 +250,15 @@ def get_volume(
 
     def compute() -> dict[str, Any]:
         if fast.supports_volume(f, by):
-            return fast.volume(reader.arrays(), f, granularity, by)
-        with reader.cursor() as con:
-            return _clean(q.volume(con, f, granularity, by))
+            data = fast.volume(reader.arrays(), f, granularity, by)
+        else:
+            with reader.cursor() as con:
+                data = _clean(q.volume(con, f, granularity, by))
+        _link_volume_rows(data["rows"], f, granularity)  # drill-down URLs are part of the cached answer
+        return data
 
     data = _cached(cache, reader, "volume", {**_filter_params(f), "g": granularity, "by": by}, compute)
-    rows = (
-        _hour_rows(data["rows"], f) if granularity == "hour" else [_volume_row(r, f, granularity) for r in data["rows"]]
-    )
+    rows = data["rows"]
     if wants_csv(request):
         return csv_response(rows, f"volume_{granularity}")
     totals = {"inbound": 0, "outbound": 0, "automated": 0, "total": 0, **(data["totals"] or {})}
@@ -287,30 +288,22 @@ def _bucket_end(start: date, granularity: str) -> date:
     return start
 
 
-def _volume_row(r: dict[str, Any], f: q.Filters, granularity: str) -> dict[str, Any]:
-    """A volume row with its date and the drill-down URL of its bucket (clipped to the period)."""
-    start = _as_date(r["bucket_start"])
-    end = _bucket_end(start, granularity)
-    hour = int(r["bucket"][11:13]) if granularity == "hour" else None
-    sub = q.Filters([r["instance_id"]], f.start, f.end, f.team_ids, f.attendant_ids) if r.get("instance_id") else f
-    return {**r, "bucket_start": start, "drilldown": drilldown(sub, max(start, f.start), min(end, f.end), hour=hour)}
-
-
-def _hour_rows(rows: list[dict[str, Any]], f: q.Filters) -> list[dict[str, Any]]:
-    """Hourly rows with their drill-down URLs: the hot loop of the largest answer, kept to string building."""
+def _link_volume_rows(rows: list[dict[str, Any]], f: q.Filters, granularity: str) -> None:
+    """Give each (freshly computed) volume row its date and the drill-down URL of its bucket, clipped to
+    the period. The hourly case — the largest answer — is plain string building."""
     base = _drill_base(f)
     prefix = f"{base}&" if base else "/v1/conversations/facts?"
-    out = []
     for r in rows:
-        if r.get("instance_id"):
-            out.append(_volume_row(r, f, "hour"))
+        start = _as_date(r["bucket_start"])
+        r["bucket_start"] = start
+        if granularity == "hour" and not r.get("instance_id"):
+            day = start.isoformat()  # an hour's day is inside the period: no clipping
+            r["drilldown"] = f"{prefix}from={day}&to={day}&hour={int(r['bucket'][11:13])}"
             continue
-        start = _as_date(r["bucket_start"])  # an hour's day is inside the period: no clipping
-        day = start.isoformat()
-        out.append(
-            {**r, "bucket_start": start, "drilldown": f"{prefix}from={day}&to={day}&hour={int(r['bucket'][11:13])}"}
-        )
-    return out
+        end = _bucket_end(start, granularity)
+        hour = int(r["bucket"][11:13]) if granularity == "hour" else None
+        sub = q.Filters([r["instance_id"]], f.start, f.end, f.team_ids, f.attendant_ids) if r.get("instance_id") else f
+        r["drilldown"] = drilldown(sub, max(start, f.start), min(end, f.end), hour=hour)
 
 
 @router.get("/v1/metrics/heatmap", response_model=HeatmapResponse, responses=CSV_RESPONSE)
