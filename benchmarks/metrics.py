@@ -11,10 +11,14 @@
    into a dedicated PostgreSQL database with exactly the seed's tables and indexes
    (conversations(instance_id, opened_at), conversations(instance_id, status),
    messages(conversation_id, timestamp), unique (instance_id, message_id), partial SLA index) and
-   computes each metric with SQL ``GROUP BY`` on request. The database is created and dropped.
-3. Times the API-equivalent queries for both (hourly volume for 30 days of one instance, volume by
-   month over a year, today's overview, daily SLA for 90 days, attendant ranking for a month) over
-   rotating instances and prints p50/p99 and the speed-up b/a.
+   serves it with ``benchmarks.metrics_pg_api``: a minimal seed-style FastAPI app in its own uvicorn
+   process, pooled psycopg, SQL ``GROUP BY`` on request, the same paths and answer shape (previous
+   period included). The database is created and dropped.
+3. Times the API-equivalent queries (hourly volume for 30 days of one instance, volume by month
+   over a year, today's overview, daily SLA for 90 days, attendant ranking for a month) over
+   rotating instances, through HTTP with the same httpx client for both APIs, interleaved request
+   by request, plus PostgreSQL's bare SQL (one query, no HTTP, no previous period: informative), and
+   prints p50/p99 and the speed-up PG HTTP / BeaZap HTTP, also as a markdown table.
 """
 
 from __future__ import annotations
@@ -591,6 +595,15 @@ def print_results(results: dict[str, dict[str, float]]) -> None:
             f"{name:26} {r['api_p50']:13.2f}ms {r['api_p99']:6.2f}ms {r['pg_api_p50']:10.2f}ms "
             f"{r['pg_api_p99']:6.2f}ms {r['pg_api_p50'] / r['api_p50']:8.1f}× {r['pg_p50']:14.2f}ms "
             f"{r['pg_p99']:6.2f}ms  ({kind})"
+        )
+    print("\n| query | BeaZap HTTP p50 | p99 | PG HTTP p50 | p99 | speed-up (p50) | PG bare SQL p50 | p99 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, r in results.items():
+        cells = [r[k] for k in ("api_p50", "api_p99", "pg_api_p50", "pg_api_p99")]
+        speed = r["pg_api_p50"] / r["api_p50"]
+        print(
+            f"| {name} | {' | '.join(f'{c:,.1f} ms' for c in cells)} | {speed:.1f}× | "
+            f"{r['pg_p50']:,.1f} ms | {r['pg_p99']:,.1f} ms |"
         )
 
 

@@ -231,10 +231,6 @@ def supports(f: Filters) -> bool:
 
 
 # --- statistics helpers ----------------------------------------------------------------
-def _py(value: Any) -> Any:
-    return None if value is None else value.item() if hasattr(value, "item") else value
-
-
 def quantiles(values: np.ndarray, qs: Sequence[float]) -> list[float | None]:
     """Linear-interpolated quantiles of the non-NaN values (None when there are none)."""
     valid = values[~np.isnan(values)]
@@ -280,12 +276,6 @@ def grouped_quantiles(groups: np.ndarray, values: np.ndarray, qs: Sequence[float
         hi = np.ceil(pos).astype(np.int64)
         out.append(v[lo] + (v[hi] - v[lo]) * (pos - lo))
     return {int(k): [float(o[i]) for o in out] for i, k in enumerate(keys)}
-
-
-def _split(rows: dict[str, np.ndarray], start: date) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(current, previous) rows of a both-periods selection (rows sorted by day)."""
-    cut = int(np.searchsorted(rows["day"], day_number(start), "left"))
-    return {k: v[cut:] for k, v in rows.items()}, {k: v[:cut] for k, v in rows.items()}
 
 
 def _period_selections(cols: Columns, f: Filters) -> list[tuple[str, dict[str, np.ndarray]]]:
