@@ -5,8 +5,11 @@
 Starts ``dagster dev -w workspace.yaml`` (webserver + daemon) on loopback with a throw-away
 ``DAGSTER_HOME`` (``orchestration/dagster.yaml``) and lake; each round appends a batch of webhooks
 (one simulated day) to bronze and measures the time until gold is rebuilt over them (the Delta version of
-``gold/conversation_facts`` moves and its silver input includes the new messages). The baseline,
-measured in the same run, is the time the same silver + gold builds take when called directly.
+``gold/conversation_facts`` moves and its silver input includes the new messages). The path is
+bronze observation → silver run → (next automation tick) gold's latest daily partition run; the
+simulated days lie in the past, so that run finds them as changed ("late") days and rewrites them —
+the late-data path. The baseline, measured in the same run, is the time the same silver + gold
+builds take when called directly.
 """
 
 from __future__ import annotations

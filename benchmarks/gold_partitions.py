@@ -124,7 +124,7 @@ def main() -> None:
     _late_message(lake, late_day)
     runs.append(
         _timed(
-            f"latest partition + refresh, one late message ({late_day})",
+            f"latest partition + refresh, one late message (UTC {late_day})",
             lake,
             tables,
             latest,

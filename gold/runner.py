@@ -171,6 +171,9 @@ DAY_COLUMNS: dict[str, str] = {table: "day" for table in GOLD_TABLES} | {
     "conversation_facts": "opened_day",
 }
 SILVER_AGED_TABLES = ("silver/messages", "silver/conversations", "silver/calls")
+# Files of a few MB, written in day order: replacing some days rewrites only the files holding them
+# (a one-file table would be rewritten whole for a single day).
+TARGET_FILE_BYTES = 8 * 1024 * 1024
 
 Days = tuple[date | None, date | None]
 """Local calendar days ``(first, last)``, both included; ``None`` leaves that end open."""
@@ -275,18 +278,19 @@ def write_days(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, where: st
 
     One Delta commit: a predicate overwrite (rows outside ``where`` stay as they are), or — on the
     first write or when the SQL changed the table's columns — an overwrite of the whole table that
-    carries the untouched rows over (schema evolution). Rows are written in day order, so a later
-    predicate on a few days prunes the files of every other day by their statistics.
+    carries the untouched rows over (schema evolution). Rows are written in day order in files of
+    ``TARGET_FILE_BYTES``, so a later predicate on a few days prunes the files of every other day by
+    their statistics and rewrites only the few that hold them.
     """
     column = DAY_COLUMNS[table]
     data: pa.Table = con.sql(f'select * from gold.{table} where {where} order by "{column}"').to_arrow_table()
     target = f"gold/{table}"
     dt = lake.open_or_none(target)
     if dt is None:
-        lake.write(target, data, mode="overwrite", schema_mode="overwrite")
+        lake.write(target, data, mode="overwrite", schema_mode="overwrite", target_file_size=TARGET_FILE_BYTES)
         return data.num_rows
     try:
-        lake.write(target, data, mode="overwrite", predicate=where)
+        lake.write(target, data, mode="overwrite", predicate=where, target_file_size=TARGET_FILE_BYTES)
     except SchemaMismatchError:
         con.register("__new", data)
         con.register("__stored", dt.to_pyarrow_dataset())
@@ -296,7 +300,8 @@ def write_days(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, where: st
         ).to_arrow_table()
         con.unregister("__new")
         con.unregister("__stored")
-        lake.write(target, merged.cast(data.schema), mode="overwrite", schema_mode="overwrite")
+        merged = merged.cast(data.schema)
+        lake.write(target, merged, mode="overwrite", schema_mode="overwrite", target_file_size=TARGET_FILE_BYTES)
     return data.num_rows
 
 

@@ -205,3 +205,39 @@ def test_days_before_silver_are_never_replaced_even_when_asked(world: dict[str, 
     stats = build(lake, world, days=(date(2026, 1, 27), date(2026, 1, 29)))
     assert stats["daily_volume"]["rows"] == 0
     assert snapshot(lake)["daily_volume"] == before["daily_volume"]
+
+
+def _older_schema(lake: Lake) -> None:
+    """Make gold/daily_volume look written by an older gold SQL: one column fewer, one since dropped."""
+    import pyarrow as pa
+
+    old = read_table(lake, "gold/daily_volume").drop_columns(["edited_messages"])
+    old = old.append_column("legacy", pa.array(["x"] * old.num_rows))
+    lake.write("gold/daily_volume", old, mode="overwrite", schema_mode="overwrite")
+
+
+def test_a_partial_rebuild_evolves_the_schema_and_keeps_other_days(world: dict[str, Any], lake: Lake) -> None:
+    build(lake, world)
+    before = read_table(lake, "gold/daily_volume")
+    _older_schema(lake)
+    day = sorted(set(before.column("day").to_pylist()))[3]
+
+    build(lake, world, days=(day, day))
+    after = read_table(lake, "gold/daily_volume")
+    assert after.schema.names == before.schema.names  # "legacy" gone, "edited_messages" back
+    rows = after.to_pylist()
+    assert all(r["edited_messages"] is not None for r in rows if r["day"] == day)
+    assert all(r["edited_messages"] is None for r in rows if r["day"] != day)  # kept as they were
+    strip = [{k: v for k, v in r.items() if k != "edited_messages"} for r in before.to_pylist()]
+    assert sorted(map(repr, [{k: v for k, v in r.items() if k != "edited_messages"} for r in rows])) == sorted(
+        map(repr, strip)
+    )
+
+
+def test_refresh_after_a_schema_change_rewrites_every_day(world: dict[str, Any], lake: Lake, tmp_path: Path) -> None:
+    build(lake, world)
+    reference = copy_lake(lake, tmp_path, "reference")
+    _older_schema(lake)
+    stats = build(lake, world, days=(AS_OF.date(), None), refresh_changed=True)
+    assert len(stats["daily_volume"]["late_days"]) >= DAYS - 1
+    assert snapshot(lake) == snapshot(reference)
