@@ -322,9 +322,9 @@ def build_gold(
     default). ``days`` (``(first, last)``: local calendar days, each instance in its own zone;
     ``None`` leaves an end open) limits what is replaced; by default every day silver covers is.
     Once a table exists, days silver no longer holds (see :func:`keep_before`) are never replaced,
-    so gold aggregates outlive silver retention. ``refresh_changed`` also replaces every other day whose stored rows
-    differ from the recomputation (late data, clocks still running): gold then equals a full
-    rebuild. Returns ``{table: {"rows": written, "days": n, "late_days": [iso…], "version": v,
+    so gold aggregates outlive silver retention. ``refresh_changed`` also replaces every other day
+    whose stored rows differ from the recomputation (late data, clocks still running): gold then
+    equals a full rebuild. Returns ``{table: {"rows": written, "days": n, "late_days": [iso…], "version": v,
     "seconds": s}}``.
     """
     settings = settings or get_settings()
