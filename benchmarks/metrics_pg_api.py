@@ -59,8 +59,13 @@ RESOLVED_BY_BUCKET = f"""
     select to_char(date_trunc(%(unit)s, resolved_at at time zone '{TZ}'), %(fmt)s), count(*)
     from conversations where instance_id = %(inst)s and resolved_at >= %(start)s and resolved_at < %(end)s
     group by 1"""
-FRT = "extract(epoch from first_response_at - opened_at)::float8"
-RES = "extract(epoch from resolved_at - opened_at)::float8"
+FRT = "frt"
+RES = "res"
+# Conversations of one instance opened in [start, end), each clock computed once per row.
+OPENED_IN = f"""(
+    select *, extract(epoch from first_response_at - opened_at)::float8 as frt,
+           extract(epoch from resolved_at - opened_at)::float8 as res, (opened_at at time zone '{TZ}')::date as day
+    from conversations where instance_id = %(inst)s and opened_at >= %(start)s and opened_at < %(end)s) x"""
 OVERVIEW = f"""
     with m as (select {COUNTS} {MESSAGES_OF}),
     o as (
@@ -72,7 +77,7 @@ OVERVIEW = f"""
                100.0 * count(*) filter (where {FRT} <= {FRT_TARGET}) / nullif(count(first_response_at), 0) as frt_pct,
                100.0 * count(*) filter (where {RES} <= {RESOLUTION_TARGET}) / nullif(count(resolved_at), 0)
                    as res_pct
-        from conversations where instance_id = %(inst)s and opened_at >= %(start)s and opened_at < %(end)s),
+        from {OPENED_IN}),
     r as (select count(*) as resolved from conversations
           where instance_id = %(inst)s and resolved_at >= %(start)s and resolved_at < %(end)s),
     b as (select count(*) as backlog from conversations
@@ -98,15 +103,14 @@ def _clock_sql(expr: str, target: int, done: str) -> str:
 
 SLA_CLOCKS = f"""
     select {_clock_sql(FRT, FRT_TARGET, "first_response_at")}, {_clock_sql(RES, RESOLUTION_TARGET, "resolved_at")}
-    from conversations where instance_id = %(inst)s and opened_at >= %(start)s and opened_at < %(end)s"""
+    from {OPENED_IN}"""
 SLA_DAYS = f"""
-    select (opened_at at time zone '{TZ}')::date as day, count(*),
+    select day, count(*),
            percentile_cont(0.5) within group (order by {FRT}), percentile_cont(0.9) within group (order by {FRT}),
            100.0 * count(*) filter (where {FRT} <= {FRT_TARGET}) / nullif(count(first_response_at), 0),
            percentile_cont(0.5) within group (order by {RES}),
            100.0 * count(*) filter (where {RES} <= {RESOLUTION_TARGET}) / nullif(count(resolved_at), 0)
-    from conversations where instance_id = %(inst)s and opened_at >= %(start)s and opened_at < %(end)s
-    group by 1 order by 1"""
+    from {OPENED_IN} group by 1 order by 1"""
 RANKING = f"""
     with a as (
         select assignee_id as id, max(team_id) as team_id, count(*) as assigned,
@@ -116,8 +120,7 @@ RANKING = f"""
                100.0 * count(*) filter (where {FRT} <= {FRT_TARGET}) / nullif(count(first_response_at), 0) as frt_pct,
                percentile_cont(0.5) within group (order by {RES}) as res_median,
                percentile_cont(0.9) within group (order by {RES}) as res_p90
-        from conversations where instance_id = %(inst)s and opened_at >= %(start)s and opened_at < %(end)s
-          and assignee_id is not null group by 1),
+        from {OPENED_IN} where assignee_id is not null group by 1),
     r as (select assignee_id as id, count(*) as resolved from conversations
           where instance_id = %(inst)s and resolved_at >= %(start)s and resolved_at < %(end)s
             and assignee_id is not null group by 1),
