@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(insights.router)
     app.include_router(admin.router)
+    app.add_middleware(webhooks.WebhookFastPath)
     return app
 
 

@@ -310,7 +310,8 @@ class GroupCommitWriter:
         if len(self._pending) == 1 or len(self._pending) >= self.max_rows:
             self._signal.set()
         try:
-            await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # cancelling the future on timeout is harmless:
+                await future  # the flusher skips futures already done
         except TimeoutError as exc:
             raise LakeUnavailableError(f"commit not done within {self.timeout_s:g}s") from exc
 

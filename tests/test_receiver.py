@@ -450,3 +450,36 @@ def test_receiver_disabled(settings: Settings, monkeypatch: pytest.MonkeyPatch) 
         assert (await client.get("/readyz")).json()["receiver"] == "disabled"
 
     run(app, scenario)
+
+
+def test_fast_path_answers_like_the_fastapi_routes(sqlite_app: FastAPI, settings: Settings, lake: Lake) -> None:
+    """The webhook fast path (ASGI middleware) and the documented FastAPI routes behave the same."""
+    from api.routes.webhooks import WebhookFastPath
+
+    assert any(m.cls is WebhookFastPath for m in sqlite_app.user_middleware)
+    routes_only = create_app(settings)
+    routes_only.state.engine = sqlite_app.state.engine
+    routes_only.user_middleware = [m for m in routes_only.user_middleware if m.cls is not WebhookFastPath]
+    cases = [
+        ("/webhooks/evolution", sample_body(), {"apikey": TOKEN}),
+        ("/webhooks/evolution/messages-upsert", sample_body(), {"apikey": TOKEN}),
+        ("/webhooks/evolution", sample_body(), {"apikey": "wrong"}),
+        ("/webhooks/evolution", b"not json", {"apikey": TOKEN}),
+        ("/webhooks/evolution/connection-update", sample_body(), {"apikey": TOKEN}),  # suffix contradicts: 422
+        ("/webhooks/evolution/a/b", sample_body(), {"apikey": TOKEN}),  # not a webhook URL: FastAPI's 404
+    ]
+    answers: dict[str, list[tuple[int, set[str]]]] = {}
+    for name, application in (("fast", sqlite_app), ("routes", routes_only)):
+
+        async def scenario(client: httpx.AsyncClient, name: str = name) -> None:
+            answers[name] = []
+            for path, body, headers in cases:
+                response = await client.post(path, content=body, headers=headers)
+                answers[name].append((response.status_code, set(response.json())))
+
+        run(application, scenario)
+    assert answers["fast"] == answers["routes"]
+    assert [status for status, _ in answers["fast"]] == [200, 200, 401, 400, 422, 404]
+    paths = sqlite_app.openapi()["paths"]
+    assert "/webhooks/evolution" in paths and "/webhooks/evolution/{event_suffix}" in paths
+    assert len(table_rows(lake, WEBHOOK_EVENTS)) == 4  # two accepted per app

@@ -3,6 +3,12 @@
 Thin HTTP layer over :class:`api.ingest.receiver.Receiver`: it reads the body under the size
 limit (413), hands it over with the headers, client address and URL suffix, and writes the JSON
 answer. See ``docs/receiver.md`` for set-up and status codes.
+
+The webhook is the one hot path (thousands of requests a second), so :class:`WebhookFastPath`, a
+pure ASGI middleware, serves it before FastAPI's routing and dependency machinery, which in an app
+with every metrics and operations route cost more CPU per request than the receiver itself
+(benchmarks/RESULTS.md, ingest). The FastAPI routes stay: they document the endpoints in the
+OpenAPI schema and answer exactly the same when the middleware is not installed.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ import time
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.ingest import metrics
 from api.ingest.receiver import Outcome, Receiver, reject
 
+PATH = "/webhooks/evolution"
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 _RESPONSES: dict[int | str, dict[str, object]] = {
@@ -84,3 +92,22 @@ async def receive_by_event(event_suffix: str, request: Request) -> Response:
     (``messages.upsert`` ≡ ``messages-upsert``); a contradiction is quarantined (422).
     """
     return await _receive(request, event_suffix)
+
+
+class WebhookFastPath:
+    """ASGI middleware: ``POST /webhooks/evolution[/<suffix>]`` goes straight to the receiver."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            suffix: str | None = None
+            if path == PATH or (
+                path.startswith(PATH + "/") and "/" not in (suffix := path[len(PATH) + 1 :]) and suffix
+            ):
+                response = await _receive(Request(scope, receive), suffix)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
