@@ -764,8 +764,12 @@ class _Run:
                       join affected0 a on a.instance_id = m.instance_id and a.contact_key = m.phone
                 """
             )
+            # an action before a contact's first message never applies to a conversation (sessionize),
+            # so the history starts at the earliest timeline message (ops files are time-sorted)
+            first = con.execute("select min(event_at) from tl_msgs").fetchall()[0][0]
+            since = f"x.occurred_at >= '{first.isoformat()}'" if first is not None else "false"
             history = f"""select {cols} from ex_ops x semi join ops_keys k using (instance_id, contact_key)
-                          where x.action in {actions}"""
+                          where x.action in {actions} and {since}"""
         else:
             history = f"select {cols} from ex_ops x where x.action in {actions}"
         con.execute(
@@ -822,7 +826,7 @@ class _Run:
                 None,
             ),
             S.CONNECTION_EVENTS: ("select * from p_conn", S.CONNECTION_EVENTS_SCHEMA, None),
-            S.OPS_EVENTS: ("select * from ops_new", S.OPS_EVENTS_SCHEMA, None),
+            S.OPS_EVENTS: ("select * from ops_new order by occurred_at", S.OPS_EVENTS_SCHEMA, None),
             S.REJECTS: ("select * from p_rejects", S.REJECTS_SCHEMA, None),
         }
         for table, (sql, schema, parts) in appends.items():
