@@ -30,7 +30,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +41,7 @@ import duckdb
 import httpx
 import pyarrow as pa
 
+from benchmarks.workdir import scratch_dir
 from silver import schema as s
 
 YEAR_START = date(2025, 1, 1)
@@ -432,7 +432,7 @@ def main() -> None:
     args = parser.parse_args()
     per_day = max(1, round(55 * args.scale))
 
-    workdir = Path(tempfile.mkdtemp(prefix="beazap-bench-"))
+    workdir = scratch_dir("metrics-")
     lake_root = args.keep or workdir / "lake"
     os.environ["BEAZAP_SECRET_KEY_FILE"] = str(workdir / "secret.key")
     from beazap.settings import Settings
