@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     freshness_bronze_minutes: float = Field(default=60.0, description="Bronze older than this fails its check.")
     freshness_gold_minutes: float = Field(default=10.0, description="Gold this far behind bronze fails its check.")
     max_reject_rate: float = Field(default=0.01, description="Silver reject rate above this fails its check.")
-    automation_observe_seconds: int = Field(default=30, description="How often Dagster observes bronze versions.")
+    automation_observe_seconds: int = Field(default=10, description="How often Dagster observes bronze versions.")
     gold_partitions_start: date = Field(
         default=date(2024, 1, 1),
         description="First daily partition of the gold assets in Dagster (days before it are still built).",

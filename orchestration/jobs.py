@@ -218,7 +218,7 @@ def bronze_observer(context: dg.SensorEvaluationContext, lake: LakeResource) -> 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "beazap_automation",
     target=dg.AssetSelection.all() | dg.AssetSelection.all_asset_checks(),
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Declarative automation: silver and gold follow bronze (eager), checks after builds and on cron.",
 )
