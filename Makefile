@@ -6,7 +6,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: demo test env lint bench-ingest bench-silver bench-metrics bench-ops bench-llm bench-simulator bench-governance serve dagster clean
+.PHONY: demo test env lint bench-ingest bench-silver bench-metrics bench-ops bench-llm bench-simulator bench-governance bench-gold-partitions bench-automation serve dagster clean
 
 env:  ## create .venv and install the locked dependencies (installs uv first if it is missing)
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -54,5 +54,11 @@ bench-simulator: env
 bench-governance: env
 	$(UV) run python -m benchmarks.governance
 
+bench-gold-partitions: env
+	$(UV) run python -m benchmarks.gold_partitions
+
+bench-automation: env  ## gold behind bronze with `dagster dev` running (a few minutes)
+	$(UV) run python -m benchmarks.automation_latency --rounds 3 --timeout 300
+
 clean:
-	rm -rf .beazap .venv .pytest_cache
+	rm -rf .beazap .venv .pytest_cache benchmarks/.work
