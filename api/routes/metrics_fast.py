@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from api.routes import metrics_queries
 from api.routes.metrics_queries import BUCKET_EDGES, Filters
 from gold.runner import BUCKETS
 
@@ -581,31 +582,10 @@ def performance(g: GoldArrays, f: Filters, dimension: str, sort: str) -> dict[st
         _assigned_by(periods[period], x, res_key)
     # Resolved in either period, whenever opened (conversations open before they resolve).
     _resolved_by(periods, g.facts.select(f.instance_ids, date.min, f.end), res_key, f)
-    defaults = {
-        "team_id": None,
-        "messages_sent": 0,
-        "conversations_assigned": 0,
-        "conversations_resolved": 0,
-        "first_responses": 0,
-        "frt_median_seconds": None,
-        "frt_p90_seconds": None,
-        "frt_achievement_pct": None,
-        "resolution_median_seconds": None,
-        "resolution_p90_seconds": None,
-    }
+    defaults = metrics_queries.RANKING_DEFAULTS
     current = {g.ids[k]: {**defaults, **v, "id": g.ids[k]} for k, v in periods["current"].items()}
     previous = {g.ids[k]: {**defaults, **v, "id": g.ids[k]} for k, v in periods["previous"].items()}
-    descending = sort not in ("frt_median_seconds", "frt_p90_seconds", "resolution_median_seconds")
-    ordered = sorted(
-        current.values(),
-        key=lambda r: (r.get(sort) is None, -(r.get(sort) or 0) if descending else (r.get(sort) or 0), r["id"]),
-    )
-    out = []
-    for rank, r in enumerate(ordered, start=1):
-        r["rank"] = rank
-        r["previous"] = previous.get(r["id"], {})
-        out.append(r)
-    return {"rows": out}
+    return metrics_queries.ranked(current, previous, sort)
 
 
 def _grouped_sums(keys: np.ndarray, values: np.ndarray, team: np.ndarray) -> list[tuple[int, int, int]]:

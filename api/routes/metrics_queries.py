@@ -373,24 +373,34 @@ def performance(con: duckdb.DuckDBPyConnection, f: Filters, dimension: str, sort
             if r["id"] is None:
                 continue
             merged.setdefault((r["period"], r["id"]), {}).update(r)
-    defaults = {
-        "team_id": None,
-        "messages_sent": 0,
-        "conversations_assigned": 0,
-        "conversations_resolved": 0,
-        "first_responses": 0,
-        "frt_median_seconds": None,
-        "frt_p90_seconds": None,
-        "frt_achievement_pct": None,
-        "resolution_median_seconds": None,
-        "resolution_p90_seconds": None,
-    }
-    result = [{**defaults, **r} for r in merged.values()]
+    result = [{**RANKING_DEFAULTS, **r} for r in merged.values()]
     current = {r["id"]: r for r in result if r["period"] == "current"}
     previous = {r["id"]: r for r in result if r["period"] == "previous"}
     for r in list(current.values()) + list(previous.values()):
         r.pop("period")
-    descending = sort not in ("frt_median_seconds", "frt_p90_seconds", "resolution_median_seconds")
+    return ranked(current, previous, sort)
+
+
+# Every field of an attendant/team ranking row, with its value when the gold rows have none.
+RANKING_DEFAULTS: dict[str, Any] = {
+    "team_id": None,
+    "messages_sent": 0,
+    "conversations_assigned": 0,
+    "conversations_resolved": 0,
+    "first_responses": 0,
+    "frt_median_seconds": None,
+    "frt_p90_seconds": None,
+    "frt_achievement_pct": None,
+    "resolution_median_seconds": None,
+    "resolution_p90_seconds": None,
+}
+ASCENDING_SORTS = ("frt_median_seconds", "frt_p90_seconds", "resolution_median_seconds")
+
+
+def ranked(current: dict[Any, dict[str, Any]], previous: dict[Any, dict[str, Any]], sort: str) -> dict[str, Any]:
+    """Ranking answer: current rows ordered by ``sort`` (times ascending, counts descending; empty
+    values last; ties by id), each with its rank and its previous-period row."""
+    descending = sort not in ASCENDING_SORTS
     ordered = sorted(
         current.values(),
         key=lambda r: (r.get(sort) is None, -(r.get(sort) or 0) if descending else (r.get(sort) or 0), r["id"]),
