@@ -2,7 +2,7 @@
 
     python -m benchmarks.silver                      # 1M and 10M message events
     python -m benchmarks.silver --sizes 1000000      # only 1M
-    python -m benchmarks.silver --keep /tmp/lakes    # keep (and reuse) the generated lakes
+    python -m benchmarks.silver --keep benchmarks/.work/lakes    # keep (and reuse) the generated lakes
 
 For each size: the simulator's bulk mode writes the bronze lake (one commit per simulated day, 20 days
 in one month), then, each phase in its own process so peak RSS is per phase:
@@ -23,11 +23,12 @@ import argparse
 import multiprocessing as mp
 import resource
 import shutil
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from benchmarks.workdir import scratch_dir
 
 BULK_DAYS = 20
 BULK_START = date(2026, 3, 1)
@@ -140,7 +141,7 @@ def incremental(root: str) -> dict[str, Any]:
 
 
 def run(sizes: list[int], keep: str | None) -> list[dict[str, Any]]:
-    base = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="beazap-bench-silver-"))
+    base = Path(keep) if keep else scratch_dir("silver-")
     results = []
     for size in sizes:
         root = base / f"lake-{size}"
