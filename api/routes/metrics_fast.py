@@ -483,25 +483,11 @@ def _clock_stats(
     }
 
 
-FIRST_RESPONSE_COLUMNS = ("frt_seconds", "frt_business_seconds", "frt_sla", "frt_overdue_seconds")
-
-
 def _clocks(fp: dict[str, np.ndarray], wp: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     inbound = fp["inbound"]
-    fi = {k: fp[k][inbound] for k in FIRST_RESPONSE_COLUMNS}
-    spec = [
-        ("first_response", fi, *FIRST_RESPONSE_COLUMNS),
-        ("next_reply", wp, "reply_seconds", "reply_business_seconds", "sla_outcome", "sla_overdue_seconds"),
-        (
-            "resolution",
-            fp,
-            "resolution_seconds",
-            "resolution_business_seconds",
-            "resolution_sla",
-            "resolution_overdue_seconds",
-        ),
-        ("handling", fp, "handling_seconds", "handling_business_seconds", None, None),
-    ]
+    first_response = next(c for _, source, *c in metrics_queries.CLOCK_COLUMNS if source == "inbound_facts")
+    sources = {"inbound_facts": {k: fp[k][inbound] for k in first_response if k}, "waits": wp, "facts": fp}
+    spec = [(clock, sources[source], *columns) for clock, source, *columns in metrics_queries.CLOCK_COLUMNS]
     out = []
     for clock, t, cal, bus, outcome, overdue in spec:
         oc = t[outcome] if outcome else None

@@ -268,6 +268,23 @@ def _clock_stats(clock: str, basis: str, values: pa.ChunkedArray, outcome: Any, 
     }
 
 
+# The four clocks of METRICS.md § Clocks: (clock, rows it is measured on, calendar seconds, business
+# seconds, SLA outcome, overdue seconds) — columns of gold/conversation_facts and gold/reply_waits.
+CLOCK_COLUMNS: tuple[tuple[str, str, str, str, str | None, str | None], ...] = (
+    ("first_response", "inbound_facts", "frt_seconds", "frt_business_seconds", "frt_sla", "frt_overdue_seconds"),
+    ("next_reply", "waits", "reply_seconds", "reply_business_seconds", "sla_outcome", "sla_overdue_seconds"),
+    (
+        "resolution",
+        "facts",
+        "resolution_seconds",
+        "resolution_business_seconds",
+        "resolution_sla",
+        "resolution_overdue_seconds",
+    ),
+    ("handling", "facts", "handling_seconds", "handling_business_seconds", None, None),
+)
+
+
 def sla(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
     """Clock statistics over the raw per-conversation / per-wait values of both periods."""
     where = f.where("opened_day", who="assignee_id", team="team_id")
@@ -285,20 +302,8 @@ def sla(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
     for period in ("current", "previous"):
         fp = facts.filter(pc.equal(facts["period"], period))
         wp = waits.filter(pc.equal(waits["period"], period))
-        fi = fp.filter(fp["inbound"])
-        spec = [
-            ("first_response", fi, "frt_seconds", "frt_business_seconds", "frt_sla", "frt_overdue_seconds"),
-            ("next_reply", wp, "reply_seconds", "reply_business_seconds", "sla_outcome", "sla_overdue_seconds"),
-            (
-                "resolution",
-                fp,
-                "resolution_seconds",
-                "resolution_business_seconds",
-                "resolution_sla",
-                "resolution_overdue_seconds",
-            ),
-            ("handling", fp, "handling_seconds", "handling_business_seconds", None, None),
-        ]
+        sources = {"inbound_facts": fp.filter(fp["inbound"]), "waits": wp, "facts": fp}
+        spec = [(clock, sources[source], *columns) for clock, source, *columns in CLOCK_COLUMNS]
         out: list[dict[str, Any]] = []
         for clock, table, cal, bus, outcome, overdue in spec:
             oc = table[outcome] if outcome else None
