@@ -56,7 +56,8 @@ def pct(values: list[float], q: float) -> float:
 
 # ------------------------------------------------------------------------------------------- data
 def fill(engine: sa.Engine, n_conv: int) -> None:
-    """1 conversation ≈ 10 messages; ~1 % open without a first response, ~3 % open answered."""
+    """1 conversation ≈ 10 messages; ~1 % open without a first response (of every instance: conversation
+    g belongs to instance g % INSTANCES, so the 1 % is taken on g / INSTANCES), ~3 % open answered."""
     contacts = max(1, n_conv // 5)
     minutes = 90 * 24 * 60
     with engine.begin() as conn:
@@ -81,13 +82,13 @@ def fill(engine: sa.Engine, n_conv: int) -> None:
                     inbound_count, outbound_count, version, updated_at)
                 SELECT 'cv_' || lpad(g::text, 12, '0'), 'bench-' || (g % {INSTANCES}),
                     '+5511' || lpad((g % {contacts})::text, 9, '0'), NULL, 'inbound', 'm' || g,
-                    o, CASE WHEN g % 100 = 0 THEN NULL ELSE o + interval '3 min' END,
-                    CASE WHEN g % 100 = 0 THEN NULL ELSE 'm' || g || '-1' END,
-                    CASE WHEN g % 100 = 0 THEN NULL ELSE 'att' || (g % 50) END,
+                    o, CASE WHEN (g / {INSTANCES}) % 100 = 0 THEN NULL ELSE o + interval '3 min' END,
+                    CASE WHEN (g / {INSTANCES}) % 100 = 0 THEN NULL ELSE 'm' || g || '-1' END,
+                    CASE WHEN (g / {INSTANCES}) % 100 = 0 THEN NULL ELSE 'att' || (g % 50) END,
                     o + interval '18 min', o + interval '16 min',
-                    CASE WHEN g % 100 = 0 OR g % 33 = 0 THEN 'open' ELSE 'resolved' END,
-                    CASE WHEN g % 100 = 0 OR g % 33 = 0 THEN NULL ELSE o + interval '20 min' END,
-                    CASE WHEN g % 100 = 0 OR g % 33 = 0 THEN NULL ELSE o + interval '20 min' END,
+                    CASE WHEN (g / {INSTANCES}) % 100 = 0 OR g % 33 = 0 THEN 'open' ELSE 'resolved' END,
+                    CASE WHEN (g / {INSTANCES}) % 100 = 0 OR g % 33 = 0 THEN NULL ELSE o + interval '20 min' END,
+                    CASE WHEN (g / {INSTANCES}) % 100 = 0 OR g % 33 = 0 THEN NULL ELSE o + interval '20 min' END,
                     CASE WHEN g % 3 = 0 THEN NULL ELSE 'att' || (g % 50) END, 'team' || (g % 5),
                     5, 5, 1, now()
                 FROM (SELECT g, now() - make_interval(mins => ((g::bigint * 7919) % {minutes})::int) AS o
