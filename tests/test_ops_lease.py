@@ -75,10 +75,7 @@ def test_two_workers_apply_every_row_once(engine: sa.Engine, lake: Lake) -> None
     for round_no in range(5):  # five bronze versions
         write_webhooks(
             lake,
-            [
-                msg(INST, f"m{round_no}-{i}", BASE_TS + round_no * 60 + i, phone=phone)
-                for i, phone in enumerate(phones)
-            ],
+            [msg(INST, f"m{round_no}-{i}", BASE_TS + round_no * 60 + i, phone=phone) for i, phone in enumerate(phones)],
         )
     latest = lake.open("bronze/webhook_events").version()
     done = threading.Event()
