@@ -22,10 +22,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from benchmarks.workdir import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="Give up on a round after this many seconds.")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="bz_auto_"))
+    home = scratch_dir("automation-")
     dagster_home = home / "dagster"
     dagster_home.mkdir()
     shutil.copy(ROOT / "orchestration" / "dagster.yaml", dagster_home / "dagster.yaml")

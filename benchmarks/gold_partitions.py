@@ -25,15 +25,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+
+from benchmarks.workdir import scratch_dir
 
 
 def _files(lake: Any, tables: tuple[str, ...]) -> dict[str, int]:
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="beazap-gold-partitions-"))
+    workdir = scratch_dir("gold-partitions-")
     os.environ["BEAZAP_SECRET_KEY_FILE"] = str(workdir / "secret.key")
     from beazap.settings import Settings
     from benchmarks.metrics import YEAR_START, generate, write_silver

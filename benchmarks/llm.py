@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from beazap.identity import conversation_id
 from beazap.settings import Settings
+from benchmarks.workdir import scratch_root
 from ops.insights import build_insights
 from ops.llm.client import LLMClient
 from silver.schema import (
@@ -125,7 +126,7 @@ def make_silver(lake: Lake, instance_id: str, n: int, seed: int = 7) -> None:
 
 
 def run(conversations: int, latency: float, concurrency: int, baseline_sample: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp, FakeLLM(latency=latency) as fake:
+    with tempfile.TemporaryDirectory(prefix="llm-", dir=scratch_root()) as tmp, FakeLLM(latency=latency) as fake:
         root = Path(tmp)
         settings = Settings(
             lake_uri=str(root / "lake"),
