@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from api.ingest.lifespan import receiver_lifespan
 from api.routes import admin, health, insights, metrics, operations, webhooks
-from beazap.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 
 @asynccontextmanager

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from beazap.logging import get_logger
-from beazap.settings import Settings
+from core.logging import get_logger
+from core.settings import Settings
 
 log = get_logger(__name__)
 

@@ -58,7 +58,7 @@ def main() -> None:
     os.environ.update({k: v for k, v in env.items() if k.startswith("BEAZAP_")})
     sys.path.insert(0, str(ROOT))
 
-    from beazap.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     from beazap.simulator import SimulationConfig, register_instances, simulate, write_bronze

@@ -85,8 +85,8 @@ def main() -> None:
 
     workdir = scratch_dir("gold-partitions-")
     os.environ["BEAZAP_SECRET_KEY_FILE"] = str(workdir / "secret.key")
-    from beazap.settings import Settings
     from benchmarks.metrics import YEAR_START, generate, write_silver
+    from core.settings import Settings
     from gold.runner import GOLD_TABLES, build_gold
     from storage import migrate
     from storage.db import make_engine

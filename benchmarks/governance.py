@@ -35,8 +35,8 @@ def main() -> None:
     os.environ["BEAZAP_SECRET_KEY_FILE"] = str(home / "secret.key")
     os.environ.setdefault("BEAZAP_LOG_LEVEL", "WARNING")
 
-    from beazap.logging import configure_logging
-    from beazap.settings import get_settings
+    from core.logging import configure_logging
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     settings = get_settings()
@@ -44,8 +44,8 @@ def main() -> None:
 
     from beazap.simulator import SimulationConfig, register_instances, simulate, write_bronze
     from gold.runner import build_gold
-    from ops.governance import erasure, retention
-    from ops.projector import run_once
+    from governance import erasure, retention
+    from live.projector import run_once
     from silver.pipeline import build_silver
     from storage import maintenance, migrate
     from storage.db import get_engine

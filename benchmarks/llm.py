@@ -2,7 +2,7 @@
 
 Writes ``N`` closed conversations (6 messages each, PT-BR texts with phones/e-mails/CPFs to redact)
 to a temporary silver lake, registers their instance in a SQLite ops store and runs
-:func:`ops.insights.build_insights` against the fake OpenAI-compatible server (``tests/fakes/llm.py``)
+:func:`llm.insights.build_insights` against the fake OpenAI-compatible server (``tests/fakes/llm.py``)
 answering after ``--latency`` seconds:
 
 - throughput with the concurrency limit (``--concurrency``, default the setting: 16) — target ≥ 25
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from beazap.identity import conversation_id
-from beazap.settings import Settings
 from benchmarks.workdir import scratch_root
-from ops.insights import build_insights
-from ops.llm.client import LLMClient
+from core.identity import conversation_id
+from core.settings import Settings
+from llm.client import LLMClient
+from llm.insights import build_insights
 from silver.schema import (
     CONVERSATIONS,
     CONVERSATIONS_PARTITIONS,

@@ -370,7 +370,7 @@ def bench_app() -> Any:
     """uvicorn factory for the benchmark server process: the real app, gold loaded, cache off."""
     from api.app import create_app
     from api.routes.metrics_store import GoldReader
-    from beazap.settings import get_settings
+    from core.settings import get_settings
     from storage.db import get_engine
     from storage.lake import Lake
 
@@ -435,7 +435,7 @@ def main() -> None:
     workdir = scratch_dir("metrics-")
     lake_root = args.keep or workdir / "lake"
     os.environ["BEAZAP_SECRET_KEY_FILE"] = str(workdir / "secret.key")
-    from beazap.settings import Settings
+    from core.settings import Settings
     from gold.runner import build_gold
     from storage import migrate
     from storage.db import make_engine

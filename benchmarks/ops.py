@@ -31,12 +31,12 @@ from pathlib import Path
 import pyarrow as pa
 import sqlalchemy as sa
 
-from beazap.settings import Settings
 from benchmarks.workdir import scratch_root
 from bronze.rows import envelopes_table
 from bronze.schema import WEBHOOK_EVENTS
 from bronze.tables import ensure_tables
-from ops.projector import WEBHOOK_CURSOR, Projector, run_forever
+from core.settings import Settings
+from live.projector import WEBHOOK_CURSOR, Projector, run_forever
 from storage import migrate, ops_repo, partitions
 from storage.db import make_engine
 from storage.instances import add_instance

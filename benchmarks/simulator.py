@@ -98,9 +98,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="bulk worker processes (1 = writer thread only)")
     args = parser.parse_args()
 
-    from beazap.logging import configure_logging
     from beazap.simulator import SimulationConfig, simulate, write_bronze
     from beazap.simulator.bulk import write_bronze_bulk
+    from core.logging import configure_logging
     from storage.lake import Lake
 
     configure_logging("WARNING", False)

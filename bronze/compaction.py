@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from beazap.logging import get_logger
+from core.logging import get_logger
 from storage.lake import Lake
 from storage.lake_locks import CompactionBusyError, compaction_lock
 

@@ -30,7 +30,6 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from beazap.logging import get_logger
 from bronze.compaction import compact_partitions
 from bronze.fastcommit import LocalBlindAppender, UnsupportedTableError
 from bronze.schema import (
@@ -42,6 +41,7 @@ from bronze.schema import (
     WEBHOOK_EVENTS_PARTITIONS,
     WEBHOOK_EVENTS_SCHEMA,
 )
+from core.logging import get_logger
 from storage.lake import Lake
 
 log = get_logger(__name__)

@@ -25,8 +25,8 @@ import duckdb
 import pyarrow as pa
 from deltalake.exceptions import SchemaMismatchError
 
-from beazap.logging import get_logger
-from beazap.settings import Settings, get_settings
+from core.logging import get_logger
+from core.settings import Settings, get_settings
 from gold.config import config_tables, load_attendants, load_configs
 from silver import schema as silver_schema
 from storage.lake import Lake

@@ -29,8 +29,8 @@ import dagster as dg
 import pyarrow as pa
 from dagster import AssetExecutionContext
 
-from beazap.settings import get_settings
 from bronze import schema as bronze_schema
+from core.settings import get_settings
 from orchestration.resources import LakeResource, OpsStoreResource
 from silver import schema as silver_schema
 from storage.lake import Lake
@@ -293,7 +293,7 @@ INSIGHTS = "gold/conversation_insights"
 
 
 def _insights_schema() -> pa.Schema:
-    from ops.insights import INSIGHTS_SCHEMA
+    from llm.insights import INSIGHTS_SCHEMA
 
     return INSIGHTS_SCHEMA
 
@@ -312,7 +312,7 @@ def _insights_schema() -> pa.Schema:
     pool=pool("gold_insights"),
 )
 def conversation_insights(lake: LakeResource, ops_store: OpsStoreResource) -> dg.MaterializeResult:
-    from ops.insights import build_insights
+    from llm.insights import build_insights
 
     the_lake = lake.lake()
     stats = build_insights(the_lake, engine=ops_store.engine(), settings=lake.settings())

@@ -7,8 +7,8 @@ freshness and reconciliation checks also run on a cron of their own.
 
 import dagster as dg
 
-from beazap.settings import get_settings
 from bronze import schema as bronze_schema
+from core.settings import get_settings
 from orchestration import quality
 from orchestration.assets import GOLD_TABLES, key
 from orchestration.resources import LakeResource, OpsStoreResource

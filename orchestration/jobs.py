@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 from dagster import OpExecutionContext
 
-from beazap.settings import get_settings
+from core.settings import get_settings
 from orchestration.assets import BRONZE_SOURCES, key, pool
 from orchestration.resources import LakeResource, OpsStoreResource
 
@@ -77,7 +77,7 @@ lake_vacuum_job = _layer_job("lake_vacuum", "vacuum", "Delete files no retained 
 def _retention_layer_op(layer: str) -> dg.OpDefinition:
     @dg.op(name=f"retention_{layer}", pool=pool(layer), description=f"Delete {layer} rows past their retention.")
     def _op(context: OpExecutionContext, lake: LakeResource) -> None:
-        from ops.governance import retention
+        from governance import retention
 
         report = retention.run(lake.lake(), None, dry_run=False, settings=lake.settings(), layers=(layer,))
         context.log.info(json.dumps(report.as_dict()))
@@ -87,7 +87,7 @@ def _retention_layer_op(layer: str) -> dg.OpDefinition:
 
 @dg.op(description="Delete ops-store rows past the live window and drop expired partitions.")
 def retention_ops_store(context: OpExecutionContext, lake: LakeResource, ops_store: OpsStoreResource) -> None:
-    from ops.governance import retention
+    from governance import retention
 
     report = retention.run(lake.lake(), ops_store.engine(), dry_run=False, settings=lake.settings(), layers=())
     context.log.info(json.dumps(report.as_dict()))
@@ -128,7 +128,7 @@ RUNNING = dg.DefaultScheduleStatus.RUNNING
     tags={"layer": "bronze"},
 )
 def extract_ops_actions(context: OpExecutionContext, lake: LakeResource, ops_store: OpsStoreResource) -> None:
-    from ops.extract import extract_actions
+    from live.extract import extract_actions
 
     extracted = extract_actions(ops_store.engine(), lake.lake())
     context.log.info(f"extracted {extracted} actions to bronze/ops_events")

@@ -1,6 +1,6 @@
 """Dagster resources built from BeaZap settings (``BEAZAP_*``): the lake and the ops store.
 
-Both are ``ConfigurableResource``s whose defaults come from :func:`beazap.settings.get_settings`, so
+Both are ``ConfigurableResource``s whose defaults come from :func:`core.settings.get_settings`, so
 ``dagster dev`` and the daemon use the same environment as the receiver, workers and CLI; the UI's
 launchpad may override them per run (e.g. another lake for a backfill rehearsal).
 """
@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from beazap.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from storage.lake import Lake
 
 

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 import duckdb
 import pyarrow as pa
 
-from beazap.identity import is_lid_jid, is_phone_jid, jid_user, normalize_phone
-from beazap.logging import get_logger
-from beazap.settings import Settings, get_settings
 from bronze import schema as bronze_schema
+from core.identity import is_lid_jid, is_phone_jid, jid_user, normalize_phone
+from core.logging import get_logger
+from core.settings import Settings, get_settings
 from silver import io
 from silver import schema as S  # noqa: N812
 from silver.messages import PART_COLUMNS, build_parts, existing_as_parts, finalize_sql, fold
@@ -82,7 +82,7 @@ def _phone_digits(value: str) -> str:
 
 
 class PhoneNormalizer:
-    """``beazap.identity.normalize_phone`` for many values, calling ``phonenumbers`` once per pattern.
+    """``core.identity.normalize_phone`` for many values, calling ``phonenumbers`` once per pattern.
 
     Whether a number is possible depends only on its country code (decided by its first 1-3 digits)
     and its length, so the answer is cached per (first 3 digits, length). The E.164 result is then

@@ -89,7 +89,7 @@ MESSAGE_EVENTS_PARTITIONS = ["event_month"]
 
 CONVERSATIONS_SCHEMA = pa.schema(
     [
-        ("conversation_id", pa.string()),  # beazap.identity.conversation_id(instance, contact, opening msg)
+        ("conversation_id", pa.string()),  # core.identity.conversation_id(instance, contact, opening msg)
         ("instance_id", pa.string()),
         ("contact_key", pa.string()),
         ("chat_jid", pa.string()),  # latest chat JID seen for the contact

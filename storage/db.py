@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from beazap.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

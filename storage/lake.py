@@ -16,7 +16,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from beazap.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 LAYERS = ("bronze", "silver", "gold")
 

@@ -19,7 +19,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
-from beazap.logging import get_logger
+from core.logging import get_logger
 from storage.lake import LAYERS, Lake
 from storage.lake_locks import compaction_lock
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from beazap.settings import DEFAULT_HOME
+from core.settings import DEFAULT_HOME
 
 
 def new_token(prefix: str = "bz") -> str:

@@ -81,7 +81,7 @@ instances = Table(
     Index(None, "account_id"),
 )
 
-# LGPD erasure audit (ops/governance/erasure.py): proves an erasure happened without keeping the
+# LGPD erasure audit (governance/erasure.py): proves an erasure happened without keeping the
 # personal data — the subject is a keyed hash (HMAC with the deployment secret), never the phone.
 erasure_audit = Table(
     "erasure_audit",
@@ -136,7 +136,7 @@ attendants = Table(
 conversations = Table(
     "conversations",
     metadata,
-    Column("id", String(64), primary_key=True),  # beazap.identity.conversation_id (== silver)
+    Column("id", String(64), primary_key=True),  # core.identity.conversation_id (== silver)
     Column("instance_id", String(100), ForeignKey("instances.id", ondelete="CASCADE"), nullable=False),
     Column("contact_key", String(100), nullable=False),
     Column("chat_jid", String(100)),

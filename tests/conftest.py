@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from beazap.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from storage.db import make_engine
 from storage.lake import Lake
 

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import Engine, insert, update
 
-from beazap.identity import conversation_id
+from core.identity import conversation_id
 from silver.schema import (
     CONVERSATIONS,
     CONVERSATIONS_PARTITIONS,

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from beazap.cli import app
-from beazap.settings import get_settings
+from core.settings import get_settings
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from ops.governance import erasure
-from ops.governance.subject import ERASED, Scrubber, Subject, phone_variants
+from governance import erasure
+from governance.subject import ERASED, Scrubber, Subject, phone_variants
 from storage.instances import add_instance
 from storage.lake import Lake
 from storage.maintenance import read_table
@@ -88,7 +88,7 @@ def test_scrubbed_strings_never_keep_the_subject(prefix: str, suffix: str, form:
 # -- the whole lake + ops store ----------------------------------------------------------------------------
 def _build(lake: Lake, engine: sa.Engine) -> gd.Scenario:
     from gold.runner import build_gold
-    from ops.projector import run_once
+    from live.projector import run_once
     from silver.pipeline import build_silver
 
     for instance, account in gd.INSTANCES.items():
@@ -302,7 +302,7 @@ def test_erasure_on_simulated_traffic(lake: Lake, settings: Any, lake_dir: Path)
 
     from beazap.simulator import SimulationConfig, register_instances, simulate, write_bronze
     from gold.runner import build_gold
-    from ops.projector import run_once
+    from live.projector import run_once
     from silver.pipeline import build_silver
     from storage import migrate
     from storage.db import get_engine

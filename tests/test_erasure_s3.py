@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from beazap.settings import Settings, get_settings
-from ops.governance import erasure, lake_files, retention
-from ops.governance.subject import Scrubber, Subject
+from core.settings import Settings, get_settings
+from governance import erasure, lake_files, retention
+from governance.subject import Scrubber, Subject
 from storage import maintenance, migrate
 from storage.db import get_engine
 from storage.instances import add_instance
@@ -28,7 +28,7 @@ def s3_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, moto_endpoint: 
 
 def test_erase_and_verify_on_s3(s3_settings: Settings) -> None:
     from gold.runner import build_gold
-    from ops.projector import run_once
+    from live.projector import run_once
     from silver.pipeline import build_silver
 
     lake = Lake.from_settings(s3_settings)

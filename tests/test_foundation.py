@@ -8,8 +8,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from beazap.identity import chat_type, conversation_id, normalize_phone
-from beazap.logging import configure_logging, get_logger
+from core.identity import chat_type, conversation_id, normalize_phone
+from core.logging import configure_logging, get_logger
 from storage import migrate
 from storage.instances import add_instance, load_credentials
 from storage.secrets import token_matches

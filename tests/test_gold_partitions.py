@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from deltalake import DeltaTable
 
-from beazap.settings import Settings
+from core.settings import Settings
 from gold.fixtures import synthetic, write_silver
 from gold.runner import DAY_COLUMNS, GOLD_TABLES, build_gold
 from silver import schema as silver_schema

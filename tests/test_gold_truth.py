@@ -21,8 +21,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pytest.importorskip("silver.pipeline")
     import os
 
-    from beazap.settings import Settings
     from beazap.simulator import SimulationConfig, register_instances, simulate, write_bronze
+    from core.settings import Settings
     from gold.runner import build_gold
     from silver.pipeline import build_silver
     from storage import migrate

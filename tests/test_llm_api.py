@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from beazap.settings import Settings
-from ops.insights import INSIGHTS, build_insights
-from ops.llm.client import LLMClient
+from core.settings import Settings
+from llm.client import LLMClient
+from llm.insights import INSIGHTS, build_insights
 from storage import migrate
 from storage.db import make_engine
 from storage.instances import add_instance

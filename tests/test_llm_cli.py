@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from beazap.cli import app
-from beazap.settings import Settings, get_settings
-from ops.insights import INSIGHTS
+from core.settings import Settings, get_settings
+from llm.insights import INSIGHTS
 from storage import migrate
 from storage.db import get_engine
 from storage.lake import Lake

@@ -10,9 +10,9 @@ import pyarrow.compute as pc
 import pytest
 import sqlalchemy as sa
 
-from beazap.settings import Settings
-from ops.insights import INSIGHTS, build_insights
-from ops.llm.client import LLMClient
+from core.settings import Settings
+from llm.client import LLMClient
+from llm.insights import INSIGHTS, build_insights
 from storage.lake import Lake
 from storage.tables import llm_usage
 from tests.fakes.llm import FakeLLM
@@ -179,7 +179,7 @@ def test_servers_without_json_schema_support(
 def test_chunked_streaming_gives_the_same_table(
     lake: Lake, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ops.insights as insights
+    import llm.insights as insights
 
     convs, msgs = sample_conversations(INSTANCE, 11)
     silent, _ = conversation(INSTANCE, 50, [("inbound", "x")])  # a closed conversation whose messages are gone

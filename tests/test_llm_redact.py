@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ops.llm.redact import redact
-from ops.llm.rules import RuleAnalyzer, sentiment
-from ops.llm.schemas import InvalidAnswerError, analysis_schema, parse_analysis, parse_routing
-from ops.llm.transcript import TranscriptMessage, estimate_tokens, render
+from llm.redact import redact
+from llm.rules import RuleAnalyzer, sentiment
+from llm.schemas import InvalidAnswerError, analysis_schema, parse_analysis, parse_routing
+from llm.transcript import TranscriptMessage, estimate_tokens, render
 from tests.fakes.llm import CPF, EMAIL, PHONE_LIKE
 
 
@@ -182,7 +182,7 @@ _TAXONOMY = ["billing", "delivery", "technical_support", "cancellation", "other"
 def test_rule_analysis_is_valid_deterministic_and_content_free(
     raw: list[tuple[str, str, bool]], status: str, phone: str
 ) -> None:
-    from ops.llm.rules import ConversationFacts
+    from llm.rules import ConversationFacts
 
     messages = [TranscriptMessage(d, "text", f"{t} {phone}", automated=a) for d, t, a in raw]
     facts = ConversationFacts(status, False, 0)

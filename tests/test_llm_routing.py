@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from beazap.settings import Settings
-from ops.assignment import assign_next
-from ops.llm.client import LLMClient
-from ops.routing import RoutingWorker
-from ops.routing_queue import claim, enqueue
+from core.settings import Settings
+from live.assignment import assign_next
+from live.routing import RoutingWorker
+from live.routing_queue import claim, enqueue
+from llm.client import LLMClient
 from storage.tables import actions, conversations, llm_jobs, llm_usage
 from tests.fakes.llm import FakeLLM
 from tests.llm_data import PLANTED, open_conversation, setup_routing_instance
@@ -232,8 +232,8 @@ def test_end_to_end_from_bronze_through_the_projector(
 ) -> None:
     """Webhook in bronze → projector opens the conversation → auto-assignment queues (no LLM call in
     the projector) → the routing worker asks the LLM (redacted) → route action with the team."""
-    from ops.assignment import auto_assign
-    from ops.projector import Projector
+    from live.assignment import auto_assign
+    from live.projector import Projector
     from tests.ops_helpers import msg, write_webhooks
 
     setup_routing_instance(engine)
@@ -264,7 +264,7 @@ def test_end_to_end_from_bronze_through_the_projector(
 
 
 def test_run_forever_stops_and_finished_jobs_are_purged(engine: sa.Engine, settings: Settings) -> None:
-    from ops.routing_queue import purge
+    from live.routing_queue import purge
 
     setup_routing_instance(engine)
     cid = open_conversation(engine, INSTANCE, 11, ["boa noite"], _now())
@@ -288,7 +288,7 @@ def test_run_forever_stops_and_finished_jobs_are_purged(engine: sa.Engine, setti
 def test_logs_carry_no_identifiers_or_secrets(engine: sa.Engine, settings: Settings, fake: FakeLLM) -> None:
     import io
 
-    from beazap.logging import configure_logging
+    from core.logging import configure_logging
 
     stream = io.StringIO()
     configure_logging(json=True, stream=stream)

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.cache import InProcessCache, RedisCache, cache_from_settings, make_key
 from api.routes.metrics_store import GoldReader
-from beazap.settings import Settings
+from core.settings import Settings
 from gold.fixtures import synthetic, write_silver
 from gold.runner import build_gold
 from storage import migrate

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from api.app import create_app
 from api.cache import InProcessCache
 from api.routes.metrics_store import GoldReader
-from beazap.settings import Settings
+from core.settings import Settings
 from gold.fixtures import synthetic
 from gold.runner import build_gold
 from storage import migrate

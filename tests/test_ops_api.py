@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from ops.projector import run_once
+from live.projector import run_once
 from storage.tables import actions, conversations
 from storage.tokens import create_token
 from tests.fakes.evolution import running_fake_evolution
@@ -216,8 +216,8 @@ def test_round_robin_respects_capacity_and_availability(api, engine, lake):
 
 
 def test_projector_auto_assigns_when_the_instance_asks(api, engine, lake):
-    from ops.assignment import auto_assign
-    from ops.projector import Projector
+    from live.assignment import auto_assign
+    from live.projector import Projector
 
     c, h = api["client"], api["admin"]
     team, people = _team_and_people(api, n=1, capacity=3)

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from ops.projector import run_once
+from live.projector import run_once
 from storage.tokens import create_token
 from tests.fakes.evolution import running_fake_evolution
 from tests.ops_helpers import msg

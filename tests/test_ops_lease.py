@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from ops.projector import PROJECTOR_LEASE, Projector, run_forever
-from ops.store_sql import read_cursor
+from live.projector import PROJECTOR_LEASE, Projector, run_forever
+from live.store_sql import read_cursor
 from storage.instances import add_instance
 from storage.lake import Lake
 from storage.leases import Lease, LeaseLostError, current

@@ -9,7 +9,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from ops.projector import WEBHOOK_CURSOR, run_forever, run_once
+from live.projector import WEBHOOK_CURSOR, run_forever, run_once
 from storage import migrate
 from storage.db import make_engine
 from storage.instances import add_instance

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from ops.projector import Projector, run_once
+from live.projector import Projector, run_once
 from storage.instances import add_instance
 from storage.tables import actions, conversations, messages, pending_message_events, projector_cursors
 from tests.ops_helpers import BASE_TS, ack, msg, revoke, write_ops_events, write_webhooks
@@ -45,7 +45,7 @@ def test_opens_first_response_and_acks(engine, lake):
     assert c["first_response_message_id"] == "out1"
     assert c["first_responder_id"] == "unattributed"
     assert c["contact_key"] == "+5511987654321"
-    from beazap.identity import conversation_id
+    from core.identity import conversation_id
 
     assert c["id"] == conversation_id(INST, "+5511987654321", "in1")
     m = _msgs(engine)

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beazap.settings import Settings
-from ops.projector import Projector
+from core.settings import Settings
+from live.projector import Projector
 from storage import migrate
 from storage.db import make_engine
 from storage.instances import add_instance

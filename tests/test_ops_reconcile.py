@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from beazap.settings import Settings
 from beazap.simulator import SimulationConfig, simulate, write_bronze
 from beazap.simulator.sinks import register_instances
-from ops.projector import Projector
-from ops.reconcile import reconcile
+from core.settings import Settings
+from live.projector import Projector
+from live.reconcile import reconcile
 from silver.pipeline import build_silver
 
 

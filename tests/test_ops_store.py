@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from bronze.schema import OPS_EVENTS
-from ops.actions import act
-from ops.extract import extract_actions
-from ops.projector import run_once
+from live.actions import act
+from live.extract import extract_actions
+from live.projector import run_once
 from storage import migrate, partitions
 from storage.instances import add_instance
 from storage.ops_repo import no_first_response_queue

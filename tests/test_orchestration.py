@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from beazap.settings import Settings
+from core.settings import Settings
 from orchestration import quality
 from orchestration.assets import ALL_ASSETS, GOLD_PARTITIONS, GOLD_TABLES, LAKE_TABLES, SILVER_TABLES, key
 from orchestration.checks import ALL_CHECKS
@@ -121,7 +121,7 @@ def _count(lake: Lake, table: str) -> int:
 
 
 def test_materialize_the_whole_graph(settings: Settings, lake: Lake, store: sa.Engine) -> None:
-    from ops.projector import run_once
+    from live.projector import run_once
 
     gd.build().write(lake)
     run_once(lake, store)  # the live store, for the reconciliation check
@@ -410,7 +410,7 @@ def test_single_run_backfill_of_a_range_equals_a_full_rebuild_over_it(
 # -- checks fail when they should -----------------------------------------------------------------------
 def _built(settings: Settings, lake: Lake, store: sa.Engine) -> None:
     from gold.runner import build_gold
-    from ops.projector import run_once
+    from live.projector import run_once
     from silver.pipeline import build_silver
 
     gd.build().write(lake)
@@ -477,7 +477,7 @@ def test_checks_fail_on_duplicates_rejects_and_mismatches(settings: Settings, la
 def test_freshness_checks_fail_on_stale_tables(
     settings: Settings, lake: Lake, store: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from beazap.settings import get_settings
+    from core.settings import get_settings
     from orchestration import checks
 
     _built(settings, lake, store)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from beazap.settings import Settings
+from core.settings import Settings
 from orchestration import ui_check
 from orchestration.assets import LAKE_TABLES
 

@@ -80,7 +80,7 @@ def test_no_phone_or_text_in_any_log_line(tmp_path: Path, capfd: pytest.CaptureF
     # Dagster in-process, with BeaZap's logging at DEBUG: its event log goes to stderr too.
     import dagster as dg
 
-    from beazap.logging import configure_logging
+    from core.logging import configure_logging
     from orchestration.assets import ALL_ASSETS, GOLD_PARTITIONS
     from orchestration.checks import ALL_CHECKS
     from orchestration.resources import LakeResource, OpsStoreResource

@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from api.app import create_app
-from beazap.settings import Settings, get_settings
 from bronze.receipts import receipt_time
 from bronze.schema import QUARANTINE, WEBHOOK_EVENTS
+from core.settings import Settings, get_settings
 from storage.instances import add_instance
 from storage.lake import Lake
 from tests.conftest import SAMPLES_DIR

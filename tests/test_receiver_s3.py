@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from moto.server import ThreadedMotoServer
 
 from api.app import create_app
-from beazap.settings import Settings, get_settings
 from bronze.schema import WEBHOOK_EVENTS
 from bronze.writer import WEBHOOK_EVENTS_TARGET, DeltaAppender
+from core.settings import Settings, get_settings
 from storage import migrate
 from storage.db import make_engine
 from storage.instances import add_instance

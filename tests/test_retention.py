@@ -11,8 +11,8 @@ import duckdb
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from beazap.settings import Settings
-from ops.governance import retention
+from core.settings import Settings
+from governance import retention
 from storage.instances import add_instance
 from storage.lake import Lake
 from storage.maintenance import read_table
@@ -24,7 +24,7 @@ OLD_DAYS = 800  # past the 24-month default
 
 def _build(lake: Lake, engine: sa.Engine) -> None:
     from gold.runner import build_gold
-    from ops.projector import run_once
+    from live.projector import run_once
     from silver.pipeline import build_silver
 
     for instance, account in gd.INSTANCES.items():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from beazap.settings import Settings
+from core.settings import Settings
 from orchestration.resources import LakeResource, OpsStoreResource
 from storage import maintenance
 from storage.lake import Lake

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_silver_scenarios import T0, edit, envelope, message
 
-from beazap.identity import normalize_phone
+from core.identity import normalize_phone
 from silver import checks
 from silver.pipeline import PhoneNormalizer, build_silver
 from silver.testing import append_webhooks, webhook_rows
@@ -249,5 +249,5 @@ _SHARED_NORMALIZER = PhoneNormalizer()
 )
 @settings(max_examples=400, deadline=None)
 def test_batch_phone_normalizer_equals_identity(raw):
-    """silver's per-pattern cached normalizer gives exactly beazap.identity.normalize_phone."""
+    """silver's per-pattern cached normalizer gives exactly core.identity.normalize_phone."""
     assert _SHARED_NORMALIZER(raw) == normalize_phone(raw)  # shared: patterns cached across examples

@@ -9,9 +9,9 @@ from datetime import date
 
 import pytest
 
-from beazap.settings import get_settings
 from beazap.simulator import SimulationConfig, bronze_table, simulate, write_bronze
 from beazap.simulator.sinks import append_ops, append_webhooks, ensure_bronze
+from core.settings import get_settings
 from silver import checks
 from silver import schema as S  # noqa: N812
 from silver.pipeline import build_silver
@@ -50,7 +50,7 @@ def _assert_matches_truth(lake: Lake, sim) -> None:
         if got[cid][f] != getattr(t, f)
     ]
     assert mismatches == []
-    # team_id: one rule everywhere (ops/sessions.py, silver, the simulator's reference): an assign
+    # team_id: one rule everywhere (live/sessions.py, silver, the simulator's reference): an assign
     # without a team keeps the team a preceding route/assign set.
     team_diff = [(c, got[c]["team_id"], t.team_id) for c, t in truth.items() if got[c]["team_id"] != t.team_id]
     assert team_diff == []

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from test_silver_scenarios import INSTANCE, T0, hours, message, minutes, op
 
-from beazap.identity import conversation_id
-from beazap.settings import get_settings
+from core.identity import conversation_id
+from core.settings import get_settings
 from silver.pipeline import build_silver
 from silver.testing import append_ops, append_webhooks, ops_rows, webhook_rows
 from storage.duck import connect

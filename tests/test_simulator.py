@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beazap.identity import conversation_id, normalize_phone
 from beazap.simulator import (
     GroundTruth,
     Simulation,
@@ -29,6 +28,7 @@ from beazap.simulator import (
     write_bronze,
 )
 from beazap.simulator.sinks import receipt_id
+from core.identity import conversation_id, normalize_phone
 
 SAMPLES = Path(__file__).resolve().parent / "data" / "evolution"
 SMALL = SimulationConfig(seed=7, instances=2, days=4, conversations_per_day=25, start=date(2026, 3, 5))

@@ -30,7 +30,7 @@ CALL_COLUMNS = ("contact_key", "is_video", "offered_at", "accepted_at", "ended_a
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     pytest.importorskip("silver.pipeline")
-    from beazap.settings import Settings
+    from core.settings import Settings
     from silver.pipeline import build_silver
     from storage.duck import connect
     from storage.lake import Lake
@@ -129,13 +129,13 @@ def test_gold_volumes_and_daily_conversations_equal_the_ground_truth(settings: A
 
 def test_live_store_conversations_equal_the_ground_truth(engine: Any, tmp_path: Any) -> None:
     """The live projector (ops store, SQLite and PostgreSQL) agrees with the ground truth too."""
-    pytest.importorskip("ops.projector")
+    pytest.importorskip("live.projector")
     from datetime import UTC, datetime
 
     import sqlalchemy as sa
 
     from beazap.simulator import register_instances
-    from ops.projector import run_once
+    from live.projector import run_once
     from storage.lake import Lake
     from storage.tables import conversations
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from beazap.settings import Settings
+from core.settings import Settings
 from gold.fixtures import synthetic
 from gold.runner import build_gold
 from storage.duck import connect, list_tables

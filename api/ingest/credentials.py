@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from beazap.logging import get_logger
+from core.logging import get_logger
 from storage.instances import InstanceCredential
 
 log = get_logger(__name__)

@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.ingest.receiver import Receiver
-from beazap.logging import configure_logging
-from beazap.settings import Settings, get_settings
+from core.logging import configure_logging
+from core.settings import Settings, get_settings
 from storage.instances import InstanceCredential, load_credentials
 from storage.lake import Lake
 

@@ -27,11 +27,11 @@ from api.ingest import metrics
 from api.ingest.auth import authenticate, presented
 from api.ingest.credentials import CredentialCache, CredentialStoreUnavailableError, Loader
 from api.ingest.envelope import EnvelopeError, malformed_reason, metric_event, parse_envelope
-from beazap.logging import get_logger
-from beazap.settings import Settings
 from bronze.receipts import ReceiptIdGenerator
 from bronze.rows import quarantine_row, webhook_event_row
 from bronze.writer import QUARANTINE_TARGET, WEBHOOK_EVENTS_TARGET, GroupCommitWriter, LakeUnavailableError
+from core.logging import get_logger
+from core.settings import Settings
 from storage.lake import Lake
 
 log = get_logger(__name__)

@@ -37,7 +37,7 @@ def _context(request: Request) -> tuple[Any, Any]:
 
 
 def _check_phone(phone: str) -> None:
-    from ops.governance.subject import phone_variants
+    from governance.subject import phone_variants
 
     try:
         phone_variants(phone)
@@ -48,7 +48,7 @@ def _check_phone(phone: str) -> None:
 @router.post("/erasures", summary="Erase one contact (LGPD)", status_code=status.HTTP_200_OK)
 async def create_erasure(body: ErasureRequest, scope: AdminScope, request: Request) -> dict[str, Any]:
     """Irreversibly anonymize one contact in the caller's instances; returns the audit record."""
-    from ops.governance import erasure
+    from governance import erasure
 
     _check_phone(body.phone)
     lake, engine = _context(request)
@@ -67,7 +67,7 @@ async def create_erasure(body: ErasureRequest, scope: AdminScope, request: Reque
 @router.post("/erasures/verify", summary="Verify an erasure")
 async def verify_erasure(body: VerifyRequest, scope: AdminScope, request: Request) -> dict[str, Any]:
     """Scan every lake file and the ops store for the contact (in the caller's instances)."""
-    from ops.governance import erasure
+    from governance import erasure
 
     _check_phone(body.phone)
     lake, engine = _context(request)

@@ -1,6 +1,6 @@
 """API routes: conversation insights (topics, sentiment), one conversation's insights, LLM usage.
 
-Reads ``gold/conversation_insights`` (written by :func:`ops.insights.build_insights`) from an
+Reads ``gold/conversation_insights`` (written by :func:`llm.insights.build_insights`) from an
 in-memory DuckDB copy that is reloaded when the table's Delta version changes (checked at most
 every ``gold_refresh_seconds``). Days are the conversation's **opening** day in the instance's
 time zone, like every conversation-level metric. Only ``status = 'ok'`` rows count in the figures;
@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import Scope
 from api.routes.metrics import ERRORS, MAX_DATE, MIN_DATE, FiltersDep
 from api.routes.metrics_queries import Filters
-from beazap.settings import Settings, get_settings
-from ops.insights import INSIGHTS, INSIGHTS_SCHEMA
+from core.settings import Settings, get_settings
+from llm.insights import INSIGHTS, INSIGHTS_SCHEMA
 from storage.lake import Lake
 
 router = APIRouter(tags=["insights"])
@@ -294,7 +294,7 @@ def llm_usage(
     to: Annotated[date | None, Query(description="Last UTC day, inclusive. Default: today.")] = None,
 ) -> dict[str, Any]:
     """Requests, tokens, failures and cache hits per day and purpose, with today's remaining budget."""
-    from ops.llm.store import usage_report, usage_today
+    from llm.store import usage_report, usage_today
     from storage.db import get_engine
 
     for given in (from_, to):

@@ -39,7 +39,7 @@ from api.routes.metrics_models import (
     VolumeResponse,
 )
 from api.routes.metrics_store import GoldReader
-from beazap.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from storage.lake import Lake
 
 router = APIRouter(tags=["metrics"])

@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from api.routes import metrics_fast
-from beazap.logging import get_logger
+from core.logging import get_logger
 from gold.runner import GOLD_TABLES
 from storage.lake import Lake
 

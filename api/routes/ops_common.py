@@ -11,8 +11,8 @@ from fastapi import HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
-from beazap.settings import Settings, get_settings
-from ops.evolution import EvolutionClient, EvolutionError
+from core.settings import Settings, get_settings
+from live.evolution import EvolutionClient, EvolutionError
 from storage.db import get_engine
 from storage.ops_repo import ConflictError, EvolutionCredentials, InvalidError, NotFoundError
 

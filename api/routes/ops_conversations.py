@@ -22,10 +22,10 @@ from api.routes.ops_common import (
     settings_of,
 )
 from api.routes.ops_common import translate_errors as errors
-from ops import actions as ops_actions
-from ops.assignment import assign_next
-from ops.sending import send_message
-from ops.sla import SlaPolicy, clocks
+from live import actions as ops_actions
+from live.assignment import assign_next
+from live.sending import send_message
+from live.sla import SlaPolicy, clocks
 from storage import ops_repo
 from storage.ops_repo import ConversationFilter, InvalidError
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from api.auth import AdminScope, Scope
 from api.routes.ops_common import ERRORS, InstanceCreated, InstanceOut, engine_of, evolution_factory, settings_of
 from api.routes.ops_common import translate_errors as errors
-from ops.evolution import DEFAULT_EVENTS
+from live.evolution import DEFAULT_EVENTS
 from storage import ops_repo
 from storage.ops_repo import InvalidError
 

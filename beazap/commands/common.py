@@ -7,8 +7,8 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from beazap.logging import configure_logging
-from beazap.settings import get_settings
+from core.logging import configure_logging
+from core.settings import get_settings
 
 console = Console()
 err_console = Console(stderr=True)

@@ -65,7 +65,7 @@ def _step(title: str) -> None:
 
 def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     """Run every stage; raises on failure. Separated from the CLI for tests."""
-    from beazap.settings import get_settings
+    from core.settings import get_settings
 
     if home.exists():
         shutil.rmtree(home)
@@ -122,14 +122,14 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
 
     _print_stats(build_gold(lake, engine=engine, settings=settings))
     try:
-        from ops.insights import build_insights
+        from llm.insights import build_insights
 
         _print_stats(build_insights(lake, engine=engine, settings=settings))
     except ImportError:
         console.print("[yellow]LLM insights not available in this build[/]")
 
     _step("5. Live operational store")
-    from ops.projector import run_once
+    from live.projector import run_once
 
     applied = run_once(lake, engine)
     console.print(f"projector applied {applied:,} bronze events to the operational store")

@@ -18,8 +18,8 @@ def erase(
 ) -> None:
     """Erase (irreversibly anonymize) one contact in bronze, silver, gold and the operational store."""
     setup()
-    from ops.governance import erasure
-    from ops.governance.subject import phone_variants
+    from governance import erasure
+    from governance.subject import phone_variants
     from storage import migrate
     from storage.db import get_engine
     from storage.lake import Lake

@@ -22,8 +22,8 @@ def analyze() -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from sqlalchemy.exc import OperationalError
 
-    from beazap.settings import get_settings
-    from ops.insights import build_insights
+    from core.settings import get_settings
+    from llm.insights import build_insights
     from storage.db import get_engine
     from storage.lake import Lake
 
@@ -59,7 +59,7 @@ def route_worker(once: bool = typer.Option(False, "--once", help="Handle the job
     setup()
     from sqlalchemy.exc import OperationalError
 
-    from ops.routing import RoutingWorker
+    from live.routing import RoutingWorker
     from storage.db import get_engine
 
     worker = RoutingWorker(get_engine())
@@ -140,7 +140,7 @@ def usage(
     setup()
     from rich.table import Table
 
-    from ops.llm.store import usage_report
+    from llm.store import usage_report
     from storage.db import get_engine
 
     end = datetime.now(UTC).date()
@@ -159,10 +159,10 @@ def usage(
 def check() -> None:
     """Send one synthetic conversation to the configured LLM server and validate the answer."""
     setup()
-    from beazap.settings import get_settings
-    from ops.llm.analysis import ConversationInput, analyze_with_llm, prepare
-    from ops.llm.client import LLMClient
-    from ops.llm.transcript import TranscriptMessage
+    from core.settings import get_settings
+    from llm.analysis import ConversationInput, analyze_with_llm, prepare
+    from llm.client import LLMClient
+    from llm.transcript import TranscriptMessage
 
     settings = get_settings()
     client = LLMClient.from_settings(settings)

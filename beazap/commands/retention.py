@@ -23,7 +23,7 @@ def apply(
     setup()
     from rich.table import Table
 
-    from ops.governance import retention
+    from governance import retention
     from storage import migrate
     from storage.db import get_engine
     from storage.lake import Lake

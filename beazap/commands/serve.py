@@ -29,8 +29,8 @@ def serve(
     setup()
     import uvicorn
 
-    from beazap.logging import get_logger
-    from beazap.settings import get_settings
+    from core.logging import get_logger
+    from core.settings import get_settings
 
     log = get_logger("beazap.serve")
     settings = get_settings()

@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
         setup()
         import duckdb
 
-        from beazap.settings import get_settings
+        from core.settings import get_settings
         from storage.duck import connect
         from storage.lake import Lake
 

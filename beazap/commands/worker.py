@@ -27,11 +27,11 @@ def worker(
     setup()
     from sqlalchemy.exc import OperationalError
 
-    import ops.routing  # noqa: F401 - registers the `llm` router so new conversations queue routing jobs at once
-    from beazap.settings import get_settings
-    from ops.assignment import auto_assign as route_new
-    from ops.extract import extract_actions
-    from ops.projector import PROJECTOR_LEASE, Projector, run_forever
+    import live.routing  # noqa: F401 - registers the `llm` router so new conversations queue routing jobs at once
+    from core.settings import get_settings
+    from live.assignment import auto_assign as route_new
+    from live.extract import extract_actions
+    from live.projector import PROJECTOR_LEASE, Projector, run_forever
     from storage.db import get_engine
     from storage.lake import Lake
     from storage.leases import Lease, current
@@ -88,7 +88,7 @@ def maintain_partitions(
     """Create future monthly partitions of `messages` and drop those past the live window (PostgreSQL);
     on SQLite delete messages past the window."""
     setup()
-    from beazap.settings import get_settings
+    from core.settings import get_settings
     from storage.db import get_engine
     from storage.partitions import maintain
 
@@ -104,7 +104,7 @@ def maintain_partitions(
 def extract() -> None:
     """Append the store's new actions to bronze/ops_events (idempotent)."""
     setup()
-    from ops.extract import extract_actions
+    from live.extract import extract_actions
     from storage.db import get_engine
     from storage.lake import Lake
 

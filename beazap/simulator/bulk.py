@@ -28,8 +28,6 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.compute
 
-from beazap.identity import conversation_id
-from beazap.logging import get_logger
 from beazap.simulator import payloads as pl
 from beazap.simulator.config import SimulationConfig
 from beazap.simulator.generate import build_people
@@ -37,6 +35,8 @@ from beazap.simulator.model import Simulation
 from beazap.simulator.sinks import SOURCE_IP, ensure_bronze
 from beazap.simulator.truth import GroundTruth
 from beazap.simulator.world import HOUR_PROFILE
+from core.identity import conversation_id
+from core.logging import get_logger
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from beazap.logging import get_logger
 from beazap.simulator.model import Delivery, Simulation
+from core.logging import get_logger
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

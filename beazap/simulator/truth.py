@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from beazap.identity import conversation_id as make_conversation_id
+from core.identity import conversation_id as make_conversation_id
 
 
 def ts(epoch: float | None) -> datetime | None:

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from beazap.identity import normalize_phone
 from beazap.simulator import payloads as pl
 from beazap.simulator.config import SimulationConfig
 from beazap.simulator.model import Attendant, SimInstance, Team
+from core.identity import normalize_phone
 
 # Relative inbound traffic by local hour (customers write mostly in business hours).
 HOUR_PROFILE = (

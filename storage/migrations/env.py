@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from beazap.settings import get_settings
+from core.settings import get_settings
 from storage.db import make_engine
 from storage.migrate import include_name
 from storage.tables import metadata

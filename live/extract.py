@@ -18,7 +18,7 @@ from sqlalchemy import Engine, bindparam, select, update
 
 from bronze.schema import OPS_EVENTS, OPS_EVENTS_SCHEMA
 from bronze.tables import ensure_tables
-from ops.store_sql import aware
+from live.store_sql import aware
 from storage.lake import Lake
 from storage.tables import actions
 

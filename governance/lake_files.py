@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ops.governance.lake_scrub import is_text_type, is_view_type
-from ops.governance.subject import INSTANCE_COLUMNS, Scrubber
+from governance.lake_scrub import is_text_type, is_view_type
+from governance.subject import INSTANCE_COLUMNS, Scrubber
 from storage.lake import Lake
 from storage.maintenance import table_filesystem
 

@@ -1,6 +1,6 @@
 """Retention: delete what is older than each table's retention, in the lake and the ops store.
 
-Defaults (``beazap.settings``): bronze raw payloads 24 months, silver 24 months, gold aggregates
+Defaults (``core.settings``): bronze raw payloads 24 months, silver 24 months, gold aggregates
 kept, the live operational store 90 days (``live_window_days``). ``retention_table_days`` overrides
 one table. Lake tables lose whole partitions where the rule's column is the partition column
 (``DELETE`` on a partition predicate is a metadata-only commit), row-level ``DELETE`` otherwise;
@@ -23,8 +23,8 @@ import pyarrow.dataset as ds
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from beazap.logging import get_logger
-from beazap.settings import Settings, get_settings
+from core.logging import get_logger
+from core.settings import Settings, get_settings
 from storage import maintenance
 from storage.lake import Lake
 

@@ -11,9 +11,9 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ops.llm import RULES_MODEL
-from ops.llm.schemas import ConversationAnalysis
-from ops.llm.transcript import TranscriptMessage
+from llm import RULES_MODEL
+from llm.schemas import ConversationAnalysis
+from llm.transcript import TranscriptMessage
 
 # Keywords per default topic (accent-free, lower case; PT-BR and EN). A configured topic without an
 # entry here is matched by the words of its own name.

@@ -27,10 +27,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from beazap.logging import get_logger
 from bronze.schema import OPS_EVENTS, QUARANTINE, WEBHOOK_EVENTS
-from ops.governance import lake_files, lake_scrub, store_scrub
-from ops.governance.subject import LID_PURPOSE, PHONE_PURPOSE, Scrubber, Subject
+from core.logging import get_logger
+from governance import lake_files, lake_scrub, store_scrub
+from governance.subject import LID_PURPOSE, PHONE_PURPOSE, Scrubber, Subject
 from storage import maintenance
 from storage.lake import Lake
 from storage.secrets import keyed_hash
@@ -149,7 +149,7 @@ def catch_up_consumers(lake: Lake, engine: Engine) -> None:
     They only read inserts, so the erasure's updates are no-ops for them; but once the old files
     are purged, a reader still behind those versions could not read them any more.
     """
-    from ops.projector import run_once
+    from live.projector import run_once
     from silver.pipeline import build_silver
 
     build_silver(lake)

@@ -1,7 +1,7 @@
 """Live routing of new conversations: rules first, an LLM when configured, never blocking.
 
 When a conversation opens on an instance whose ``instances.routing.router`` is ``"llm"``, a routing
-job is queued (by the ``llm`` :class:`~ops.assignment.Router`, which the projector's auto-assignment
+job is queued (by the ``llm`` :class:`~live.assignment.Router`, which the projector's auto-assignment
 calls, and by :meth:`RoutingWorker.discover` as a safety net). The routing worker (``beazap llm
 route-worker``) takes jobs from the queue and, for each conversation:
 
@@ -11,7 +11,7 @@ route-worker``) takes jobs from the queue and, for each conversation:
    urgency, priority and confidence;
 4. otherwise, or on any LLM failure (timeout, errors, invalid answers after retries) → the default team.
 
-The chosen team's next free attendant (round-robin, :func:`ops.assignment.pick_round_robin`) gets the
+The chosen team's next free attendant (round-robin, :func:`live.assignment.pick_round_robin`) gets the
 conversation through a ``route`` action whose details record source (rule|llm), reason, model,
 confidence, urgency, priority and latency. The projector and the webhook receiver never wait for
 any of this.
@@ -31,17 +31,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, select
 
-from beazap.logging import get_logger
-from beazap.settings import Settings, get_settings
-from ops.actions import act_in
-from ops.assignment import RouteDecision, pick_round_robin, register_router
-from ops.llm import prompts
-from ops.llm.client import LLMClient, LLMError
-from ops.llm.schemas import parse_routing, routing_schema
-from ops.llm.store import CachedAnswer, add_usage, cache_get_many, cache_put_many, usage_today
-from ops.llm.transcript import TranscriptMessage, content_hash, render
-from ops.routing_queue import KIND_ROUTE, Job, claim, enqueue, finish, purge, retry_later
-from ops.routing_rules import (
+from core.logging import get_logger
+from core.settings import Settings, get_settings
+from live.actions import act_in
+from live.assignment import RouteDecision, pick_round_robin, register_router
+from live.routing_queue import KIND_ROUTE, Job, claim, enqueue, finish, purge, retry_later
+from live.routing_rules import (
     PRIORITY_BY_URGENCY,
     Proposal,
     RoutingConfig,
@@ -49,6 +44,11 @@ from ops.routing_rules import (
     is_open,
     keyword_proposal,
 )
+from llm import prompts
+from llm.client import LLMClient, LLMError
+from llm.schemas import parse_routing, routing_schema
+from llm.store import CachedAnswer, add_usage, cache_get_many, cache_put_many, usage_today
+from llm.transcript import TranscriptMessage, content_hash, render
 from storage.ops_repo import ConflictError, InvalidError, NotFoundError
 from storage.tables import actions, conversations, instances, llm_jobs, messages, teams
 
@@ -67,7 +67,7 @@ class LeaseLostError(RuntimeError):
 
 
 class LLMQueueRouter:
-    """The ``llm`` router of :mod:`ops.assignment`: queues a routing job and returns at once."""
+    """The ``llm`` router of :mod:`live.assignment`: queues a routing job and returns at once."""
 
     name = "llm"
 

@@ -26,10 +26,10 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy import Engine, select
 
-from beazap.logging import get_logger
-from beazap.settings import Settings, get_settings
-from ops.llm import RULES_MODEL
-from ops.llm.analysis import (
+from core.logging import get_logger
+from core.settings import Settings, get_settings
+from llm import RULES_MODEL
+from llm.analysis import (
     AnalysisOutcome,
     ConversationInput,
     PreparedRequest,
@@ -38,10 +38,10 @@ from ops.llm.analysis import (
     outcome_from_cache,
     prepare,
 )
-from ops.llm.client import LLMClient, Usage
-from ops.llm.rules import RuleAnalyzer
-from ops.llm.store import Budget, CachedAnswer, add_usage, cache_get_many, cache_put_many, usage_today
-from ops.llm.transcript import TranscriptMessage
+from llm.client import LLMClient, Usage
+from llm.rules import RuleAnalyzer
+from llm.store import Budget, CachedAnswer, add_usage, cache_get_many, cache_put_many, usage_today
+from llm.transcript import TranscriptMessage
 from silver.schema import CONVERSATIONS, MESSAGES
 from storage.lake import Lake
 

@@ -2,7 +2,7 @@
 
 Pure functions that follow ``METRICS.md`` → Conversations and Clocks; the projector loads rows,
 calls these and writes the rows back. Conversation ids come from
-:func:`beazap.identity.conversation_id`, so a live conversation and its silver twin share an id.
+:func:`core.identity.conversation_id`, so a live conversation and its silver twin share an id.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from beazap.identity import conversation_id
-from ops.parse import Message
+from core.identity import conversation_id
+from live.parse import Message
 
 Conversation = dict[str, Any]
 

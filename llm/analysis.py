@@ -1,6 +1,6 @@
 """Analysis of one conversation: build its request, call the LLM, or apply the rules.
 
-Pure functions over :class:`ConversationInput`; the batch (``ops.insights``) handles reading silver,
+Pure functions over :class:`ConversationInput`; the batch (``llm.insights``) handles reading silver,
 the cache, budgets, concurrency and writing gold.
 """
 
@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from ops.llm import prompts
-from ops.llm.client import LLMClient, LLMError, Usage
-from ops.llm.rules import ConversationFacts, RuleAnalyzer
-from ops.llm.schemas import ConversationAnalysis, analysis_schema, parse_analysis
-from ops.llm.transcript import TranscriptMessage, content_hash, render
+from llm import prompts
+from llm.client import LLMClient, LLMError, Usage
+from llm.rules import ConversationFacts, RuleAnalyzer
+from llm.schemas import ConversationAnalysis, analysis_schema, parse_analysis
+from llm.transcript import TranscriptMessage, content_hash, render
 
 
 @dataclass

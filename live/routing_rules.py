@@ -1,6 +1,6 @@
 """Rule-based routing: keyword rules, business hours and the instance's default team.
 
-Configuration lives in ``instances.routing`` (JSON, shared with :mod:`ops.assignment`)::
+Configuration lives in ``instances.routing`` (JSON, shared with :mod:`live.assignment`)::
 
     {"auto_assign": true, "router": "llm",
      "default_team_id": "t-support", "after_hours_team_id": "t-night",
@@ -22,7 +22,7 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ops.llm.rules import fold
+from llm.rules import fold
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 URGENT_WORDS = ("urgente", "urgent", "emergencia", "emergency", "imediatamente", "immediately", "asap")

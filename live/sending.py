@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from ops.actions import new_action_id
-from ops.evolution import EvolutionClient, EvolutionError
-from ops.store_sql import insert_ignore
+from live.actions import new_action_id
+from live.evolution import EvolutionClient, EvolutionError
+from live.store_sql import insert_ignore
 from storage import ops_repo
 from storage.ops_repo import ConflictError, InvalidError, NotFoundError
 from storage.tables import actions, attendants, conversations, messages, outbound_requests

@@ -9,7 +9,7 @@ Rewrites:
   ``overwrite`` + ``predicate`` (replace-where), or the whole table when it is not partitioned.
 
 Detection is vectorized over every string column, nested ones included (lists of structs such as
-silver's reactions). Old files of the table are handled by :mod:`ops.governance.lake_files`.
+silver's reactions). Old files of the table are handled by :mod:`governance.lake_files`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pyarrow.dataset as ds
 from deltalake import write_deltalake
 
 from bronze.schema import OPS_EVENTS, QUARANTINE, WEBHOOK_EVENTS
-from ops.governance.subject import ERASED, INSTANCE_COLUMNS, TEXT_KEYS, Scrubber
+from governance.subject import ERASED, INSTANCE_COLUMNS, TEXT_KEYS, Scrubber
 from storage.lake import Lake
 from storage.maintenance import delta_dataset, read_table, scan_batches
 

@@ -3,7 +3,7 @@
 The store's tables are introspected (not listed by hand), so tables added by other parts of
 BeaZap are covered as soon as they exist: every text/JSON column is searched with ``LIKE`` for the
 subject's identifiers and mapped values (conversation ids), and matching rows are rewritten by
-primary key with the same :class:`~ops.governance.subject.Scrubber` rules as the lake.
+primary key with the same :class:`~governance.subject.Scrubber` rules as the lake.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from ops.governance.subject import ERASED, TEXT_KEYS, Scrubber
+from governance.subject import ERASED, TEXT_KEYS, Scrubber
 
 # Tables that hold no contact data (tenancy, credentials, bookkeeping).
 SKIP_TABLES = frozenset({"alembic_version", "accounts", "api_tokens", "instances", "erasure_audit"})

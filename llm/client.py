@@ -20,9 +20,9 @@ import httpx
 import openai
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from beazap.logging import get_logger
-from beazap.settings import Settings, get_settings
-from ops.llm.schemas import InvalidAnswerError
+from core.logging import get_logger
+from core.settings import Settings, get_settings
+from llm.schemas import InvalidAnswerError
 
 log = get_logger(__name__)
 T = TypeVar("T")

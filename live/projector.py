@@ -28,12 +28,12 @@ from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
 
-from beazap.logging import get_logger
-from beazap.settings import Settings, get_settings
 from bronze.schema import OPS_EVENTS, WEBHOOK_EVENTS
-from ops import parse as pz
-from ops import sessions as ss
-from ops.store_sql import aware, chunks, insert_ignore, read_cursor, row_dict, upsert, write_cursor
+from core.logging import get_logger
+from core.settings import Settings, get_settings
+from live import parse as pz
+from live import sessions as ss
+from live.store_sql import aware, chunks, insert_ignore, read_cursor, row_dict, upsert, write_cursor
 from storage.lake import Lake
 from storage.leases import Lease, LeaseLostError
 from storage.tables import (

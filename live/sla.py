@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from beazap.settings import Settings
+from core.settings import Settings
 
 
 @dataclass(frozen=True)

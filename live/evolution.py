@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from beazap.logging import get_logger
+from core.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """Reconciliation of the live store with silver: the live view and the batch view must agree
 (ARCHITECTURE.md principle 3). The Dagster asset check calls :func:`reconcile`.
 
-Conversations are matched by id (the same ``beazap.identity.conversation_id`` on both sides) and
+Conversations are matched by id (the same ``core.identity.conversation_id`` on both sides) and
 compared field by field; conversations on one side only are listed too.
 """
 

@@ -1,7 +1,7 @@
 """Conversation actions taken in the operational store: assign, transfer, unassign, resolve, reopen,
 route. Each runs in one transaction that updates the conversation with optimistic concurrency
 (``version``) and appends to the action log (``source = 'store'``, later extracted to
-``bronze/ops_events`` by :mod:`ops.extract`). A concurrent conflicting action raises
+``bronze/ops_events`` by :mod:`live.extract`). A concurrent conflicting action raises
 :class:`~storage.ops_repo.ConflictError` (API: 409) instead of silently overwriting.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from ops import sessions
+from live import sessions
 from storage.ops_repo import ConflictError, InvalidError, NotFoundError
 from storage.tables import actions, attendants, conversations, teams
 from storage.tokens import TenantScope

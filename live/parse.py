@@ -2,7 +2,7 @@
 
 Only direct chats matter to the operational store: messages (``messages.upsert``, ``send.message``,
 ``messages.set``), status acks (``messages.update``), edits and revokes (``messages.edited``,
-``send.message.update``, ``messages.delete``). Contacts are keyed with :mod:`beazap.identity`
+``send.message.update``, ``messages.delete``). Contacts are keyed with :mod:`core.identity`
 exactly as silver keys them, so live conversation ids equal silver's.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from beazap.identity import chat_type, is_lid_jid, is_phone_jid, jid_user, normalize_phone
+from core.identity import chat_type, is_lid_jid, is_phone_jid, jid_user, normalize_phone
 
 STATUS_RANK = {"error": 0, "pending": 1, "server_ack": 2, "delivery_ack": 3, "read": 4, "played": 5}
 _STATUS_NUM = {0: "error", 1: "pending", 2: "server_ack", 3: "delivery_ack", 4: "read", 5: "played"}

@@ -1,6 +1,6 @@
 """Prompt templates. Changing any text here must come with a new ``llm_prompt_version``.
 
-Only redacted transcripts are placed in a prompt (``ops.llm.transcript``).
+Only redacted transcripts are placed in a prompt (``llm.transcript``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ops.llm.redact import redact
+from llm.redact import redact
 
 ANALYSIS_SYSTEM = """You analyse finished WhatsApp customer-service conversations for a business.
 Roles: "customer" is the client, "agent" a human attendant, "bot" an automated message.

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ops.llm.redact import redact
+from llm.redact import redact
 
 CHARS_PER_TOKEN = 4  # conservative average for PT-BR/EN text with BPE tokenizers
 MAX_LINE_TOKENS = 200

@@ -1,4 +1,4 @@
-"""LLM support for routing and conversation analysis (docs/llm.md).
+"""LLM support for routing and conversation analysis (docs/llm.md), and the insights it produces.
 
 Any OpenAI-compatible server works; without one every feature falls back to deterministic rules.
 Modules: ``redact`` (PII out before text leaves BeaZap), ``transcript`` (build + truncate),

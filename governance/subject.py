@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from beazap.identity import conversation_id, normalize_phone
+from core.identity import conversation_id, normalize_phone
 
 ERASED = "[erased]"
 INSTANCE_COLUMNS = ("instance_id", "instance")

@@ -15,8 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Connection, Engine, func, select
 
-from beazap.logging import get_logger
-from ops.actions import act_in
+from core.logging import get_logger
+from live.actions import act_in
 from storage.ops_repo import ConflictError, InvalidError, NotFoundError
 from storage.tables import attendants, conversations, instances
 

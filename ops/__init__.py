@@ -1,1 +1,0 @@
-"""BeaZap ops package."""
