@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gold.config import BusinessHours
-from gold.fixtures import business_seconds_reference
+from tests.support.gold_fixtures import business_seconds_reference
 
 
 @pytest.fixture(scope="module")
