@@ -1,6 +1,6 @@
 """Build gold: run the ``gold/*.sql`` files with DuckDB over silver and write each result as Delta.
 
-The SQL files are the definitions (one per table, header comment naming the METRICS.md section);
+The SQL files are the definitions (one per table, header comment naming the docs/metrics.md section);
 this module only wires them: it registers silver tables and the per-instance configuration
 (``gold.config``), runs the work steps and the gold tables in dependency order, and writes each
 ``gold/<name>`` Delta table in one commit. Gold is a pure function of silver + configuration + the

@@ -1,5 +1,5 @@
 """``gold/conversation_insights``: topic, intent, sentiment, urgency, summary and resolution quality
-for every closed conversation in silver (METRICS.md → Insights).
+for every closed conversation in silver (docs/metrics.md → Insights).
 
 With an LLM configured (``BEAZAP_LLM_BASE_URL``) each conversation's redacted transcript is sent
 once per (content, prompt version, model): answers are cached in the ops store, unchanged

@@ -85,7 +85,7 @@ def test_daily_and_hourly_volume(world: dict) -> None:
 
 
 def python_waits(rows: dict) -> dict[str, list[tuple[str, float | None]]]:
-    """Reply waits per conversation: (status, seconds) — the METRICS.md rule written plainly."""
+    """Reply waits per conversation: (status, seconds) — the docs/metrics.md rule written plainly."""
     convs = {c["conversation_id"]: c for c in rows["conversations"]}
     by_conv: dict[str, list[dict]] = defaultdict(list)
     for m in rows["messages"]:

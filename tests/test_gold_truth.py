@@ -1,5 +1,5 @@
 """Exactness end to end: simulate → bronze → silver → gold equals figures computed from the
-simulator's ground truth (an independent Python implementation of METRICS.md)."""
+simulator's ground truth (an independent Python implementation of docs/metrics.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sessionization edge cases (METRICS.md → Conversations): expiry, reopen window, origin, groups, ties,
+"""Sessionization edge cases (docs/metrics.md → Conversations): expiry, reopen window, origin, groups, ties,
 operational actions (assign/resolve/reopen/message_sent) and the watermark "now" rule."""
 
 from __future__ import annotations
