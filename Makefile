@@ -29,9 +29,11 @@ lint: env
 serve: env
 	$(UV) run beazap serve
 
-dagster: env  ## Dagster webserver (http://127.0.0.1:3000) + daemon over the configured lake
+DAGSTER_PORT ?= 3000
+
+dagster: env  ## Dagster webserver (http://127.0.0.1:$(DAGSTER_PORT)) + daemon over the configured lake
 	mkdir -p .beazap/dagster && cp orchestration/dagster.yaml .beazap/dagster/
-	DAGSTER_HOME=$(CURDIR)/.beazap/dagster $(UV) run dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(CURDIR)/.beazap/dagster $(UV) run dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
 
 bench-ingest: env
 	$(UV) run python -m benchmarks.ingest

@@ -262,10 +262,11 @@ def histogram_quantile(before: dict[float, float], after: dict[float, float], q:
 
 
 def bronze_rows(lake_dir: Path) -> tuple[int, int]:
-    from deltalake import DeltaTable
+    from storage.lake import Lake
 
-    dt = DeltaTable(str(lake_dir / "bronze" / "webhook_events"))
-    return dt.to_pyarrow_dataset().count_rows(), dt.version()
+    lake = Lake(root=str(lake_dir))
+    dt = lake.open("bronze/webhook_events")
+    return lake.dataset("bronze/webhook_events", dt).count_rows(), dt.version()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,7 +81,7 @@ def bare_scan(root: str) -> dict[str, Any]:
 
     lake = Lake(root=root)
     con = duckdb.connect()
-    con.register("b", lake.open(WEBHOOK_EVENTS).to_pyarrow_dataset())
+    con.register("b", lake.dataset(WEBHOOK_EVENTS))
     started = time.perf_counter()
     rows, parsed = con.execute(
         """

@@ -1,7 +1,7 @@
 """Who is who on WhatsApp: JIDs, phone numbers in E.164, LIDs, chat types, conversation ids.
 
 Shared by silver (batch) and the live projector so both layers identify contacts and
-conversations the same way (``METRICS.md`` → Messages, Conversations).
+conversations the same way (``docs/metrics.md`` → Messages, Conversations).
 """
 
 from __future__ import annotations

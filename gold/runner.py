@@ -1,6 +1,6 @@
 """Build gold: run the ``gold/*.sql`` files with DuckDB over silver and write each result as Delta.
 
-The SQL files are the definitions (one per table, header comment naming the METRICS.md section);
+The SQL files are the definitions (one per table, header comment naming the docs/metrics.md section);
 this module only wires them: it registers silver tables and the per-instance configuration
 (``gold.config``), runs the work steps and the gold tables in dependency order, and writes each
 ``gold/<name>`` Delta table in one commit. Gold is a pure function of silver + configuration + the
@@ -30,7 +30,6 @@ from core.settings import Settings, get_settings
 from gold.config import config_tables, load_attendants, load_configs
 from silver import schema as silver_schema
 from storage.lake import Lake
-from storage.maintenance import delta_dataset
 
 log = get_logger(__name__)
 SQL_DIR = Path(__file__).resolve().parent
@@ -119,7 +118,7 @@ def prepare(
         con.execute(f"create schema if not exists {schema}")
     for name, (table, arrow_schema) in SILVER_INPUTS.items():
         dt = lake.open_or_none(table)
-        source: Any = delta_dataset(lake, table, dt) if dt is not None else arrow_schema.empty_table()
+        source: Any = lake.dataset(table, dt) if dt is not None else arrow_schema.empty_table()
         con.register(f"__silver_{name}", source)
         # Materialized (only the columns gold reads): DuckDB joins native tables far faster than
         # Arrow datasets (an ASOF join against a dataset view re-scans it).
@@ -252,7 +251,7 @@ def changed_days(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, *, scop
     dt = lake.open_or_none(f"gold/{table}")
     if dt is None:
         return sorted({r[0] for r in con.execute(computed_days).fetchall()} - {None})
-    con.register("__stored", delta_dataset(lake, f"gold/{table}", dt))
+    con.register("__stored", lake.dataset(f"gold/{table}", dt))
     con.execute(f"create or replace temp table __stored_rows as select * from gold.{table} limit 0")
     try:
         try:
@@ -294,7 +293,7 @@ def write_days(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, where: st
         lake.write(target, data, mode="overwrite", predicate=where, target_file_size=TARGET_FILE_BYTES)
     except SchemaMismatchError:
         con.register("__new", data)
-        con.register("__stored", delta_dataset(lake, target, dt))
+        con.register("__stored", lake.dataset(target, dt))
         names = ", ".join(f'"{n}"' for n in data.schema.names)
         merged = con.sql(
             f"select {names} from (select * from __new union all by name select * from __stored where not ({where}))"

@@ -76,7 +76,7 @@ class VerifyReport:
 
 
 def _ordered_tables(lake: Lake) -> list[str]:
-    present = maintenance.list_tables(lake)
+    present = lake.tables()
     first = [t for t in BRONZE_FIRST if t in present]
     return first + [t for t in present if t not in first]
 
@@ -189,7 +189,7 @@ def verify_erasure(
     scrubber = Scrubber(subject, instances=instances)
     scrubber.lid_hashes = frozenset(h for a in audits for h in (a._mapping["lid_hashes"] or []))
     report = VerifyReport(subject_hash=subject_hash, audits=len(audits))
-    for table in maintenance.list_tables(lake):
+    for table in lake.tables():
         for hit in lake_files.scan_table_files(lake, table, scrubber):
             report.lake.append({"table": table, "path": hit.path, "kind": hit.kind, "referenced": hit.referenced})
     report.store = {s.table: s.rows for s in store_scrub.scan_store(engine, scrubber)}

@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 from governance.lake_scrub import is_text_type, is_view_type
 from governance.subject import INSTANCE_COLUMNS, Scrubber
 from storage.lake import Lake
-from storage.maintenance import table_filesystem
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def _bytes_hit(data: bytes, scrubber: Scrubber) -> bool:
 
 def scan_table_files(lake: Lake, table: str, scrubber: Scrubber) -> list[FileHit]:
     """Every file under ``table``'s folder that still contains one of the subject's identifiers."""
-    fs, base = table_filesystem(lake, table)
+    fs, base = lake.filesystem(table)
     try:
         infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
     except OSError:
@@ -130,7 +129,7 @@ def purge_unreferenced(lake: Lake, table: str, hits: list[FileHit], scrubber: Sc
       clean and describes the table on its own).
     Call :func:`storage.maintenance.checkpoint` at the latest version first.
     """
-    fs, base = table_filesystem(lake, table)
+    fs, base = lake.filesystem(table)
     latest_checkpoint = _latest_checkpoint_version(fs, base)
     changed: list[str] = []
     for hit in hits:

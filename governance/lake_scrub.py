@@ -26,7 +26,7 @@ from deltalake import write_deltalake
 from bronze.schema import OPS_EVENTS, QUARANTINE, WEBHOOK_EVENTS
 from governance.subject import ERASED, INSTANCE_COLUMNS, TEXT_KEYS, Scrubber
 from storage.lake import Lake
-from storage.maintenance import delta_dataset, read_table, scan_batches
+from storage.maintenance import read_table, scan_batches
 
 # Bronze tables are rewritten with MERGE on their key (+ partition column): tailing consumers read
 # the change feed's inserts only, so an erasure never looks like new data to them.
@@ -152,7 +152,7 @@ def affected_mask(data: pa.Table, scrubber: Scrubber) -> pa.BooleanArray:
 
 def find_affected(lake: Lake, table: str, scrubber: Scrubber) -> pa.Table:
     """The rows of ``table`` that mention the subject (vectorized scan over every string, nested too)."""
-    schema = delta_dataset(lake, table).schema
+    schema = lake.dataset(table).schema
     parts = []
     for batch in scan_batches(lake, table):
         data = pa.Table.from_batches([batch])
@@ -231,7 +231,7 @@ def scrub_table(lake: Lake, table: str, scrubber: Scrubber) -> TableScrub:
     dt = lake.open_or_none(table)
     if dt is None:
         return result
-    dataset = delta_dataset(lake, table, dt)
+    dataset = lake.dataset(table, dt)
     schema = dataset.schema
     hits = find_affected(lake, table, scrubber)
     if hits.num_rows == 0:
@@ -324,7 +324,7 @@ def discover_lids(lake: Lake, scrubber: Scrubber) -> None:
         dt = lake.open_or_none(table)
         if dt is None:
             continue
-        dataset = delta_dataset(lake, table, dt)
+        dataset = lake.dataset(table, dt)
         names = set(dataset.schema.names)
         if not {phone_col, lid_col} <= names:
             continue

@@ -127,7 +127,7 @@ def _lake_item(lake: Lake, rule: Rule, days: int, now: datetime, dry_run: bool) 
     if dt is None:
         item.detail = "absent"
         return item
-    dataset = maintenance.delta_dataset(lake, rule.table, dt)
+    dataset = lake.dataset(rule.table, dt)
     if rule.column not in dataset.schema.names:
         item.detail = f"no column {rule.column}"
         return item
@@ -200,14 +200,14 @@ def run(
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
     report = RetentionReport(dry_run=dry_run)
-    present = set(maintenance.list_tables(lake))
+    present = set(lake.tables())
     rules = list(LAKE_RULES)
     ruled = {r.table for r in rules}
     # Gold tables age only when a gold retention (or a per-table override) is configured.
     for table in sorted(present):
         if table.startswith("gold/") and table not in ruled and keep_days(settings, table) is not None:
             dt = lake.open(table)
-            cols = maintenance.delta_dataset(lake, table, dt).schema
+            cols = lake.dataset(table, dt).schema
             for name in ("day", "date", "bucket_date", "opened_date", "month"):
                 if name in cols.names:
                     kind = "month" if pa.types.is_string(cols.field(name).type) else "date"

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from core.utc import utc_row
 from live import sessions
 from storage.ops_repo import ConflictError, InvalidError, NotFoundError
 from storage.tables import actions, attendants, conversations, teams
@@ -21,12 +22,7 @@ from storage.tokens import TenantScope
 ACTIONS = ("assign", "transfer", "unassign", "resolve", "reopen", "route")
 
 
-def _aware(row: Any) -> dict[str, Any]:
-    out = dict(row._mapping)
-    for k, v in out.items():
-        if isinstance(v, datetime) and v.tzinfo is None:
-            out[k] = v.replace(tzinfo=UTC)
-    return out
+_aware = utc_row
 
 
 def new_action_id() -> str:

@@ -27,7 +27,7 @@ def _already_in_lake(lake: Lake, ids: list[str]) -> set[str]:
     dt = lake.open_or_none(OPS_EVENTS)
     if dt is None or not ids:
         return set()
-    dataset = dt.to_pyarrow_dataset()
+    dataset = lake.dataset(OPS_EVENTS, dt)
     found = dataset.to_table(columns=["action_id"], filter=ds.field("action_id").isin(ids))
     return set(pc.unique(found["action_id"].cast(pa.string())).to_pylist())
 

@@ -5,7 +5,7 @@ batch of rows in ONE database transaction that also moves its cursor (``projecto
 crash or a database outage can neither lose nor double an event: the next run starts from the
 committed cursor. It also ingests ``bronze/ops_events`` (actions written to the lake by the
 simulator or another store; idempotent by ``action_id``) and applies pending actions to the
-conversation that was open for the contact when they happened (``METRICS.md``).
+conversation that was open for the contact when they happened (``docs/metrics.md``).
 
 ``run_once(lake, engine)`` applies everything available and returns how many bronze rows and
 actions it applied; ``beazap worker`` calls it in a loop (:func:`run_forever`).

@@ -8,13 +8,14 @@ compared field by field; conversations on one side only are listed too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine, select
 
+from core.utc import as_utc
 from storage.lake import Lake
 from storage.tables import conversations
 
@@ -64,8 +65,7 @@ class ReconcileReport:
 
 def _norm(value: Any) -> Any:
     if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).replace(microsecond=0)
+        return as_utc(value).replace(microsecond=0)
     return value
 
 
@@ -82,7 +82,7 @@ def reconcile(
     dt = lake.open_or_none(SILVER_CONVERSATIONS)
     silver: dict[str, dict[str, Any]] = {}
     if dt is not None:
-        table = pa.table(dt.to_pyarrow_dataset().to_table(columns=["conversation_id", *fields]))
+        table = pa.table(lake.dataset(SILVER_CONVERSATIONS, dt).to_table(columns=["conversation_id", *fields]))
         if instance_ids:
             table = table.filter(pc.is_in(table["instance_id"].cast(pa.string()), pa.array(instance_ids)))
         for row in table.to_pylist():

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, exists, select
 
 from core.logging import get_logger
 from core.settings import Settings, get_settings
+from core.utc import as_utc
 from live.actions import act_in
 from live.assignment import RouteDecision, pick_round_robin, register_router
 from live.routing_queue import KIND_ROUTE, Job, claim, enqueue, finish, purge, retry_later
@@ -73,9 +74,7 @@ class LLMQueueRouter:
 
     def route(self, conn: Connection, conversation: dict[str, Any], *, team_id: str | None) -> RouteDecision | None:
         settle = timedelta(seconds=get_settings().llm_route_settle_seconds)
-        opened = conversation.get("opened_at") or datetime.now(UTC)
-        if opened.tzinfo is None:
-            opened = opened.replace(tzinfo=UTC)
+        opened = as_utc(conversation.get("opened_at") or datetime.now(UTC))
         enqueue(
             conn,
             conversation["instance_id"],
@@ -149,7 +148,7 @@ class RoutingWorker:
         if rows:
             with self.engine.begin() as conn:
                 for conv_id, instance_id, contact_key, opened_at in rows:
-                    opened = opened_at if opened_at.tzinfo else opened_at.replace(tzinfo=UTC)
+                    opened = as_utc(opened_at)
                     added += enqueue(conn, instance_id, conv_id, contact_key=contact_key, run_after=opened + settle)
         return added
 

@@ -1,6 +1,6 @@
 """Sessionization of the live store, in memory: one conversation row (a dict) at a time.
 
-Pure functions that follow ``METRICS.md`` → Conversations and Clocks; the projector loads rows,
+Pure functions that follow ``docs/metrics.md`` → Conversations and Clocks; the projector loads rows,
 calls these and writes the rows back. Conversation ids come from
 :func:`core.identity.conversation_id`, so a live conversation and its silver twin share an id.
 """

@@ -1,4 +1,4 @@
-"""Live SLA clocks of open conversations (``METRICS.md`` → SLA).
+"""Live SLA clocks of open conversations (``docs/metrics.md`` → SLA).
 
 Targets come from the instance's ``sla_policy`` JSON (``first_response_minutes``,
 ``next_reply_minutes``, ``resolution_minutes``, ``at_risk_ratio``), falling back to the

@@ -13,20 +13,14 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.utc import as_utc, utc_row
 from storage.tables import projector_cursors
 
 T = TypeVar("T")
 
 
-def aware(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def row_dict(row: Any) -> dict[str, Any]:
-    """A result row as a dict with UTC-aware datetimes."""
-    return {k: aware(v) for k, v in row._mapping.items()}
+aware = as_utc
+row_dict = utc_row
 
 
 def insert_ignore(conn: Connection, table: Table) -> Any:

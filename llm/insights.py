@@ -1,5 +1,5 @@
 """``gold/conversation_insights``: topic, intent, sentiment, urgency, summary and resolution quality
-for every closed conversation in silver (METRICS.md → Insights).
+for every closed conversation in silver (docs/metrics.md → Insights).
 
 With an LLM configured (``BEAZAP_LLM_BASE_URL``) each conversation's redacted transcript is sent
 once per (content, prompt version, model): answers are cached in the ops store, unchanged
@@ -367,7 +367,7 @@ def stream_closed_conversations(
     if not lake.exists(CONVERSATIONS):
         return 0, iter(())
     con = duckdb.connect()
-    con.register("conversations", lake.open(CONVERSATIONS).to_pyarrow_dataset())
+    con.register("conversations", lake.dataset(CONVERSATIONS))
     meta = con.sql(
         f"""
         select conversation_id, instance_id, status, opened_at, closed_at, team_id, assignee_id
@@ -380,7 +380,7 @@ def stream_closed_conversations(
 def _message_stream(con: duckdb.DuckDBPyConnection, lake: Lake) -> Iterator[tuple[str, TranscriptMessage]]:
     if not lake.exists(MESSAGES):
         return
-    con.register("messages", lake.open(MESSAGES).to_pyarrow_dataset())
+    con.register("messages", lake.dataset(MESSAGES))
     reader = con.sql(
         f"""
         select m.conversation_id, m.direction, m.kind, m.text, coalesce(m.automated, false) as automated

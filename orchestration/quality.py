@@ -16,6 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from core.utc import as_utc
 from storage.lake import Lake
 from storage.maintenance import read_table
 
@@ -107,7 +108,7 @@ def _max_received_at(lake: Lake) -> datetime | None:
         values = [v for v in actions.column("max.received_at").to_pylist() if v is not None]
         if values:
             latest = max(values)
-            return latest if latest.tzinfo else latest.replace(tzinfo=UTC)
+            return as_utc(latest)
     con = _con(lake, b=("bronze/webhook_events", ["received_at"]))
     value = con.execute("select max(received_at) from b").fetchone()[0]
     return value

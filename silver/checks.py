@@ -23,7 +23,7 @@ def _scalar(lake: Lake, table: str, sql: str) -> int:
         return 0
     con = duckdb.connect()
     try:
-        con.register("t", dt.to_pyarrow_dataset())
+        con.register("t", lake.dataset(table, dt))
         return int(con.execute(sql).fetchall()[0][0] or 0)
     finally:
         con.close()

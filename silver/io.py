@@ -173,7 +173,7 @@ def register(con: duckdb.DuckDBPyConnection, name: str, lake: Lake, table: str, 
     Local lakes are read by DuckDB's own Parquet reader over the table's current files (several
     times faster than a pyarrow dataset for the key scans of incremental runs, with row-group
     pruning on pushed-down filters); S3 lakes, and tables using reader features this reader does
-    not apply (deletion vectors, column mapping), go through delta-rs' pyarrow dataset."""
+    not apply (deletion vectors, column mapping), go through :meth:`Lake.dataset`."""
     dt = lake.open_or_none(table)
     if dt is None:
         con.register(name, schema.empty_table())
@@ -183,7 +183,7 @@ def register(con: duckdb.DuckDBPyConnection, name: str, lake: Lake, table: str, 
         con.register(name, schema.empty_table())
         return
     if sql is None:
-        con.register(name, dt.to_pyarrow_dataset())
+        con.register(name, lake.dataset(table, dt))
         return
     con.register(f"{name}__empty", schema.empty_table())
     con.execute(f"create or replace temp view {name} as select * from {name}__empty union all by name {sql}")

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import duckdb
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from bronze import schema as bronze_schema
 from core.identity import is_lid_jid, is_phone_jid, jid_user, normalize_phone
@@ -60,7 +61,7 @@ def _source(lake: Lake, table: str, schema: pa.Schema, after: int, upto: int, fu
     if dt is None or upto < 0:
         return schema.empty_table()
     if full:
-        return dt.to_pyarrow_dataset()
+        return lake.dataset(table, dt)
     if upto <= after:
         return schema.empty_table()
     return _changed_rows(lake, table, after, upto, schema)
@@ -221,7 +222,7 @@ def _stats(lake: Lake, written: dict[str, int], *, b_to: int, o_to: int, rejects
     out: dict[str, dict] = {}
     for table in ALL_TABLES:
         dt = lake.open_or_none(table)
-        total = _count(dt) if dt is not None else 0
+        total = _count(lake, table, dt) if dt is not None else 0
         out[table] = {
             "rows_written": int(written.get(table, 0)),
             "rows_total": total,
@@ -233,11 +234,11 @@ def _stats(lake: Lake, written: dict[str, int], *, b_to: int, o_to: int, rejects
     return out
 
 
-def _count(dt: object) -> int:
+def _count(lake: Lake, table: str, dt: DeltaTable) -> int:
     try:
-        return int(dt.count())  # type: ignore[attr-defined]
+        return int(dt.count())
     except Exception:
-        return int(dt.to_pyarrow_dataset().count_rows())  # type: ignore[attr-defined]
+        return int(lake.dataset(table, dt).count_rows())
 
 
 class _Run:

@@ -1,4 +1,4 @@
-"""Sessionization: cut each direct chat into conversations (``METRICS.md`` → Conversations).
+"""Sessionization: cut each direct chat into conversations (``docs/metrics.md`` → Conversations).
 
 Pure DuckDB SQL over two inputs registered on the connection:
 

@@ -29,7 +29,7 @@ class SilverState:
         state = cls()
         if dt is None:
             return state
-        for row in dt.to_pyarrow_table().to_pylist():
+        for row in lake.dataset(STATE, dt).to_table().to_pylist():
             key = row["key"]
             if key == "bronze_version":
                 state.bronze_version = int(row["int_value"])

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 
+from core.utc import as_utc, utc_row
 from storage import secrets
 from storage.instances import ensure_account
 from storage.tables import attendants, conversations, instances, messages, teams
@@ -36,14 +37,8 @@ class InvalidError(ValueError):
     """A well-formed request that cannot be applied (API: 422)."""
 
 
-def _aware(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _row(row: Any) -> dict[str, Any]:
-    return {k: _aware(v) for k, v in row._mapping.items()}
+_aware = as_utc
+_row = utc_row
 
 
 def check_instance(scope: TenantScope, instance_id: str) -> str:

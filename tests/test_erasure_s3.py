@@ -41,7 +41,7 @@ def test_erase_and_verify_on_s3(s3_settings: Settings) -> None:
     build_silver(lake)
     run_once(lake, engine)
     build_gold(lake, engine=engine)
-    tables = maintenance.list_tables(lake)
+    tables = lake.tables()
     assert {"bronze/webhook_events", "silver/messages", "gold/conversation_facts"} <= set(tables)
     volume = maintenance.count_rows(lake, "silver/messages")
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gold.config import BusinessHours, InstanceConfig
-from gold.fixtures import business_seconds_reference, write_silver
 from gold.runner import compute, prepare
 from storage.lake import Lake
+from tests.support.gold_fixtures import business_seconds_reference, write_silver
 
 
 def run_frt(tmp: Path, intervals: list[tuple[datetime, datetime]], cfg: dict[str, Any]) -> list[float]:

@@ -21,12 +21,12 @@ import pytest
 from deltalake import DeltaTable
 
 from core.settings import Settings
-from gold.fixtures import synthetic, write_silver
 from gold.runner import DAY_COLUMNS, GOLD_TABLES, build_gold
 from silver import schema as silver_schema
 from storage.instances import add_instance
 from storage.lake import Lake
 from storage.maintenance import read_table
+from tests.support.gold_fixtures import synthetic, write_silver
 
 START = datetime(2026, 1, 27, 6, tzinfo=UTC)
 DAYS = 9  # crosses the January → February month boundary (silver retention drops whole months)

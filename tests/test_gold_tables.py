@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from gold.fixtures import synthetic, write_silver
 from gold.runner import GOLD_TABLES, build_gold
 from storage.duck import connect
 from storage.instances import add_instance
 from storage.lake import Lake
 from storage.tables import instances
+from tests.support.gold_fixtures import synthetic, write_silver
 
 START = datetime(2026, 3, 2, 3, tzinfo=UTC)
 AS_OF = datetime(2026, 3, 13, 15, tzinfo=UTC)
@@ -85,7 +85,7 @@ def test_daily_and_hourly_volume(world: dict) -> None:
 
 
 def python_waits(rows: dict) -> dict[str, list[tuple[str, float | None]]]:
-    """Reply waits per conversation: (status, seconds) — the METRICS.md rule written plainly."""
+    """Reply waits per conversation: (status, seconds) — the docs/metrics.md rule written plainly."""
     convs = {c["conversation_id"]: c for c in rows["conversations"]}
     by_conv: dict[str, list[dict]] = defaultdict(list)
     for m in rows["messages"]:

@@ -1,5 +1,5 @@
 """Exactness end to end: simulate → bronze → silver → gold equals figures computed from the
-simulator's ground truth (an independent Python implementation of METRICS.md)."""
+simulator's ground truth (an independent Python implementation of docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gold.config import BusinessHours
-from gold.fixtures import business_seconds_reference
+from tests.support.gold_fixtures import business_seconds_reference
 
 
 @pytest.fixture(scope="module")

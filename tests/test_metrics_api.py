@@ -17,13 +17,13 @@ from api.app import create_app
 from api.cache import InProcessCache
 from api.routes.metrics_store import GoldReader
 from core.settings import Settings
-from gold.fixtures import synthetic
 from gold.runner import build_gold
 from storage import migrate
 from storage.db import make_engine
 from storage.instances import add_instance
 from storage.lake import Lake
 from storage.tokens import create_token
+from tests.support.gold_fixtures import synthetic
 
 START = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # Monday 00:00 in São Paulo
 AS_OF = datetime(2026, 3, 16, tzinfo=UTC)

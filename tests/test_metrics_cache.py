@@ -16,13 +16,13 @@ from api.app import create_app
 from api.cache import InProcessCache, RedisCache, cache_from_settings, make_key
 from api.routes.metrics_store import GoldReader
 from core.settings import Settings
-from gold.fixtures import synthetic, write_silver
 from gold.runner import build_gold
 from storage import migrate
 from storage.db import make_engine
 from storage.instances import add_instance
 from storage.lake import Lake
 from storage.tokens import create_token
+from tests.support.gold_fixtures import synthetic, write_silver
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 START = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)

@@ -17,9 +17,9 @@ from test_metrics_api import A_INSTANCES, PERIOD, World
 from api.routes import metrics_fast as fast
 from api.routes import metrics_queries as q
 from api.routes.metrics_store import GoldReader
-from gold.fixtures import synthetic
 from gold.runner import build_gold
 from storage.lake import Lake
+from tests.support.gold_fixtures import synthetic
 
 START = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
 AS_OF = datetime(2026, 3, 30, tzinfo=UTC)

@@ -18,13 +18,18 @@ import yaml
 
 from core.settings import Settings
 from orchestration import quality
-from orchestration.assets import ALL_ASSETS, GOLD_PARTITIONS, GOLD_TABLES, LAKE_TABLES, SILVER_TABLES, key
-from orchestration.checks import ALL_CHECKS
-from orchestration.jobs import bronze_changes
+from orchestration.common import key
+from orchestration.definitions import LAKE_TABLES, build_definitions
+from orchestration.defs import bronze as bronze_defs
+from orchestration.defs import gold as gold_defs
+from orchestration.defs import silver as silver_defs
+from orchestration.defs.bronze import bronze_changes
+from orchestration.defs.gold import GOLD_TABLES, gold_partitions
+from orchestration.defs.silver import SILVER_TABLES
 from orchestration.resources import LakeResource, OpsStoreResource
 from storage.instances import add_instance
 from storage.lake import Lake
-from storage.maintenance import delta_dataset, read_table
+from storage.maintenance import read_table
 from tests import governance_data as gd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,16 +55,26 @@ def _resources(settings: Settings) -> dict[str, Any]:
 
 
 def _defs(settings: Settings) -> dg.Definitions:
-    from orchestration.jobs import JOBS, SENSORS, schedules
-
+    """The code location's Definitions with resources on the test's lake and store."""
+    defs = build_definitions(settings)
     return dg.Definitions(
-        assets=ALL_ASSETS,
-        asset_checks=ALL_CHECKS,
-        jobs=JOBS,
-        schedules=schedules,
-        sensors=SENSORS,
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        schedules=defs.schedules,
+        sensors=defs.sensors,
         resources=_resources(settings),
     )
+
+
+def _assets(settings: Settings) -> list[Any]:
+    return list(build_definitions(settings).assets or [])
+
+
+def _graph(settings: Settings) -> list[Any]:
+    """Every asset and asset check of the code location."""
+    defs = build_definitions(settings)
+    return [*(defs.assets or []), *(defs.asset_checks or [])]
 
 
 # -- loading -------------------------------------------------------------------------------------------
@@ -79,8 +94,7 @@ def test_workspace_loads_the_code_location(settings: Settings, tmp_path: Path) -
 
 
 def test_definitions_cover_every_table_with_groups_schemas_and_automation() -> None:
-    from orchestration.definitions import defs
-
+    defs = build_definitions()
     graph = defs.resolve_asset_graph()
     keys = set(graph.get_all_asset_keys())
     assert {key(t) for t in LAKE_TABLES} <= keys
@@ -97,7 +111,7 @@ def test_definitions_cover_every_table_with_groups_schemas_and_automation() -> N
             assert node.owners == ["team:beazap-data"]
     assert graph.get(key("bronze/webhook_events")).is_observable
     # One writer per layer: the silver and gold builds run in pools (limit 1 in dagster.yaml).
-    specs = {a.op.name: a.op.pool for a in ALL_ASSETS if isinstance(a, dg.AssetsDefinition) and a.is_executable}
+    specs = {a.op.name: a.op.pool for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) and a.is_executable}
     assert specs["silver_tables"] == "lake_silver" and specs["gold_tables"] == "lake_gold"
     config = yaml.safe_load((ROOT / "orchestration" / "dagster.yaml").read_text())
     assert config["concurrency"]["pools"]["default_limit"] == 1
@@ -126,9 +140,7 @@ def test_materialize_the_whole_graph(settings: Settings, lake: Lake, store: sa.E
     gd.build().write(lake)
     run_once(lake, store)  # the live store, for the reconciliation check
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS], instance=instance, resources=_resources(settings), partition_key=_today()
-    )
+    result = dg.materialize(_graph(settings), instance=instance, resources=_resources(settings), partition_key=_today())
     assert result.success
     materialized = {
         e.asset_key: e.step_materialization_data.materialization.metadata
@@ -154,14 +166,16 @@ def test_materialize_the_whole_graph(settings: Settings, lake: Lake, store: sa.E
 # -- automation ---------------------------------------------------------------------------------------
 def _today() -> str:
     """The latest gold partition: today in the default time zone."""
-    last = GOLD_PARTITIONS.get_last_partition_key()
+    from core.settings import get_settings
+
+    last = gold_partitions(get_settings()).get_last_partition_key()
     assert last is not None
     return last
 
 
 def _run_silver(settings: Settings, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     result = dg.materialize(
-        [*ALL_ASSETS],
+        _assets(settings),
         instance=instance,
         resources=_resources(settings),
         selection=[key(t) for t in SILVER_TABLES],
@@ -174,7 +188,7 @@ def _run_gold(
     settings: Settings, instance: dg.DagsterInstance, partition: str | None = None
 ) -> dg.ExecuteInProcessResult:
     result = dg.materialize(
-        [*ALL_ASSETS],
+        _assets(settings),
         instance=instance,
         resources=_resources(settings),
         selection=[key(t) for t in GOLD_TABLES],
@@ -210,7 +224,7 @@ def _requested(result: dg.EvaluateAutomationConditionsResult) -> set[str]:
 def _observe(settings: Settings, instance: dg.DagsterInstance) -> None:
     from dagster._core.definitions.observe import observe  # what the observe_bronze job runs
 
-    sources = [a for a in ALL_ASSETS if isinstance(a, dg.SourceAsset)]
+    sources = [a for a in _assets(settings) if isinstance(a, dg.SourceAsset)]
     assert observe(sources, instance=instance, resources=_resources(settings)).success
 
 
@@ -249,7 +263,9 @@ def test_automation_follows_new_bronze_versions(settings: Settings, lake: Lake, 
 
 def test_bronze_observation_reports_the_delta_version(settings: Settings, lake: Lake) -> None:
     gd.build(days=1).write(lake)
-    source = next(a for a in ALL_ASSETS if isinstance(a, dg.SourceAsset) and a.key == key("bronze/webhook_events"))
+    source = next(
+        a for a in _assets(settings) if isinstance(a, dg.SourceAsset) and a.key == key("bronze/webhook_events")
+    )
     instance = dg.DagsterInstance.ephemeral()
     from dagster._core.definitions.observe import observe  # what the UI's "Observe" button runs
 
@@ -289,12 +305,11 @@ def test_gold_is_partitioned_by_local_day_with_single_run_backfills(settings: Se
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from orchestration.definitions import defs
-
+    defs = build_definitions(settings)
     node = defs.resolve_asset_graph().get(key("gold/daily_volume"))
-    assert node.partitions_def == GOLD_PARTITIONS
-    assert GOLD_PARTITIONS.timezone == settings.default_timezone
-    assert GOLD_PARTITIONS.start.date() == settings.gold_partitions_start
+    assert node.partitions_def == gold_partitions(settings)
+    assert node.partitions_def.timezone == settings.default_timezone
+    assert node.partitions_def.start.date() == settings.gold_partitions_start
     today = datetime.now(UTC).astimezone(ZoneInfo(settings.default_timezone)).date().isoformat()
     assert _today() == today  # end_offset=1: today is a partition
     assert node.backfill_policy == dg.BackfillPolicy.single_run()
@@ -384,7 +399,7 @@ def test_single_run_backfill_of_a_range_equals_a_full_rebuild_over_it(
     first, last = (today - timedelta(days=4)).isoformat(), (today - timedelta(days=2)).isoformat()
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        [*ALL_ASSETS],
+        _assets(settings),
         instance=instance,
         resources=_resources(settings),
         selection=[key(t) for t in GOLD_TABLES],
@@ -421,7 +436,7 @@ def _built(settings: Settings, lake: Lake, store: sa.Engine) -> None:
 
 def _run_check(settings: Settings, check: Any) -> dg.AssetCheckEvaluation:
     result = dg.materialize(
-        [*ALL_ASSETS, check],
+        [*_assets(settings), check],
         resources=_resources(settings),
         selection=dg.AssetSelection.checks(check),
         instance=dg.DagsterInstance.ephemeral(),
@@ -432,27 +447,31 @@ def _run_check(settings: Settings, check: Any) -> dg.AssetCheckEvaluation:
 
 
 def test_checks_fail_on_duplicates_rejects_and_mismatches(settings: Settings, lake: Lake, store: sa.Engine) -> None:
-    from orchestration import checks
-
+    live_vs_gold_yesterday = gold_defs.live_vs_gold_yesterday(settings)
     _built(settings, lake, store)
-    for check in (checks.message_id_unique, checks.reject_rate, checks.layer_row_counts, checks.live_vs_gold_yesterday):
+    for check in (
+        silver_defs.message_id_unique,
+        silver_defs.reject_rate,
+        gold_defs.layer_row_counts,
+        live_vs_gold_yesterday,
+    ):
         assert _run_check(settings, check).passed, check.check_specs
 
     # A duplicated message id in silver.
     one = read_table(lake, "silver/messages").slice(0, 1)
     lake.write("silver/messages", one, mode="append")
-    failed = _run_check(settings, checks.message_id_unique)
+    failed = _run_check(settings, silver_defs.message_id_unique)
     assert not failed.passed and failed.metadata["duplicate_keys"].value == 1
     assert failed.severity == dg.AssetCheckSeverity.ERROR
 
     # An extra conversation in silver that gold does not have.
     conv = read_table(lake, "silver/conversations").slice(0, 1).to_pylist()[0]
     conv["conversation_id"] = "cv_injected"
-    lake.write("silver/conversations", pa.Table.from_pylist([conv], delta_dataset(lake, "silver/conversations").schema))
-    assert not _run_check(settings, checks.layer_row_counts).passed
-    assert _run_check(settings, checks.conversation_id_unique).passed
+    lake.write("silver/conversations", pa.Table.from_pylist([conv], lake.dataset("silver/conversations").schema))
+    assert not _run_check(settings, gold_defs.layer_row_counts).passed
+    assert _run_check(settings, silver_defs.conversation_id_unique).passed
     lake.write("silver/conversations", pa.Table.from_pylist([conv], read_table(lake, "silver/conversations").schema))
-    assert not _run_check(settings, checks.conversation_id_unique).passed  # cv_injected twice
+    assert not _run_check(settings, silver_defs.conversation_id_unique).passed  # cv_injected twice
 
     # A conversation the live store has lost.
     with store.begin() as conn:
@@ -462,7 +481,7 @@ def test_checks_fail_on_duplicates_rejects_and_mismatches(settings: Settings, la
         deleted = conn.execute(sa.text("delete from conversations where id = :i"), {"i": ids[-1]}).rowcount
     assert deleted == 1
     outcome = quality.reconcile_yesterday(lake, store)
-    evaluation = _run_check(settings, checks.live_vs_gold_yesterday)
+    evaluation = _run_check(settings, live_vs_gold_yesterday)
     assert not outcome.passed and not evaluation.passed
 
     # Unparseable webhooks push the reject rate over its limit.
@@ -471,27 +490,26 @@ def test_checks_fail_on_duplicates_rejects_and_mismatches(settings: Settings, la
     bad = [(e[0], {**e[1], "data": "not an object"}) for e in gd.build(seed=9, days=1).envelopes]
     gd.Scenario(envelopes=bad).write(lake)
     build_silver(lake, settings=settings)
-    assert not _run_check(settings, checks.reject_rate).passed
+    assert not _run_check(settings, silver_defs.reject_rate).passed
 
 
 def test_freshness_checks_fail_on_stale_tables(
     settings: Settings, lake: Lake, store: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from core.settings import get_settings
-    from orchestration import checks
 
     _built(settings, lake, store)
-    assert _run_check(settings, checks.gold_fresh).passed
+    assert _run_check(settings, gold_defs.gold_fresh).passed
     # New bronze after gold was built, with no tolerance: gold is stale until rebuilt.
     gd.build(seed=3, days=1).write(lake)
     monkeypatch.setenv("BEAZAP_FRESHNESS_GOLD_MINUTES", "0")
     get_settings.cache_clear()
-    stale = _run_check(settings, checks.gold_fresh)
+    stale = _run_check(settings, gold_defs.gold_fresh)
     assert not stale.passed and stale.metadata["lag_minutes"].value >= 0
     # Bronze is fresh only while webhooks keep arriving.
     monkeypatch.setenv("BEAZAP_FRESHNESS_BRONZE_MINUTES", str(60 * 24 * 30))
     get_settings.cache_clear()
-    assert _run_check(settings, checks.bronze_fresh).passed
+    assert _run_check(settings, bronze_defs.bronze_fresh).passed
     monkeypatch.setenv("BEAZAP_FRESHNESS_BRONZE_MINUTES", "1")
     get_settings.cache_clear()
-    assert not _run_check(settings, checks.bronze_fresh).passed
+    assert not _run_check(settings, bronze_defs.bronze_fresh).passed

@@ -1,7 +1,7 @@
 """The Dagster UI renders the asset graph with every BeaZap asset (headless Chromium).
 
 Skips only when Chromium is not installed locally (``apt-get install -y chromium``); the same
-check runs by hand with ``uv run python -m orchestration.ui_check`` (docs/orchestration.md).
+check runs by hand with ``uv run python -m tests.support.dagster_ui_check`` (docs/orchestration.md).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from orchestration import ui_check
-from orchestration.assets import LAKE_TABLES
+from orchestration.definitions import LAKE_TABLES
+from tests.support import dagster_ui_check as ui_check
 
 
 @pytest.mark.slow

@@ -81,19 +81,21 @@ def test_no_phone_or_text_in_any_log_line(tmp_path: Path, capfd: pytest.CaptureF
     import dagster as dg
 
     from core.logging import configure_logging
-    from orchestration.assets import ALL_ASSETS, GOLD_PARTITIONS
-    from orchestration.checks import ALL_CHECKS
+    from core.settings import get_settings
+    from orchestration.definitions import build_definitions
+    from orchestration.defs.gold import gold_partitions
     from orchestration.resources import LakeResource, OpsStoreResource
 
     configure_logging("DEBUG")
+    defs = build_definitions()
     result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
+        [*(defs.assets or []), *(defs.asset_checks or [])],
         instance=dg.DagsterInstance.ephemeral(),
         resources={
             "lake": LakeResource(lake_uri=env["BEAZAP_LAKE_URI"]),
             "ops_store": OpsStoreResource(database_url=env["BEAZAP_DATABASE_URL"]),
         },
-        partition_key=GOLD_PARTITIONS.get_last_partition_key(),  # gold: today's partition (+ late days)
+        partition_key=gold_partitions(get_settings()).get_last_partition_key(),  # gold: today's partition (+ late days)
         raise_on_error=False,
     )
     assert result.success

@@ -39,17 +39,12 @@ def test_optimize_checkpoint_vacuum(lake: Lake, lake_dir: Path) -> None:
     remaining = _files(lake_dir / "bronze" / "webhook_events")
     assert gone.files_removed == len(on_disk) - len(remaining) >= (1 if compacted.files_removed else 0)
     assert maintenance.count_rows(lake, table) == rows
-    assert maintenance.list_tables(lake) == ["bronze/ops_events", "bronze/webhook_events"]
+    assert lake.tables() == ["bronze/ops_events", "bronze/webhook_events"]
 
 
 def test_maintenance_jobs_run_in_dagster(lake: Lake, settings: Settings, engine: sa.Engine) -> None:
-    from orchestration.jobs import (
-        lake_compaction_job,
-        lake_vacuum_job,
-        ops_extraction_job,
-        pg_partitions_job,
-        retention_job,
-    )
+    from orchestration.defs.bronze import ops_extraction_job
+    from orchestration.defs.maintenance import lake_compaction_job, lake_vacuum_job, pg_partitions_job, retention_job
 
     gd.build(days=2).write(lake)
     resources = {

@@ -14,8 +14,8 @@ from test_silver_scenarios import T0, edit, envelope, message
 from core.identity import normalize_phone
 from silver import checks
 from silver.pipeline import PhoneNormalizer, build_silver
-from silver.testing import append_webhooks, webhook_rows
 from storage.duck import connect
+from tests.support.bronze_rows import append_webhooks, webhook_rows
 
 INST = "loja-centro"
 

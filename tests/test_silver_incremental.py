@@ -15,8 +15,8 @@ from test_silver_scenarios import T0, ack, edit, message, op, reaction, revoke
 
 from silver import schema as S  # noqa: N812
 from silver.pipeline import build_silver
-from silver.testing import append_ops, append_webhooks, ops_rows, webhook_rows
 from storage.lake import Lake
+from tests.support.bronze_rows import append_ops, append_webhooks, ops_rows, webhook_rows
 
 CONTACTS = {
     "+5511987654321": dict(jid="5511987654321@s.whatsapp.net"),

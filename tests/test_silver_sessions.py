@@ -1,4 +1,4 @@
-"""Sessionization edge cases (METRICS.md → Conversations): expiry, reopen window, origin, groups, ties,
+"""Sessionization edge cases (docs/metrics.md → Conversations): expiry, reopen window, origin, groups, ties,
 operational actions (assign/resolve/reopen/message_sent) and the watermark "now" rule."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from test_silver_scenarios import INSTANCE, T0, hours, message, minutes, op
 from core.identity import conversation_id
 from core.settings import get_settings
 from silver.pipeline import build_silver
-from silver.testing import append_ops, append_webhooks, ops_rows, webhook_rows
 from storage.duck import connect
+from tests.support.bronze_rows import append_ops, append_webhooks, ops_rows, webhook_rows
 
 A = "5511987654321@s.whatsapp.net"
 A_KEY = "+5511987654321"

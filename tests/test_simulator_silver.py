@@ -1,7 +1,7 @@
 """End to end: silver, gold and the live store built from simulated bronze equal the simulator's ground truth.
 
 This checks both sides at once: the simulator's reference sessionizer (``beazap.simulator.truth``)
-and silver's SQL implement ``METRICS.md`` independently, so any disagreement is a bug in one of them.
+and silver's SQL implement ``docs/metrics.md`` independently, so any disagreement is a bug in one of them.
 """
 
 from __future__ import annotations

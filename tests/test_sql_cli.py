@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from beazap.cli import app
-from gold.fixtures import synthetic
 from gold.runner import build_gold
 from storage.lake import Lake
+from tests.support.gold_fixtures import synthetic
 
 runner = CliRunner()
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gold.fixtures import synthetic
 from gold.runner import build_gold
 from storage.duck import connect
 from storage.lake import Lake
+from tests.support.gold_fixtures import synthetic
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "analysts.md"
 

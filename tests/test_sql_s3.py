@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 
 from core.settings import Settings
-from gold.fixtures import synthetic
 from gold.runner import build_gold
-from storage.duck import connect, list_tables
+from storage.duck import connect
 from storage.lake import Lake
 from tests.conftest import create_bucket
+from tests.support.gold_fixtures import synthetic
 
 BUCKET = "beazap-gold"
 
@@ -35,7 +35,7 @@ def s3_lake(moto_endpoint: str) -> Iterator[Lake]:
 def test_views_and_gold_on_s3(s3_lake: Lake) -> None:
     rows = synthetic(s3_lake, instances=["inst-1"], start=datetime(2026, 3, 2, 3, tzinfo=UTC), days=2, per_day=4)
     build_gold(s3_lake, as_of=datetime(2026, 3, 6, tzinfo=UTC))
-    tables = list_tables(s3_lake)
+    tables = s3_lake.tables()
     assert {"silver/messages", "silver/conversations", "gold/conversation_facts", "gold/daily_volume"} <= set(tables)
     con = connect(s3_lake)
     assert con.execute("select count(*) from silver.messages").fetchall()[0][0] == len(rows["messages"])

@@ -50,7 +50,7 @@ class InsightsReader:
                 dt = self.lake.open_or_none(INSIGHTS)
                 version = None if dt is None else dt.version()
                 if self._db is None or version != self._version:
-                    data = INSIGHTS_SCHEMA.empty_table() if dt is None else dt.to_pyarrow_table()
+                    data = INSIGHTS_SCHEMA.empty_table() if dt is None else self.lake.dataset(INSIGHTS, dt).to_table()
                     db = duckdb.connect()
                     db.register("_src", data)
                     db.execute("create table insights as select * from _src")

@@ -9,6 +9,7 @@ statement's result is printed as a table, or written as CSV / Parquet with ``--f
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -84,6 +85,34 @@ def run_statements(con: Any, text: str) -> Any:
     return relation
 
 
+NOTHING_BUILT = (
+    "nothing has been built yet: the lake at {root} has no tables. Receive webhooks with `beazap serve` or "
+    "load sample data with `beazap simulate` / `beazap demo`, then run `beazap build all`."
+)
+LAYER_NOT_BUILT = "{layers} not built yet: run `beazap build all` (or `beazap build silver` for silver only)."
+
+
+def not_built_hint(con: Any, lake: Any, text: str, exc: Exception) -> str | None:
+    """A newcomer's explanation for a missing table when the layer it names was never built."""
+    import duckdb
+
+    if not isinstance(exc, duckdb.CatalogException):
+        return None
+    present = {
+        r[0]
+        for r in con.execute(
+            "select distinct schema_name from duckdb_views() where schema_name in ('bronze', 'silver', 'gold')"
+        ).fetchall()
+    }
+    if not present:
+        return NOTHING_BUILT.format(root=lake.root)
+    named = {m.lower() for m in re.findall(r"\b(silver|gold)\s*\.", text, flags=re.IGNORECASE)}
+    missing = sorted(named - present)
+    if missing:
+        return LAYER_NOT_BUILT.format(layers=" and ".join(missing) + (" are" if len(missing) > 1 else " is"))
+    return None
+
+
 def _tables(con: Any) -> None:
     rows = con.execute(
         "select schema_name || '.' || view_name from duckdb_views() "
@@ -102,6 +131,8 @@ def repl(con: Any, lake: Any, max_rows: int) -> None:
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history)
     console.print(f"BeaZap SQL over {lake.root} — DuckDB {duckdb.__version__}. Type .help for help.")
+    if not lake.tables():
+        console.print(f"[yellow]{NOTHING_BUILT.format(root=lake.root)}[/]")
     buffer: list[str] = []
     while True:
         try:
@@ -132,16 +163,17 @@ def repl(con: Any, lake: Any, max_rows: int) -> None:
         if stripped.endswith(";"):
             text = "\n".join(buffer)
             buffer = []
-            _safe(lambda t=text: emit(run_statements(con, t), OutputFormat.table, None, max_rows))
+            _safe(lambda t=text: emit(run_statements(con, t), OutputFormat.table, None, max_rows), con, lake, text)
 
 
-def _safe(action: Any) -> None:
+def _safe(action: Any, con: Any = None, lake: Any = None, text: str = "") -> None:
     import duckdb
 
     try:
         action()
     except duckdb.Error as exc:
-        console.print(f"[red]{exc}[/]")
+        hint = not_built_hint(con, lake, text, exc) if con is not None else None
+        console.print(f"[red]{hint or exc}[/]")
 
 
 def register(app: typer.Typer) -> None:
@@ -178,4 +210,4 @@ def register(app: typer.Typer) -> None:
         try:
             emit(run_statements(con, text), fmt, output, max_rows)
         except duckdb.Error as exc:
-            fail(str(exc).splitlines()[0])
+            fail(not_built_hint(con, lake, text, exc) or str(exc).splitlines()[0])

@@ -9,6 +9,7 @@ from datetime import timedelta
 import typer
 
 from beazap.commands.common import console, fail, setup
+from core.utc import as_utc
 
 ops_app = typer.Typer(
     help="Operational store maintenance (partitions, action extraction, projector).", no_args_is_help=True
@@ -135,7 +136,7 @@ def queue(limit: int = typer.Option(20, help="Rows to show.")) -> None:
     for col in ("instance", "conversation", "waiting", "assignee", "msgs"):
         table.add_column(col)
     for r in rows:
-        opened = r.opened_at if r.opened_at.tzinfo else r.opened_at.replace(tzinfo=UTC)
+        opened = as_utc(r.opened_at)
         table.add_row(r.instance_id, r.id, str(now - opened).split(".")[0], r.assignee_id or "-", str(r.inbound_count))
     console.print(table)
 

@@ -1,4 +1,4 @@
-"""Evolution API v2 payload shapes (``shared/evolution/README.md`` and its samples).
+"""Evolution API v2 payload shapes (see docs/receiver.md and the samples in tests/data/evolution).
 
 Pure builders: given a random generator and the facts of an event, return the ``data`` object (or
 the whole envelope) exactly as Evolution posts it, including its quirks — media numbers as

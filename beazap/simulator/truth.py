@@ -1,8 +1,8 @@
-"""Ground truth: what silver and gold must compute from the simulated traffic (``METRICS.md``).
+"""Ground truth: what silver and gold must compute from the simulated traffic (``docs/metrics.md``).
 
 The simulator keeps a clean timeline of what really happened (each message once, at its event time,
 plus the operational actions). :func:`sessionize` cuts it into conversations with the rules of
-``METRICS.md`` → Conversations, written plainly in Python so it is an independent reference for the
+``docs/metrics.md`` → Conversations, written plainly in Python so it is an independent reference for the
 SQL in silver and the live projector:
 
 - per contact, items ordered by time (the generator never lets two items of a chat share a time);

@@ -1,6 +1,6 @@
 """Check the Dagster UI in headless Chromium: the asset graph renders with every BeaZap asset.
 
-    uv run python -m orchestration.ui_check --out .beazap/ui   # screenshots + a JSON report
+    uv run python -m tests.support.dagster_ui_check --out .beazap/ui   # screenshots + a JSON report
 
 Starts ``dagster-webserver -w workspace.yaml`` on loopback with a throw-away ``DAGSTER_HOME``
 (``orchestration/dagster.yaml``), waits for it, asks its GraphQL API for the asset nodes, then
@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -82,7 +82,7 @@ def _asset_nodes(base: str) -> list[dict[str, Any]]:
 
 def _chromium(binary: str, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     command = [binary, *CHROMIUM_FLAGS, *args]  # fixed flags and our own loopback URL
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)  # noqa: S603
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 def _check_page(
@@ -127,7 +127,7 @@ def run(out: Path, timeout: float = 120.0) -> dict[str, Any]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    proc = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+    proc = subprocess.Popen(
         [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=ROOT,
         env=env,
