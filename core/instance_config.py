@@ -40,11 +40,15 @@ CLOCKS = ("first_response", "next_reply", "resolution")
 EPOCH = date(1970, 1, 1)
 Basis = Literal["business", "calendar"]
 _HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
-_DAYS = r"[a-z]{3}(?:\s*-\s*[a-z]{3})?"
+_DAYS = r"[a-z]+(?:\s*-\s*[a-z]+)?"
 _HOURS_SPEC = re.compile(rf"^\s*(?P<days>{_DAYS}(?:\s*,\s*{_DAYS})*)\s+(?P<spans>.+)$")
 _SLA_SPEC = re.compile(
     r"^\s*(?P<clock>\w+)\s*=\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[mhd]?)\s*(?::\s*(?P<basis>\w+))?\s*$"
 )
+
+
+class ConfigError(ValueError):
+    """An invalid instance configuration (the API answers 422, the CLI exits 1)."""
 
 
 def minute_of_day(value: str) -> int:
@@ -67,29 +71,32 @@ def parse_hours(specs: list[str]) -> dict[str, list[tuple[str, str]]]:
     for spec in specs:
         match = _HOURS_SPEC.match(spec.strip().lower())
         if not match:
-            raise ValueError(f"hours {spec!r}: expected e.g. 'mon-fri 08:00-18:00' or 'sat 08:00-12:00,13:00-17:00'")
+            raise ConfigError(f"hours {spec!r}: expected e.g. 'mon-fri 08:00-18:00' or 'sat 08:00-12:00,13:00-17:00'")
         days: list[str] = []
         for part in match["days"].split(","):
             first, _, last = (p.strip() for p in part.partition("-"))
             for day in (first, last or first):
                 if day not in WEEKDAYS:
-                    raise ValueError(f"hours {spec!r}: unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
+                    raise ConfigError(f"hours {spec!r}: unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
             a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
             if b < a:
-                raise ValueError(f"hours {spec!r}: {first}-{last} runs backwards")
+                raise ConfigError(f"hours {spec!r}: {first}-{last} runs backwards")
             days += WEEKDAYS[a : b + 1]
         spans: list[tuple[str, str]] = []
         if match["spans"].strip() != "closed":
             for span in re.split(r"[,\s]+", match["spans"].strip()):
                 start, sep, end = span.partition("-")
                 if not sep:
-                    raise ValueError(f"hours {spec!r}: span {span!r} is not HH:MM-HH:MM")
+                    raise ConfigError(f"hours {spec!r}: span {span!r} is not HH:MM-HH:MM")
                 spans.append((start, end))
         for day in days:
             if day in weekly:
-                raise ValueError(f"hours: {day} is given twice")
+                raise ConfigError(f"hours: {day} is given twice")
             weekly[day] = list(spans)
-    ScheduleVersion(weekly=weekly)  # validate now, with the spec in the message
+    try:
+        ScheduleVersion(weekly=weekly)  # validate now, with the spec in the message
+    except ValidationError as exc:
+        raise ConfigError(f"hours {', '.join(specs)!r}: {_describe(exc)}") from None
     return weekly
 
 
@@ -100,15 +107,18 @@ def parse_sla(spec: str) -> tuple[str, dict[str, Any]]:
     """
     match = _SLA_SPEC.match(spec)
     if not match:
-        raise ValueError(f"sla {spec!r}: expected CLOCK=AMOUNT[m|h|d][:business|calendar], e.g. first_response=30m")
+        raise ConfigError(f"sla {spec!r}: expected CLOCK=AMOUNT[m|h|d][:business|calendar], e.g. first_response=30m")
     clock = match["clock"]
     if clock not in CLOCKS:
-        raise ValueError(f"sla {spec!r}: unknown clock {clock!r}; use {', '.join(CLOCKS)}")
+        raise ConfigError(f"sla {spec!r}: unknown clock {clock!r}; use {', '.join(CLOCKS)}")
     minutes = float(match["amount"]) * {"": 1, "m": 1, "h": 60, "d": 1440}[match["unit"]]
     target: dict[str, Any] = {"minutes": minutes}
     if match["basis"]:
         target["basis"] = match["basis"]
-    Target.model_validate({"basis": "business", **target})
+    try:
+        Target.model_validate({"basis": "business", **target})
+    except ValidationError as exc:
+        raise ConfigError(f"sla {spec!r}: {_describe(exc)}") from None
     return clock, target
 
 
@@ -338,10 +348,6 @@ def _describe(exc: ValidationError) -> str:
         f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg'].removeprefix('Value error, ')}"
         for e in exc.errors(include_input=False, include_url=False)
     )
-
-
-class ConfigError(ValueError):
-    """An invalid instance configuration (the API answers 422, the CLI exits 1)."""
 
 
 def validate(timezone: Any = None, business_hours: Any = None, sla_policy: Any = None) -> InstanceConfig:
