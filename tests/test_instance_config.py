@@ -256,3 +256,34 @@ def test_migration_0010_nests_flat_policies(db_url: str) -> None:
         assert back["flat"] == {"first_response_minutes": 10.0, "next_reply_minutes": 20.0, "at_risk_ratio": 0.5}
     finally:
         eng.dispose()
+
+
+def test_an_effective_dated_change_rewrites_only_the_days_it_affects(
+    lake, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """Gold recomputes from silver with the current configuration; the run of the latest partition
+    (``refresh_changed``) replaces the older days whose rows changed — with a schedule effective from
+    day D, those are D and later, never the days before it."""
+    from datetime import date
+
+    from gold.fixtures import synthetic
+    from gold.runner import build_gold
+    from storage import ops_repo
+
+    monkeypatch.setenv("BEAZAP_SECRET_KEY_FILE", str(tmp_path / "k"))
+    start, as_of = datetime(2026, 3, 2, 3, tzinfo=UTC), datetime(2026, 3, 13, 15, tzinfo=UTC)
+    add_instance(engine, "inst-sp", "acct", timezone=SP)
+    synthetic(lake, instances=["inst-sp"], start=start, days=10, per_day=12, as_of=as_of, seed=11)
+    build_gold(lake, engine=engine, as_of=as_of)
+    scope = TenantScope("acct", "t", "admin", frozenset({"inst-sp"}))
+    changed_from = date(2026, 3, 9)
+    ops_repo.update_instance(
+        engine,
+        scope,
+        "inst-sp",
+        {"business_hours": {"weekly": {d: [["10:00", "14:00"]] for d in ic.WEEKDAYS}, "effective_from": "2026-03-09"}},
+    )
+    stats = build_gold(lake, engine=engine, as_of=as_of, days=(date(2026, 3, 13), None), refresh_changed=True)
+    late = {date.fromisoformat(d) for d in stats["conversation_facts"]["late_days"]}
+    assert late, "the new schedule changes business-hours values from 2026-03-09 on"
+    assert min(late) >= changed_from
