@@ -88,8 +88,8 @@ def run(db_url: str, settings, monkeypatch):
     get_settings.cache_clear()
     runner = CliRunner()
 
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), env={"COLUMNS": "200"})
+    def invoke(*args: str, stdin: str | None = None):
+        return runner.invoke(cli, list(args), input=stdin, env={"COLUMNS": "200"})
 
     yield invoke
     get_settings.cache_clear()
@@ -124,8 +124,18 @@ def test_cli_configures_an_instance(run) -> None:
     text = run("instance", "show", "loja").output
     assert "sat  08:00-12:00" in text and "sun  closed" in text and "30 min business" in text
     assert "next_reply" in text and "2 h business" in text
-    r = run("instance", "set", "loja", "--evolution-url", "http://evo.local:8080", "--evolution-key", "s3cr3t-key")
+    r = run(
+        "instance",
+        "set",
+        "loja",
+        "--evolution-url",
+        "http://evo.local:8080",
+        "--evolution-key",
+        "-",
+        stdin="s3cr3t-key\n",
+    )
     assert r.exit_code == 0, r.output
+    assert "s3cr3t" not in r.output
     shown = run("instance", "show", "loja", "--json").output
     assert "http://evo.local:8080" in shown and '"evolution_api_key_set": true' in shown and "s3cr3t" not in shown
 

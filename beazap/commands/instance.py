@@ -5,6 +5,7 @@ hours, holidays, SLA targets, Evolution URL and key, routing) through the same v
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date
 from typing import Any
 
@@ -84,7 +85,7 @@ def set_config(
     display_name: str | None = typer.Option(None, help="Name shown to people."),
     evolution_url: str | None = typer.Option(None, help="Evolution API base URL of the instance."),
     evolution_key: str | None = typer.Option(
-        None, envvar="BEAZAP_EVOLUTION_API_KEY", help="Evolution API key (stored encrypted; prefer the env var)."
+        None, help="Evolution API key, stored encrypted; '-' reads it from stdin (keeps it out of shell history)."
     ),
     evolution_uuid: str | None = typer.Option(None, help="Evolution's instance UUID."),
     routing: str | None = typer.Option(None, help="Routing JSON, e.g. '{\"auto_assign\": true}' (merged)."),
@@ -96,6 +97,8 @@ def set_config(
     from core import instance_config
     from storage import ops_repo
 
+    if evolution_key == "-":
+        evolution_key = sys.stdin.readline().strip() or fail("--evolution-key -: nothing on stdin")
     engine = ops_engine()
     scope = operator_scope(engine, name)
     patch: dict[str, Any] = {}
