@@ -526,14 +526,3 @@ def no_first_response_queue(
     q = q.order_by(c.c.opened_at).limit(limit)
     with engine.connect() as conn:
         return [_row(r) for r in conn.execute(q)]
-
-
-def instance_settings(engine: Engine, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """SLA policy, routing and time zone of instances (internal; callers already checked scope)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(instances.c.id, instances.c.sla_policy, instances.c.routing, instances.c.timezone).where(
-                instances.c.id.in_(instance_ids)
-            )
-        )
-        return {r.id: {"sla_policy": r.sla_policy, "routing": r.routing, "timezone": r.timezone} for r in rows}
