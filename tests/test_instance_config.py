@@ -287,3 +287,20 @@ def test_an_effective_dated_change_rewrites_only_the_days_it_affects(
     late = {date.fromisoformat(d) for d in stats["conversation_facts"]["late_days"]}
     assert late, "the new schedule changes business-hours values from 2026-03-09 on"
     assert min(late) >= changed_from
+
+
+def test_the_default_zone_is_written_only_in_settings() -> None:
+    """No product module repeats the default time zone (migration history and the simulator's list of
+    simulated zones aside): everything else asks ``core.settings`` / ``core.instance_config``."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    literal = "America/" + "Sao_Paulo"
+    packages = ("core", "storage", "bronze", "silver", "gold", "llm", "live", "governance", "api", "orchestration")
+    found = sorted(
+        str(path.relative_to(root))
+        for package in (*packages, "beazap/commands")
+        for path in (root / package).rglob("*.py")
+        if "migrations/versions" not in str(path) and literal in path.read_text(encoding="utf-8")
+    )
+    assert found == ["core/settings.py"]
