@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from core.logging import get_logger
 from core.settings import check_zone, get_settings
@@ -252,11 +252,18 @@ class SlaPolicy(BaseModel):
 class InstanceConfig(BaseModel):
     """An instance's whole configuration, defaults filled in from the settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     timezone: str = Field(default_factory=lambda: get_settings().default_timezone)
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     sla_policy: SlaPolicy = Field(default_factory=SlaPolicy)
+
+    _calendar: BusinessCalendar | None = PrivateAttr(default=None)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> InstanceConfig:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._calendar = None  # a copy with other hours must not reuse this calendar
+        return copy
 
     @field_validator("timezone")
     @classmethod
@@ -270,49 +277,92 @@ class InstanceConfig(BaseModel):
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return ZoneInfo(self.timezone)  # ZoneInfo caches instances by key
 
     # --- business time (the live store; gold computes the same in SQL, gold/business_calendar.sql) ---
-    def open_spans(self, day: date) -> list[tuple[datetime, datetime]]:
-        """The UTC-aware open spans of one local day (none on holidays), with that day's version."""
-        if day in self._holidays:
-            return []
-        version = self.business_hours.version_on(day)
-        midnight = datetime.combine(day, time.min)
-        zone = self.zone
-        weekday = day.isoweekday()
-        return sorted(
-            (
-                (midnight + timedelta(minutes=a)).replace(tzinfo=zone),
-                (midnight + timedelta(minutes=b)).replace(tzinfo=zone),
-            )
-            for w, a, b in version.spans()
-            if w == weekday
-        )
-
     @property
-    def _holidays(self) -> frozenset[date]:
-        return frozenset(self.business_hours.holidays)
+    def calendar(self) -> BusinessCalendar:
+        """This configuration's business calendar (built once per object)."""
+        if self._calendar is None:
+            self._calendar = BusinessCalendar(self)
+        return self._calendar
+
+    def open_spans(self, day: date) -> list[tuple[datetime, datetime]]:
+        return self.calendar.open_spans(day)
 
     def is_open(self, at: datetime) -> bool:
-        return any(start <= at < end for start, end in self.open_spans(at.astimezone(self.zone).date()))
+        return self.calendar.is_open(at)
 
     def business_seconds(self, start: datetime, end: datetime) -> float:
-        """Open seconds of the schedule between two instants (0 when ``end <= start``)."""
+        return self.calendar.seconds(start, end)
+
+    def business_deadline(self, start: datetime, seconds: float, max_days: int = 400) -> datetime | None:
+        return self.calendar.deadline(start, seconds, max_days)
+
+    def business_start(self, end: datetime, seconds: float, max_days: int = 400) -> datetime | None:
+        return self.calendar.start(end, seconds, max_days)
+
+
+class BusinessCalendar:
+    """Open spans of an instance's schedule as UTC instants, day by day (cached), and the arithmetic
+    of business time over them: open seconds between two instants, the instant a number of open
+    seconds after a start, and the latest start with a number of open seconds before an end."""
+
+    def __init__(self, config: InstanceConfig) -> None:
+        self.zone = config.zone
+        self.holidays = frozenset(config.business_hours.holidays)
+        self.versions = [
+            (v.effective_from, {w: sorted((a, b) for ww, a, b in v.spans() if ww == w) for w in range(1, 8)})
+            for v in config.business_hours.versions
+        ]
+        self._days: dict[date, list[tuple[datetime, datetime]]] = {}
+
+    def open_spans(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The open spans of one local day (none on holidays), with the version in force that day."""
+        spans = self._days.get(day)
+        if spans is None:
+            spans = []
+            if day not in self.holidays:
+                weekly = self.versions[0][1]
+                for since, version in self.versions:
+                    if since <= day:
+                        weekly = version
+                midnight = datetime.combine(day, time.min)
+                for a, b in weekly[day.isoweekday()]:
+                    spans.append(
+                        (
+                            (midnight + timedelta(minutes=a)).replace(tzinfo=self.zone).astimezone(UTC),
+                            (midnight + timedelta(minutes=b)).replace(tzinfo=self.zone).astimezone(UTC),
+                        )
+                    )
+            self._days[day] = spans
+        return spans
+
+    def _local_day(self, at: datetime) -> date:
+        return at.astimezone(self.zone).date()
+
+    def is_open(self, at: datetime) -> bool:
+        return any(start <= at < end for start, end in self.open_spans(self._local_day(at)))
+
+    def seconds(self, start: datetime, end: datetime) -> float:
+        """Open seconds between two instants (0 when ``end <= start``)."""
         if end <= start:
             return 0.0
         total = 0.0
-        day, last = start.astimezone(self.zone).date(), end.astimezone(self.zone).date()
+        day, last = self._local_day(start), self._local_day(end)
+        one = timedelta(days=1)
         while day <= last:
             for a, b in self.open_spans(day):
-                total += max(0.0, (min(b, end) - max(a, start)).total_seconds())
-            day += timedelta(days=1)
+                lo, hi = max(a, start), min(b, end)
+                if hi > lo:
+                    total += (hi - lo).total_seconds()
+            day += one
         return total
 
-    def business_deadline(self, start: datetime, seconds: float, max_days: int = 400) -> datetime | None:
+    def deadline(self, start: datetime, seconds: float, max_days: int = 400) -> datetime | None:
         """The instant ``seconds`` of open time after ``start`` (None if the schedule never opens)."""
         left = seconds
-        day = start.astimezone(self.zone).date()
+        day = self._local_day(start)
         for _ in range(max_days):
             for a, b in self.open_spans(day):
                 a = max(a, start)
@@ -325,10 +375,10 @@ class InstanceConfig(BaseModel):
             day += timedelta(days=1)
         return None
 
-    def business_start(self, end: datetime, seconds: float, max_days: int = 400) -> datetime | None:
+    def start(self, end: datetime, seconds: float, max_days: int = 400) -> datetime | None:
         """The latest instant with ``seconds`` of open time between it and ``end`` (None if never)."""
         left = seconds
-        day = end.astimezone(self.zone).date()
+        day = self._local_day(end)
         for _ in range(max_days):
             for a, b in reversed(self.open_spans(day)):
                 b = min(b, end)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from core.instance_config import InstanceConfig, Target
+from core.instance_config import CLOCKS, BusinessCalendar, InstanceConfig, Target
 from storage import ops_repo
 from storage.instances import load_configs
 from storage.tokens import TenantScope
@@ -28,35 +28,36 @@ class SlaPolicy:
     """An instance's live SLA rules: targets per clock on their basis."""
 
     config: InstanceConfig
+    calendar: BusinessCalendar
+    targets: dict[str, Target | None]
+    at_risk_ratio: float
 
     @classmethod
     def of(cls, config: InstanceConfig | None) -> SlaPolicy:
-        return cls(config or InstanceConfig())
-
-    @property
-    def at_risk_ratio(self) -> float:
-        return self.config.sla_policy.at_risk_ratio
+        config = config or InstanceConfig()
+        targets = {clock: getattr(config.sla_policy, clock) for clock in CLOCKS}
+        return cls(config, config.calendar, targets, config.sla_policy.at_risk_ratio)
 
     def target(self, clock: str) -> Target | None:
-        return getattr(self.config.sla_policy, clock)
+        return self.targets[clock]
 
     def elapsed(self, target: Target, started: datetime, now: datetime) -> float:
         """Seconds the clock has run, on the target's basis."""
         if target.basis == "business":
-            return self.config.business_seconds(started, now)
+            return self.calendar.seconds(started, now)
         return max(0.0, (now - started).total_seconds())
 
     def due_at(self, target: Target, started: datetime) -> datetime | None:
         seconds = target.minutes * 60.0
         if target.basis == "business":
-            return self.config.business_deadline(started, seconds)
+            return self.calendar.deadline(started, seconds)
         return started + timedelta(seconds=seconds)
 
     def opened_before(self, target: Target, now: datetime, share: float) -> datetime | None:
         """The latest start whose clock has run ``share`` of the target by ``now`` (None: none has)."""
         seconds = target.minutes * 60.0 * share
         if target.basis == "business":
-            return self.config.business_start(now, seconds)
+            return self.calendar.start(now, seconds)
         return now - timedelta(seconds=seconds)
 
     def frt_cutoffs(self, now: datetime) -> tuple[datetime, datetime] | None:
