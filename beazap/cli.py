@@ -7,7 +7,22 @@ from __future__ import annotations
 
 import typer
 
-from beazap.commands import build, db, demo, erase, instance, llm, retention, serve, simulate, sql, token, worker
+from beazap.commands import (
+    attendant,
+    build,
+    db,
+    demo,
+    erase,
+    instance,
+    llm,
+    retention,
+    serve,
+    simulate,
+    sql,
+    team,
+    token,
+    worker,
+)
 
 app = typer.Typer(
     name="beazap",
@@ -19,7 +34,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (serve, simulate, demo, build, sql, db, instance, token, worker, retention, erase, llm):
+for module in (serve, simulate, demo, build, sql, db, instance, team, attendant, token, worker, retention, erase, llm):
     module.register(app)
 
 

@@ -35,7 +35,7 @@ from benchmarks.workdir import scratch_root
 from bronze.rows import envelopes_table
 from bronze.schema import WEBHOOK_EVENTS
 from bronze.tables import ensure_tables
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from live.projector import WEBHOOK_CURSOR, Projector, run_forever
 from storage import migrate, ops_repo, partitions
 from storage.db import make_engine
@@ -65,10 +65,10 @@ def fill(engine: sa.Engine, n_conv: int) -> None:
         for i in range(INSTANCES):
             conn.execute(
                 sa.text(
-                    "INSERT INTO instances (id, account_id, webhook_token_hash) VALUES (:i, 'bench', 'x') "
-                    "ON CONFLICT DO NOTHING"
+                    "INSERT INTO instances (id, account_id, webhook_token_hash, timezone) "
+                    "VALUES (:i, 'bench', 'x', :tz) ON CONFLICT DO NOTHING"
                 ),
-                {"i": f"bench-{i}"},
+                {"i": f"bench-{i}", "tz": get_settings().default_timezone},
             )
     step = 200_000
     for lo in range(1, n_conv + 1, step):

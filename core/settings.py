@@ -9,11 +9,23 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path(".beazap")
+
+
+def check_zone(value: str) -> str:
+    """``value`` if it is a known IANA time zone, else ``ValueError`` (the one time-zone validation)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Region/City)") from None
+    return value
 
 
 class Settings(BaseSettings):
@@ -80,9 +92,16 @@ class Settings(BaseSettings):
     )
 
     # --- domain defaults ---------------------------------------------------------------------------
-    default_timezone: str = "America/Sao_Paulo"
+    default_timezone: str = Field(
+        default="America/Sao_Paulo", description="IANA time zone of instances registered without one."
+    )
     session_timeout_hours: float = Field(default=24.0, description="Inactivity that expires a conversation.")
     reopen_window_hours: float = Field(default=24.0, description="Inbound within this after resolve = reopen.")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_zone(value)
 
     # --- operational store (issue 6) -------------------------------------------------------------
     live_window_days: int = Field(default=90, description="Messages kept in the live store (partitions dropped after).")
@@ -93,10 +112,20 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a silent `beazap worker` keeps the projector lease before a standby worker takes over.",
     )
-    sla_first_response_minutes: float = Field(default=15.0, description="Default FRT target (instance policy wins).")
-    sla_next_reply_minutes: float = Field(default=30.0, description="Default next-reply target.")
-    sla_resolution_minutes: float = Field(default=24 * 60.0, description="Default resolution target.")
-    sla_at_risk_ratio: float = Field(default=0.8, description="Open clocks past this share of target are at risk.")
+    # Defaults of the instance configuration (core/instance_config.py); an instance's stored value wins.
+    sla_first_response_minutes: float = Field(default=15.0, gt=0, description="Default first-response target.")
+    sla_first_response_basis: Literal["business", "calendar"] = "business"
+    sla_next_reply_minutes: float = Field(default=30.0, gt=0, description="Default next-reply target.")
+    sla_next_reply_basis: Literal["business", "calendar"] = "business"
+    sla_resolution_minutes: float = Field(default=24 * 60.0, gt=0, description="Default resolution target.")
+    sla_resolution_basis: Literal["business", "calendar"] = "calendar"
+    sla_at_risk_ratio: float = Field(
+        default=0.8, gt=0, le=1, description="Open clocks past this share of target are at risk."
+    )
+    default_business_hours: list[str] = Field(
+        default=["mon-fri 08:00-18:00"],
+        description='Default weekly schedule, e.g. ["mon-fri 08:00-18:00", "sat 08:00-12:00"] (JSON in the env).',
+    )
     evolution_timeout_seconds: float = Field(default=10.0, description="Timeout of one Evolution API call.")
     evolution_retries: int = Field(default=3, description="Attempts on Evolution 5xx/timeouts (with backoff).")
     public_webhook_url: str | None = Field(

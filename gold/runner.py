@@ -133,7 +133,7 @@ def prepare(
         ).fetchall()
         if r[0] is not None
     ]
-    configs = load_configs(engine, instance_ids, settings.default_timezone)
+    configs = load_configs(engine, instance_ids)
     for name, table in {**config_tables(configs), "attendants": load_attendants(engine)}.items():
         con.register(f"__cfg_{name}", table)
         con.execute(f'create or replace table cfg."{name}" as select * from "__cfg_{name}"')

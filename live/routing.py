@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, select
 
+from core import instance_config
 from core.logging import get_logger
 from core.settings import Settings, get_settings
 from core.utc import as_utc
@@ -42,7 +43,6 @@ from live.routing_rules import (
     Proposal,
     RoutingConfig,
     fallback_proposal,
-    is_open,
     keyword_proposal,
 )
 from llm import prompts
@@ -217,7 +217,8 @@ class RoutingWorker:
                 select(teams.c.id, teams.c.name).where(teams.c.instance_id == job.instance_id).order_by(teams.c.id)
             ).all()
         config = RoutingConfig.parse(inst.routing if isinstance(inst.routing, dict) else None)
-        open_now = is_open(inst.business_hours, datetime.now(UTC), inst.timezone)
+        hours = instance_config.load(job.instance_id, inst.timezone, inst.business_hours, None)
+        open_now = hours.is_open(datetime.now(UTC))
         proposal = keyword_proposal(config, texts)
         if proposal is None and (open_now or not config.after_hours_team_id):
             proposal, why = self._llm_proposal(inst.account_id, config, texts, [(r.id, r.name) for r in team_rows])

@@ -8,9 +8,9 @@ Configuration lives in ``instances.routing`` (JSON, shared with :mod:`live.assig
      "use_llm": true}
 
 Keywords match accent- and case-insensitively on whole words of the customer's first messages.
-Business hours come from ``instances.business_hours`` (the gold format: weekly schedule,
-effective-dated versions, holidays) in the instance's time zone; without a schedule the instance
-is always open.
+Whether the instance is open (for the after-hours team) is asked of its configuration
+(:meth:`core.instance_config.InstanceConfig.is_open`: weekly schedule, effective-dated versions,
+holidays, in its time zone; the default schedule applies when none is stored).
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from llm.rules import fold
 
@@ -114,37 +112,3 @@ def fallback_proposal(config: RoutingConfig, texts: Sequence[str], open_now: boo
         return Proposal(config.after_hours_team_id, "rule", "after_hours", urgency, PRIORITY_BY_URGENCY[urgency], 1.0)
     reason = f"fallback:{why}" if why else "default"
     return Proposal(config.default_team_id, "rule", reason, urgency, PRIORITY_BY_URGENCY[urgency], None)
-
-
-def _minutes(value: str) -> int:
-    if value == "24:00":
-        return 24 * 60
-    parsed = time.fromisoformat(value)
-    return parsed.hour * 60 + parsed.minute
-
-
-def is_open(business_hours: Mapping[str, Any] | None, at: datetime, timezone: str | None) -> bool:
-    """Whether ``at`` falls inside the instance's business hours (always open without a schedule)."""
-    if not business_hours:
-        return True
-    try:
-        zone = ZoneInfo(timezone or "America/Sao_Paulo")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("America/Sao_Paulo")
-    local = at.astimezone(zone)
-    holidays = {str(h) for h in business_hours.get("holidays") or []}
-    if local.date().isoformat() in holidays:
-        return False
-    versions = business_hours.get("versions") or [business_hours]
-    current: Mapping[str, Any] | None = None
-    for version in sorted(versions, key=lambda v: str(v.get("effective_from") or "1970-01-01")):
-        if date.fromisoformat(str(version.get("effective_from") or "1970-01-01")) <= local.date():
-            current = version
-    if current is None:
-        return False
-    weekly = current.get("weekly")
-    if weekly is None:  # the gold default: Mon–Fri 08:00–18:00
-        weekly = {d: [["08:00", "18:00"]] for d in WEEKDAYS[:5]}
-    minute = local.hour * 60 + local.minute
-    spans = weekly.get(WEEKDAYS[local.weekday()], [])
-    return any(_minutes(start) <= minute < _minutes(end) for start, end in spans)

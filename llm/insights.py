@@ -336,14 +336,16 @@ def _row(
 
 
 def _instance_info(engine: Engine | None) -> tuple[dict[str, str], dict[str, str]]:
-    """instance → account id and instance → time zone, from the ops store (empty without one)."""
+    """instance → account id and instance → time zone (the instance configuration), from the ops store
+    (empty without one)."""
     if engine is None:
         return {}, {}
+    from storage.instances import load_configs
     from storage.tables import instances
 
     with engine.connect() as conn:
-        rows = conn.execute(select(instances.c.id, instances.c.account_id, instances.c.timezone)).all()
-    return {r.id: r.account_id for r in rows}, {r.id: r.timezone for r in rows}
+        rows = conn.execute(select(instances.c.id, instances.c.account_id)).all()
+    return {r.id: r.account_id for r in rows}, {i: c.timezone for i, c in load_configs(engine).items()}
 
 
 def _zone(name: str | None, default: str) -> ZoneInfo:

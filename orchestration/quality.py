@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.utc import as_utc
+from storage.instances import load_configs
 from storage.lake import Lake
 from storage.maintenance import read_table
 
@@ -206,15 +206,14 @@ def reconcile_yesterday(lake: Lake, engine: Engine, now: datetime | None = None)
     meta = sa.MetaData()
     try:
         conversations = sa.Table("conversations", meta, autoload_with=engine)
-        instances = sa.Table("instances", meta, autoload_with=engine)
+        sa.Table("instances", meta, autoload_with=engine)
     except sa.exc.NoSuchTableError:
         return Outcome(False, "the ops store has no conversations table (run `beazap db upgrade`)")
+    zones = {i: c.zone for i, c in load_configs(engine).items()}
     with engine.connect() as conn:
-        zones = {r.id: r.timezone for r in conn.execute(sa.select(instances.c.id, instances.c.timezone))}
         live: dict[str, set[str]] = {}
         days: dict[str, date] = {}
-        for instance_id, tz in zones.items():
-            zone = ZoneInfo(tz or "America/Sao_Paulo")
+        for instance_id, zone in zones.items():
             yesterday = (now.astimezone(zone) - timedelta(days=1)).date()
             days[instance_id] = yesterday
             start = datetime.combine(yesterday, datetime.min.time(), zone).astimezone(UTC)

@@ -1,15 +1,19 @@
-"""Accounts and instances in the operational store: registration and the receiver's credentials.
+"""Accounts and instances in the operational store: registration, credentials and configuration.
 
 The receiver authenticates webhooks with :func:`load_credentials` (cached in memory by the
-receiver); ``beazap instance add`` calls :func:`add_instance`.
+receiver); ``beazap instance add`` calls :func:`add_instance`; every reader of an instance's time
+zone, business hours or SLA policy calls :func:`load_configs` (``core.instance_config``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select
 
+from core import instance_config
+from core.instance_config import InstanceConfig
 from storage import secrets
 from storage.tables import accounts, instances
 
@@ -38,10 +42,13 @@ def add_instance(
     *,
     token: str | None = None,
     jwt_secret: str | None = None,
-    timezone: str = "America/Sao_Paulo",
+    timezone: str | None = None,
     display_name: str | None = None,
 ) -> str:
-    """Register an instance (creating its account if needed) and return its webhook token."""
+    """Register an instance (creating its account if needed) and return its webhook token.
+
+    ``timezone`` defaults to ``BEAZAP_DEFAULT_TIMEZONE``; an unknown zone raises ``ConfigError``."""
+    timezone = instance_config.validate(timezone).timezone
     token = token or secrets.new_token("whk")
     ensure_account(engine, account_id)
     with engine.begin() as conn:
@@ -78,3 +85,15 @@ def load_credentials(engine: Engine) -> dict[str, InstanceCredential]:
         )
         for row in rows
     }
+
+
+def load_configs(engine: Engine, instance_ids: Iterable[str] | None = None) -> dict[str, InstanceConfig]:
+    """Configuration of the stored instances (all, or those in ``instance_ids``), keyed by id.
+
+    Never raises on a bad stored value: :func:`core.instance_config.load` logs it and uses the default."""
+    q = select(instances.c.id, instances.c.timezone, instances.c.business_hours, instances.c.sla_policy)
+    if instance_ids is not None:
+        q = q.where(instances.c.id.in_(sorted(set(instance_ids))))
+    with engine.connect() as conn:
+        rows = conn.execute(q).all()
+    return {r.id: instance_config.load(r.id, r.timezone, r.business_hours, r.sla_policy) for r in rows}

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, false, func, insert, or_, select, update
 
+from core import instance_config
 from core.utc import as_utc, utc_row
 from storage import secrets
 from storage.instances import ensure_account
@@ -99,20 +100,38 @@ _WRITABLE_INSTANCE = (
     "display_name",
     "evolution_base_url",
     "evolution_instance_uuid",
-    "timezone",
-    "business_hours",
-    "sla_policy",
     "routing",
     "active",
 )
+_CONFIG = ("timezone", "business_hours", "sla_policy")  # validated by core.instance_config
+_NOT_NULL = ("active",)
+
+
+def _instance_values(fields: dict[str, Any]) -> dict[str, Any]:
+    for key in _NOT_NULL:
+        if key in fields and fields[key] is None:
+            raise InvalidError(f"{key}: may not be null")
+    values = {k: v for k, v in fields.items() if k in _WRITABLE_INSTANCE}
+    if "evolution_api_key" in fields:
+        key = fields["evolution_api_key"]
+        values["evolution_api_key_encrypted"] = secrets.encrypt(key) if key else None
+    return values
+
+
+def _config_values(current: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return instance_config.patched(current, {k: fields[k] for k in _CONFIG if k in fields})
+    except instance_config.ConfigError as exc:
+        raise InvalidError(str(exc)) from None
 
 
 def create_instance(engine: Engine, scope: TenantScope, instance_id: str, fields: dict[str, Any]) -> tuple[dict, str]:
-    """Register an instance for the caller's account; returns it and its webhook token (shown once)."""
+    """Register an instance for the caller's account; returns it and its webhook token (shown once).
+
+    Unset configuration takes the settings' defaults (the time zone is stored: ``BEAZAP_DEFAULT_TIMEZONE``)."""
     token = secrets.new_token("whk")
-    values = {k: v for k, v in fields.items() if k in _WRITABLE_INSTANCE and v is not None}
-    if fields.get("evolution_api_key"):
-        values["evolution_api_key_encrypted"] = secrets.encrypt(fields["evolution_api_key"])
+    values = {k: v for k, v in _instance_values(fields).items() if v is not None}
+    values.update(_config_values({}, {k: v for k, v in fields.items() if v is not None}))
     ensure_account(engine, scope.account_id)
     with engine.begin() as conn:
         if conn.execute(select(instances.c.id).where(instances.c.id == instance_id)).first() is not None:
@@ -133,11 +152,27 @@ def _with_instance(scope: TenantScope, instance_id: str) -> TenantScope:
 
 
 def update_instance(engine: Engine, scope: TenantScope, instance_id: str, fields: dict[str, Any]) -> dict:
+    """``PATCH``: fields not sent keep their value; ``business_hours``/``sla_policy`` merge key by key."""
     check_instance(scope, instance_id)
-    values = {k: v for k, v in fields.items() if k in _WRITABLE_INSTANCE}
-    if "evolution_api_key" in fields:
-        key = fields["evolution_api_key"]
-        values["evolution_api_key_encrypted"] = secrets.encrypt(key) if key else None
+    values = _instance_values(fields)
+    if any(k in fields for k in _CONFIG):
+        values.update(_config_values(get_instance(engine, scope, instance_id), fields))
+    return _write_instance(engine, scope, instance_id, values)
+
+
+def replace_instance(engine: Engine, scope: TenantScope, instance_id: str, fields: dict[str, Any]) -> dict:
+    """``PUT``: every configurable field takes the value sent or its default (the Evolution API key,
+    write-only, is kept unless sent)."""
+    check_instance(scope, instance_id)
+    full = {k: None for k in (*_WRITABLE_INSTANCE, "business_hours", "sla_policy")}
+    full.update({"display_name": instance_id, "active": True})
+    full.update(fields)
+    values = _instance_values(full)
+    values.update(_config_values({}, {k: v for k, v in full.items() if k in _CONFIG and v is not None}))
+    return _write_instance(engine, scope, instance_id, values)
+
+
+def _write_instance(engine: Engine, scope: TenantScope, instance_id: str, values: dict[str, Any]) -> dict:
     if values:
         values["updated_at"] = datetime.now(UTC)
         with engine.begin() as conn:
@@ -399,12 +434,19 @@ def list_conversations(
         cut = frt_cutoffs or {}
         per_instance = []
         for i in ids:
+            if i not in cut:  # first response not measured for this instance
+                continue
             at_risk, breach = cut[i]
             if flt.sla == "breached":
                 per_instance.append(and_(c.c.instance_id == i, c.c.opened_at < breach))
             else:
                 per_instance.append(and_(c.c.instance_id == i, c.c.opened_at < at_risk, c.c.opened_at >= breach))
-        q = q.where(c.c.status == "open", c.c.first_response_at.is_(None), c.c.origin == "inbound", or_(*per_instance))
+        q = q.where(
+            c.c.status == "open",
+            c.c.first_response_at.is_(None),
+            c.c.origin == "inbound",
+            or_(false(), *per_instance),
+        )
     if cursor:
         at, last_id = decode_cursor(cursor)
         q = q.where(or_(c.c.opened_at < at, and_(c.c.opened_at == at, c.c.id < last_id)))
@@ -454,28 +496,28 @@ def no_first_response_queue(
     instance_ids: list[str] | None = None,
     *,
     opened_before: dict[str, datetime] | None = None,
+    opened_since: dict[str, datetime] | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Open conversations still waiting for a first response, oldest first: the seed's partial-index
-    query (``status = 'open' AND first_response_at IS NULL``), optionally only those opened before a
-    per-instance cutoff (at risk / breached)."""
+    query (``status = 'open' AND first_response_at IS NULL``), optionally only those opened before
+    (and at or after) a per-instance cutoff (at risk / breached, see ``live.sla``)."""
     ids = scoped_instances(scope, instance_ids)
     c = conversations
     q = select(c).where(c.c.instance_id.in_(ids), c.c.status == "open", c.c.first_response_at.is_(None))
     q = q.where(c.c.origin == "inbound")
     if opened_before:
-        q = q.where(or_(*[and_(c.c.instance_id == i, c.c.opened_at < opened_before[i]) for i in ids]))
+        since = opened_since or {}
+        q = q.where(
+            or_(
+                *[
+                    and_(c.c.instance_id == i, c.c.opened_at < opened_before[i], c.c.opened_at >= since[i])
+                    if i in since
+                    else and_(c.c.instance_id == i, c.c.opened_at < opened_before[i])
+                    for i in ids
+                ]
+            )
+        )
     q = q.order_by(c.c.opened_at).limit(limit)
     with engine.connect() as conn:
         return [_row(r) for r in conn.execute(q)]
-
-
-def instance_settings(engine: Engine, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """SLA policy, routing and time zone of instances (internal; callers already checked scope)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(instances.c.id, instances.c.sla_policy, instances.c.routing, instances.c.timezone).where(
-                instances.c.id.in_(instance_ids)
-            )
-        )
-        return {r.id: {"sla_policy": r.sla_policy, "routing": r.routing, "timezone": r.timezone} for r in rows}

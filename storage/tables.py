@@ -72,9 +72,11 @@ instances = Table(
     Column("evolution_base_url", String(500)),
     Column("evolution_api_key_encrypted", Text),  # never logged, never returned
     Column("evolution_instance_uuid", String(64)),
-    Column("timezone", String(64), nullable=False, server_default="America/Sao_Paulo"),
-    Column("business_hours", JSON),  # weekly schedule + holidays, effective-dated (gold issue)
-    Column("sla_policy", JSON),
+    # IANA zone, business hours and SLA policy: one model, core/instance_config.py (validated on write;
+    # the zone is filled from BEAZAP_DEFAULT_TIMEZONE at registration).
+    Column("timezone", String(64), nullable=False),
+    Column("business_hours", JSON),  # weekly schedules (effective-dated) + holidays
+    Column("sla_policy", JSON),  # targets per clock with their basis
     Column("active", Boolean, nullable=False, server_default=true()),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gold.config import BusinessHours, InstanceConfig
+from core.instance_config import BusinessHours, InstanceConfig
 from gold.runner import compute, prepare
 from storage.lake import Lake
 from tests.support.gold_fixtures import business_seconds_reference, write_silver
@@ -38,10 +38,10 @@ def run_frt(tmp: Path, intervals: list[tuple[datetime, datetime]], cfg: dict[str
     ]
     write_silver(lake, "conversations", conv)
     con = prepare(lake, as_of=datetime(2030, 1, 1, tzinfo=UTC))
-    config = InstanceConfig.parse("i1", cfg.get("timezone"), cfg.get("business_hours"), None)
-    from gold.config import config_tables
+    config = InstanceConfig.model_validate({k: v for k, v in cfg.items() if v is not None})
+    from gold.config import GoldInstance, config_tables
 
-    for name, table in config_tables([config]).items():
+    for name, table in config_tables([GoldInstance("i1", config)]).items():
         con.register(f"__o_{name}", table)
         con.execute(f'create or replace table cfg."{name}" as select * from "__o_{name}"')
     con.execute(
@@ -135,7 +135,7 @@ def test_invalid_schedules_are_rejected() -> None:
     with pytest.raises(ValueError, match="weekday"):
         BusinessHours.model_validate({"weekly": {"monday": [["08:00", "12:00"]]}})
     with pytest.raises(ValueError, match="time zone"):
-        InstanceConfig.parse("x", "Mars/Olympus", None, None)
+        InstanceConfig(timezone="Mars/Olympus")
 
 
 ZONES = ["America/Sao_Paulo", "America/New_York", "Europe/Lisbon", "Australia/Sydney"]

@@ -42,7 +42,7 @@ def api(engine, settings, fake_evo):
             "id": "acme-1",
             "evolution_base_url": fake_evo.base_url,
             "evolution_api_key": "evo-key",
-            "sla_policy": {"first_response_minutes": 10},
+            "sla_policy": {"first_response": {"minutes": 10, "basis": "calendar"}},
         },
         headers=h,
     )

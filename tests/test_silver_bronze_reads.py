@@ -18,8 +18,8 @@ from bronze import schema as B  # noqa: N812
 from bronze.compaction import compact_partitions
 from silver import schema as S  # noqa: N812
 from silver.pipeline import build_silver
-from silver.testing import append_webhooks, webhook_rows
 from storage.lake import Lake
+from tests.support.bronze_rows import append_webhooks, webhook_rows
 
 JID = "5511987654321@s.whatsapp.net"
 

@@ -19,10 +19,10 @@ from api.routes.ops_common import (
     MessagePage,
     engine_of,
     evolution_factory,
-    settings_of,
 )
 from api.routes.ops_common import translate_errors as errors
 from live import actions as ops_actions
+from live import sla as live_sla
 from live.assignment import assign_next
 from live.sending import send_message
 from live.sla import SlaPolicy, clocks
@@ -33,9 +33,7 @@ router = APIRouter(prefix="/v1", tags=["operations: conversations"], responses=E
 
 
 def _policies(request: Request, instance_ids: list[str]) -> dict[str, SlaPolicy]:
-    settings = settings_of(request)
-    conf = ops_repo.instance_settings(engine_of(request), instance_ids)
-    return {i: SlaPolicy.of((conf.get(i) or {}).get("sla_policy"), settings) for i in instance_ids}
+    return live_sla.policies(engine_of(request), instance_ids)
 
 
 def _with_sla(rows: list[dict[str, Any]], policies: dict[str, SlaPolicy], now: datetime) -> list[dict[str, Any]]:
@@ -66,7 +64,7 @@ def list_conversations(
     now = datetime.now(UTC)
     policies = _policies(request, ids)
     flt = ConversationFilter(ids, status_, assignee_id, team_id, unassigned, sla, opened_from, opened_to)
-    cutoffs = {i: p.frt_cutoffs(now) for i, p in policies.items()}
+    cutoffs = {i: c for i, p in policies.items() if (c := p.frt_cutoffs(now)) is not None}
     rows, next_cursor = ops_repo.list_conversations(engine, scope, flt, limit=limit, cursor=cursor, frt_cutoffs=cutoffs)
     return {"items": _with_sla(rows, policies, now), "next_cursor": next_cursor}
 
@@ -252,19 +250,8 @@ class SlaQueue(BaseModel):
 
 
 def _queue(request: Request, scope: Any, instance_id: list[str] | None, kind: str, limit: int) -> dict[str, Any]:
-    engine = engine_of(request)
     ids = ops_repo.scoped_instances(scope, instance_id)
-    now = datetime.now(UTC)
-    policies = _policies(request, ids)
-    before = None
-    if kind == "at_risk":
-        before = {i: p.frt_cutoffs(now)[0] for i, p in policies.items()}
-    elif kind == "breached":
-        before = {i: p.frt_cutoffs(now)[1] for i, p in policies.items()}
-    rows = ops_repo.no_first_response_queue(engine, scope, ids, opened_before=before, limit=limit)
-    rows = _with_sla(rows, policies, now)
-    if kind == "at_risk":
-        rows = [r for r in rows if r["sla"]["clocks"]["first_response"]["state"] == "at_risk"]
+    rows = live_sla.first_response_list(engine_of(request), scope, ids, kind, datetime.now(UTC), limit=limit)
     return {"items": rows, "count": len(rows)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import AdminScope, Scope
 from api.routes.ops_common import ERRORS, InstanceCreated, InstanceOut, engine_of, evolution_factory, settings_of
@@ -17,28 +17,25 @@ from storage.ops_repo import InvalidError
 router = APIRouter(prefix="/v1/instances", tags=["operations: instances"], responses=ERRORS)
 
 
-class InstanceIn(BaseModel):
-    id: str = Field(min_length=1, max_length=100, description="The Evolution instance name.")
+class InstanceFields(BaseModel):
+    """What ``PUT`` replaces (unsent = default) and ``PATCH`` merges (unsent = kept). The time zone,
+    business hours and SLA policy are validated by ``core.instance_config`` (422 when invalid)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     display_name: str | None = Field(default=None, max_length=200)
     evolution_base_url: str | None = Field(default=None, max_length=500)
     evolution_api_key: str | None = Field(default=None, description="Stored encrypted; never returned or logged.")
     evolution_instance_uuid: str | None = None
-    timezone: str = "America/Sao_Paulo"
-    business_hours: Any = None
-    sla_policy: dict[str, Any] | None = None
-    routing: dict[str, Any] | None = None
-
-
-class InstancePatch(BaseModel):
-    display_name: str | None = None
-    evolution_base_url: str | None = None
-    evolution_api_key: str | None = None
-    evolution_instance_uuid: str | None = None
-    timezone: str | None = None
-    business_hours: Any = None
+    timezone: str | None = Field(default=None, description="IANA zone; default BEAZAP_DEFAULT_TIMEZONE.")
+    business_hours: dict[str, Any] | None = None
     sla_policy: dict[str, Any] | None = None
     routing: dict[str, Any] | None = None
     active: bool | None = None
+
+
+class InstanceIn(InstanceFields):
+    id: str = Field(min_length=1, max_length=100, description="The Evolution instance name.")
 
 
 class WebhookIn(BaseModel):
@@ -67,7 +64,7 @@ def list_instances(request: Request, scope: Scope) -> list[dict[str, Any]]:
 @router.post("", response_model=InstanceCreated, status_code=status.HTTP_201_CREATED, summary="Register an instance")
 @errors
 def create_instance(request: Request, scope: AdminScope, body: InstanceIn) -> dict[str, Any]:
-    fields = body.model_dump(exclude={"id"})
+    fields = body.model_dump(exclude={"id"}, exclude_unset=True)
     instance, token = ops_repo.create_instance(engine_of(request), scope, body.id, fields)
     return {**instance, "webhook_token": token}
 
@@ -78,10 +75,18 @@ def get_instance(request: Request, scope: Scope, instance_id: str) -> dict[str, 
     return ops_repo.get_instance(engine_of(request), scope, instance_id)
 
 
-@router.patch("/{instance_id}", response_model=InstanceOut, summary="Change an instance")
+@router.patch("/{instance_id}", response_model=InstanceOut, summary="Change some fields of an instance")
 @errors
-def update_instance(request: Request, scope: AdminScope, instance_id: str, body: InstancePatch) -> dict[str, Any]:
+def update_instance(request: Request, scope: AdminScope, instance_id: str, body: InstanceFields) -> dict[str, Any]:
+    """Fields not sent keep their value; ``business_hours`` and ``sla_policy`` merge key by key."""
     return ops_repo.update_instance(engine_of(request), scope, instance_id, body.model_dump(exclude_unset=True))
+
+
+@router.put("/{instance_id}", response_model=InstanceOut, summary="Replace an instance's configuration")
+@errors
+def replace_instance(request: Request, scope: AdminScope, instance_id: str, body: InstanceFields) -> dict[str, Any]:
+    """Fields not sent go back to their defaults (the Evolution API key is kept unless sent)."""
+    return ops_repo.replace_instance(engine_of(request), scope, instance_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/{instance_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Deactivate an instance")
