@@ -266,7 +266,7 @@ def test_an_effective_dated_change_rewrites_only_the_days_it_affects(
     day D, those are D and later, never the days before it."""
     from datetime import date
 
-    from gold.fixtures import synthetic
+    from tests.support.gold_fixtures import synthetic
 
     from gold.runner import build_gold
     from storage import ops_repo
