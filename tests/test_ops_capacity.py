@@ -50,7 +50,7 @@ def test_capacity_holds_under_concurrent_assigners(engine: sa.Engine) -> None:
         start.wait()
         try:
             assign_next(engine, conv_id, team_id="t1")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=assign, args=(f"cv_{i:04d}",)) for i in range(WAITING)]
