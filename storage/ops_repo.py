@@ -357,9 +357,12 @@ def decode_cursor(cursor: str) -> list[Any]:
         parts = json.loads(raw)
         if not isinstance(parts, list) or len(parts) != 2:
             raise ValueError
-        return [datetime.fromisoformat(parts[0]), str(parts[1])]
-    except ValueError as exc:
+        at, last_id = datetime.fromisoformat(parts[0]), str(parts[1])
+    except (ValueError, TypeError) as exc:
         raise InvalidError("invalid cursor") from exc
+    if "\x00" in last_id:  # a forged cursor: PostgreSQL text cannot hold NUL
+        raise InvalidError("invalid cursor: NUL characters (\\u0000) are not allowed")
+    return [at, last_id]
 
 
 @dataclass

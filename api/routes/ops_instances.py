@@ -8,7 +8,15 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.auth import AdminScope, Scope
-from api.routes.ops_common import ERRORS, InstanceCreated, InstanceOut, engine_of, evolution_factory, settings_of
+from api.routes.ops_common import (
+    ERRORS,
+    InstanceCreated,
+    InstanceOut,
+    PatchModel,
+    engine_of,
+    evolution_factory,
+    settings_of,
+)
 from api.routes.ops_common import translate_errors as errors
 from live.evolution import DEFAULT_EVENTS
 from storage import ops_repo
@@ -29,7 +37,19 @@ class InstanceIn(BaseModel):
     routing: dict[str, Any] | None = None
 
 
-class InstancePatch(BaseModel):
+class InstancePatch(PatchModel):
+    nullable = frozenset(
+        {
+            "display_name",
+            "evolution_base_url",
+            "evolution_api_key",
+            "evolution_instance_uuid",
+            "business_hours",
+            "sla_policy",
+            "routing",
+        }
+    )
+
     display_name: str | None = None
     evolution_base_url: str | None = None
     evolution_api_key: str | None = None
