@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.ingest.lifespan import receiver_lifespan
+from api.input_guard import reject_nul_characters
 from api.routes import admin, health, insights, metrics, operations, webhooks
 from core.settings import Settings, get_settings
 
@@ -49,10 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(webhooks.router)
-    app.include_router(metrics.router)
-    app.include_router(operations.router)
-    app.include_router(insights.router)
-    app.include_router(admin.router)
+    guarded = [Depends(reject_nul_characters)]  # every API route; the receiver quarantines instead
+    app.include_router(metrics.router, dependencies=guarded)
+    app.include_router(operations.router, dependencies=guarded)
+    app.include_router(insights.router, dependencies=guarded)
+    app.include_router(admin.router, dependencies=guarded)
     app.add_middleware(webhooks.WebhookFastPath)
     return app
 

@@ -187,6 +187,11 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="Wait after a conversation opens so routing sees its first messages."
     )
     llm_route_poll_ms: int = Field(default=500, ge=10, description="How often the routing worker polls its queue.")
+    llm_route_deadline_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        description="Latency budget of one LLM routing decision (attempts and backoff); then the rules decide.",
+    )
 
     # --- silver ------------------------------------------------------------------------------------
     silver_memory_limit: str = Field(default="3GB", description="DuckDB memory limit for silver runs (spills beyond).")

@@ -14,7 +14,9 @@
 4. writes an audit record with a keyed hash of the phone (and of its LIDs), never the data itself.
 
 ``verify_erasure`` (``beazap erase --verify --phone …``) reads every file of every table — not just
-the current version — and every ops-store row, and reports anything that still matches.
+the current version, the ``_delta_log`` included — and every ops-store row, and reports anything
+that still matches; a tenant's verification (``POST /v1/admin/erasures/verify``) only reports what
+belongs to its instances.
 """
 
 from __future__ import annotations
@@ -97,6 +99,10 @@ def erase_contact(
     """
     subject = Subject.from_phone(phone)
     scrubber = Scrubber(subject, instances=instances)
+    if not dry_run:
+        # bronze rows the consumers have not read yet would be read after the scrub (from the change
+        # feed's original inserts) and bring the subject back into silver and the store
+        catch_up_consumers(lake, engine)
     lake_scrub.discover_lids(lake, scrubber)
     conversations = lake_scrub.map_conversations(lake, scrubber)
     subject_hash = keyed_hash(subject.phone_e164, PHONE_PURPOSE)
@@ -179,8 +185,10 @@ def verify_erasure(
 ) -> VerifyReport:
     """Scan every file of every lake table and every ops-store row for the subject.
 
-    With ``instances``, data rows of other instances are ignored (log files and checkpoints cannot
-    be attributed to an instance and are always checked).
+    With ``instances`` (a tenant's request over the API) only what belongs to those instances is
+    reported: data rows of other instances, and log or checkpoint entries that cannot be attributed
+    to them, are ignored, so the answer never depends on another tenant's data. The CLI verifies
+    operator-wide (every file, every entry).
     """
     subject = Subject.from_phone(phone)
     subject_hash = keyed_hash(subject.phone_e164, PHONE_PURPOSE)
@@ -190,7 +198,7 @@ def verify_erasure(
     scrubber.lid_hashes = frozenset(h for a in audits for h in (a._mapping["lid_hashes"] or []))
     report = VerifyReport(subject_hash=subject_hash, audits=len(audits))
     for table in lake.tables():
-        for hit in lake_files.scan_table_files(lake, table, scrubber):
+        for hit in lake_files.scan_table_files(lake, table, scrubber, owned_only=True):
             report.lake.append({"table": table, "path": hit.path, "kind": hit.kind, "referenced": hit.referenced})
     report.store = {s.table: s.rows for s in store_scrub.scan_store(engine, scrubber)}
     if record and audits:

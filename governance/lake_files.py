@@ -1,9 +1,17 @@
 """Every file of a Delta table, old versions included: find the subject, and remove it from them.
 
 Vacuum alone is not enough for erasure: ``_change_data`` files survive it, and the log's JSON
-commits and checkpoints keep per-file column statistics (min/max values) that can hold the very
-values erased. :func:`scan_table_files` reads all of it — current data, files only old versions
-reference, change data, commits, checkpoints; :func:`purge_unreferenced` is the targeted vacuum.
+commits and checkpoints keep per-file column statistics (min/max values) and commit metadata
+(``commitInfo``: the operation's predicate) that can hold the very values erased.
+:func:`scan_table_files` reads all of it — current data, files only old versions reference, change
+data, commits, checkpoints, any other file; :func:`purge_unreferenced` is the targeted vacuum.
+
+A tenant's verification (``owned_only``) reports only what can be attributed to its instances:
+data rows by their instance column, log and checkpoint entries by the file they describe (its
+instance partition, or instance statistics whose min and max are one of the tenant's instances).
+Entries of files mixing tenants and commit metadata cannot be attributed, so they never answer a
+tenant — otherwise the verification would tell one tenant that another one has the phone;
+operator-wide verification (the CLI) checks everything.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from governance.lake_scrub import is_text_type, is_view_type
-from governance.subject import INSTANCE_COLUMNS, Scrubber
+from governance.subject import ERASED, INSTANCE_COLUMNS, Scrubber
 from storage.lake import Lake
 
 
@@ -75,8 +83,67 @@ def _bytes_hit(data: bytes, scrubber: Scrubber) -> bool:
     return scrubber.matches(data.decode("utf-8", "replace"))
 
 
-def scan_table_files(lake: Lake, table: str, scrubber: Scrubber) -> list[FileHit]:
-    """Every file under ``table``'s folder that still contains one of the subject's identifiers."""
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list):  # a Parquet map read back as (key, value) pairs
+        return {k: v for k, v in value if isinstance(k, str)}
+    if isinstance(value, str):
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def _owned(action: dict[str, Any], instances: frozenset[str]) -> bool:
+    """Whether a log action (add/remove/cdc) describes a file holding only ``instances``' rows."""
+    for kind in ("add", "remove", "cdc"):
+        body = action.get(kind)
+        if not isinstance(body, dict):
+            continue
+        partitions = _as_dict(body.get("partitionValues"))
+        stats = _as_dict(body.get("stats"))
+        for column in INSTANCE_COLUMNS:
+            if partitions.get(column) is not None:
+                return partitions[column] in instances
+            low = _as_dict(stats.get("minValues")).get(column)
+            high = _as_dict(stats.get("maxValues")).get(column)
+            if low is not None and low == high:
+                return low in instances
+    return False
+
+
+def _log_hit(data: bytes, scrubber: Scrubber, owned_only: bool) -> bool:
+    if not owned_only:
+        return _bytes_hit(data, scrubber)
+    for line in data.decode("utf-8", "replace").splitlines():
+        if scrubber.matches(line):
+            try:
+                action = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(action, dict) and _owned(action, scrubber.instances or frozenset()):
+                return True
+    return False
+
+
+def _checkpoint_hit(parsed: pa.Table, scrubber: Scrubber) -> bool:
+    for row in parsed.to_pylist():
+        if scrubber.matches(json.dumps(row, default=str, ensure_ascii=False)) and _owned(
+            row, scrubber.instances or frozenset()
+        ):
+            return True
+    return False
+
+
+def scan_table_files(lake: Lake, table: str, scrubber: Scrubber, *, owned_only: bool = False) -> list[FileHit]:
+    """Every file under ``table``'s folder that still contains one of the subject's identifiers.
+
+    ``owned_only`` (a tenant's verification, ``scrubber.instances`` set): only what is attributable
+    to those instances counts (see the module docstring)."""
+    owned_only = owned_only and scrubber.instances is not None
     fs, base = lake.filesystem(table)
     try:
         infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
@@ -93,12 +160,18 @@ def scan_table_files(lake: Lake, table: str, scrubber: Scrubber) -> list[FileHit
         with fs.open_input_file(info.path) as handle:
             data = handle.read()
         found = False
-        if rel.endswith(".parquet"):
+        if owned_only and kind == "log":
+            found = _log_hit(data, scrubber, owned_only)
+        elif rel.endswith(".parquet"):
             try:
                 parsed = pq.read_table(pa.BufferReader(data))
             except (pa.ArrowInvalid, OSError):
-                found = _bytes_hit(data, scrubber)
+                found = _bytes_hit(data, scrubber) and not owned_only
             else:
+                if owned_only and kind == "checkpoint":
+                    if _checkpoint_hit(parsed, scrubber):
+                        hits.append(FileHit(path=rel, kind=kind, referenced=rel in referenced))
+                    continue
                 if scrubber.instances is not None:
                     parsed = _scope_rows(parsed, scrubber)
                 needles = scrubber.subject.needles + (["@lid"] if scrubber.lid_hashes else [])
@@ -112,7 +185,7 @@ def scan_table_files(lake: Lake, table: str, scrubber: Scrubber) -> list[FileHit
                     if found:
                         break
         else:
-            found = _bytes_hit(data, scrubber)
+            found = _bytes_hit(data, scrubber) and not owned_only
         if found:
             hits.append(FileHit(path=rel, kind=kind, referenced=rel in referenced))
     return hits
@@ -124,7 +197,8 @@ def purge_unreferenced(lake: Lake, table: str, hits: list[FileHit], scrubber: Sc
     - data and change-data files that only old versions reference are deleted (a targeted vacuum:
       other old files, and time travel over them, stay);
     - JSON commits keep their actions but lose the column statistics that held identifiers
-      (statistics are optional; the log stays a complete chain for change-feed readers);
+      (statistics are optional; the log stays a complete chain for change-feed readers), and their
+      commit metadata (``commitInfo``, e.g. an operation's predicate) has the identifiers replaced;
     - checkpoints older than the latest are deleted (the latest, written after the rewrite, is
       clean and describes the table on its own).
     Call :func:`storage.maintenance.checkpoint` at the latest version first.
@@ -135,7 +209,7 @@ def purge_unreferenced(lake: Lake, table: str, hits: list[FileHit], scrubber: Sc
     for hit in hits:
         path = f"{base}/{hit.path}"
         if hit.kind == "log":
-            if _strip_log_stats(fs, path, scrubber):
+            if _scrub_log(fs, path, scrubber):
                 changed.append(hit.path)
             continue
         if hit.referenced:
@@ -149,20 +223,42 @@ def purge_unreferenced(lake: Lake, table: str, hits: list[FileHit], scrubber: Sc
     return changed
 
 
-def _strip_log_stats(fs: pafs.FileSystem, path: str, scrubber: Scrubber) -> bool:
-    """Drop ``stats`` from the log actions of one commit that mention the subject."""
+def _scrub_value(value: Any, scrubber: Scrubber) -> Any:
+    if isinstance(value, str):
+        if not scrubber.matches(value):
+            return value
+        scrubbed = scrubber.text(value)
+        return ERASED if scrubbed is None or scrubber.matches(scrubbed) else scrubbed
+    if isinstance(value, dict):
+        return {k: _scrub_value(v, scrubber) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_value(v, scrubber) for v in value]
+    return value
+
+
+def _scrub_log(fs: pafs.FileSystem, path: str, scrubber: Scrubber) -> bool:
+    """Remove the subject from one log file: drop ``stats`` of file actions that mention it and
+    replace it in commit metadata (``commitInfo``)."""
     with fs.open_input_file(path) as handle:
         lines = handle.read().decode("utf-8").splitlines()
     out: list[str] = []
     changed = False
     for line in lines:
         if line.strip() and scrubber.matches(line):
-            action = json.loads(line)
+            try:
+                action = json.loads(line)
+            except ValueError:
+                out.append(line)
+                continue
             for kind in ("add", "remove", "cdc"):
                 body = action.get(kind)
                 if isinstance(body, dict) and "stats" in body and scrubber.matches(str(body["stats"])):
                     body.pop("stats")
                     changed = True
+            if "commitInfo" in action:
+                scrubbed = _scrub_value(action["commitInfo"], scrubber)
+                changed = changed or scrubbed != action["commitInfo"]
+                action["commitInfo"] = scrubbed
             line = json.dumps(action, separators=(",", ":"))
         out.append(line)
     if changed:

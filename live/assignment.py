@@ -65,8 +65,26 @@ def available_routers() -> list[str]:
     return sorted(_ROUTERS)
 
 
+def lock_instance_routing(conn: Connection, instance_id: str) -> None:
+    """Serialize capacity decisions of one instance until ``conn``'s transaction ends.
+
+    Counting an attendant's open conversations and assigning one more is a read-then-write: two
+    assigners at once could both see a free slot. PostgreSQL locks the instance row (each later
+    statement of the transaction reads what the previous holder committed); SQLite takes the
+    database write lock now (a no-op write), before the count is read.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(instances.c.id).where(instances.c.id == instance_id).with_for_update())
+    else:
+        conn.exec_driver_sql("UPDATE instances SET id = id WHERE id = ?", (instance_id,))
+
+
 def pick_round_robin(conn: Connection, instance_id: str, team_id: str | None) -> str | None:
-    """The next attendant of ``team_id`` (or of the instance when None) with free capacity."""
+    """The next attendant of ``team_id`` (or of the instance when None) with free capacity.
+
+    Holds :func:`lock_instance_routing` for the rest of the caller's transaction, which must assign
+    the attendant returned before it commits (capacity holds under concurrent assigners)."""
+    lock_instance_routing(conn, instance_id)
     a, c = attendants, conversations
     load = select(func.count()).where(c.c.assignee_id == a.c.id, c.c.status == "open").correlate(a).scalar_subquery()
     q = select(a.c.id).where(
@@ -75,8 +93,6 @@ def pick_round_robin(conn: Connection, instance_id: str, team_id: str | None) ->
     if team_id is not None:
         q = q.where(a.c.team_id == team_id)
     q = q.order_by(a.c.last_assigned_at.is_not(None), a.c.last_assigned_at, a.c.id).limit(1)
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(of=a, skip_locked=True)
     return conn.execute(q).scalar()
 
 

@@ -9,7 +9,8 @@ route-worker``) takes jobs from the queue and, for each conversation:
 2. outside business hours with an after-hours team → that team;
 3. an LLM (when configured, enabled for the instance, within the tenant's daily budget) → its team,
    urgency, priority and confidence;
-4. otherwise, or on any LLM failure (timeout, errors, invalid answers after retries) → the default team.
+4. otherwise, or on any LLM failure (timeout, errors, invalid answers after retries, or no answer within
+   ``llm_route_deadline_seconds``, the latency budget of one decision) → the default team.
 
 The chosen team's next free attendant (round-robin, :func:`live.assignment.pick_round_robin`) gets the
 conversation through a ``route`` action whose details record source (rule|llm), reason, model,
@@ -266,6 +267,7 @@ class RoutingWorker:
                 schema=schema,
                 parse=lambda data: parse_routing(data, team_ids),
                 max_tokens=300,
+                deadline=s.llm_route_deadline_seconds,
             )
         except LLMError as exc:
             with self.engine.begin() as conn:

@@ -2,23 +2,33 @@
 
 Uses the ``openai`` package against any OpenAI-compatible server (``base_url``). A request is
 retried on connection errors, timeouts, 429 and 5xx answers and on invalid answers (malformed JSON,
-schema violations, values outside the allowed sets); after ``max_retries`` attempts it raises
-:class:`LLMError` — the caller marks the item failed or falls back to rules, never guesses.
-Token usage of every attempt (also failed ones) is reported so tenants are charged what was spent.
+schema violations, values outside the allowed sets); after ``max_retries`` attempts — or when the
+caller's ``deadline`` (seconds for the whole request, retries and backoff included) runs out — it
+raises :class:`LLMError`: the caller marks the item failed or falls back to rules, never guesses.
+
+``Usage`` counts what is billed: an attempt the server answered (even with an unusable answer) and
+its tokens. Attempts without an answer (connection errors, timeouts) or refused with an error
+status (429, 5xx) are not billed and not counted, so they never spend a tenant's daily budget.
+
+Identical requests in flight at the same time (same model, messages, schema and token limit) are
+sent once (single-flight): the others wait for that answer and get it with zero usage.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import httpx
 import openai
-from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryError, Retrying, retry_if_exception, wait_exponential_jitter
 
 from core.logging import get_logger
 from core.settings import Settings, get_settings
@@ -46,7 +56,7 @@ class LLMError(RuntimeError):
 
 @dataclass
 class Usage:
-    """What one logical request cost: HTTP attempts and tokens over all of them."""
+    """What one logical request cost: billed (answered) HTTP attempts and their tokens."""
 
     requests: int = 0
     prompt_tokens: int = 0
@@ -88,7 +98,10 @@ class LLMClient:
         response_format: str = "json_schema",
     ) -> None:
         self.model = model
+        self.timeout = timeout
         self.max_concurrency = max_concurrency
+        self._flights: dict[str, Future[LLMResult[Any]]] = {}
+        self._flights_lock = threading.Lock()
         if response_format not in ("json_schema", "json_object", "none"):
             raise ValueError(f"response_format must be json_schema, json_object or none, got {response_format!r}")
         self.response_format = response_format
@@ -134,22 +147,63 @@ class LLMClient:
         schema: dict[str, Any],
         parse: Callable[[Any], T],
         max_tokens: int = 600,
+        deadline: float | None = None,
     ) -> LLMResult[T]:
-        """Send ``messages`` asking for JSON matching ``schema``; ``parse`` validates the decoded JSON."""
+        """Send ``messages`` asking for JSON matching ``schema``; ``parse`` validates the decoded JSON.
+
+        ``deadline`` bounds the whole request in seconds (attempts, backoff and waiting for an
+        identical request already in flight); None = only the per-attempt timeout and retries."""
+        key = _flight_key(self.model, messages, schema_name, schema, max_tokens)
+        with self._flights_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = Future()
+        if not leader:
+            return _follow(flight, deadline)
+        try:
+            result = self._complete(messages, schema_name, schema, parse, max_tokens, deadline)
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            flight.set_result(result)
+            return result
+        finally:
+            with self._flights_lock:
+                self._flights.pop(key, None)
+
+    def _complete(
+        self,
+        messages: list[dict[str, str]],
+        schema_name: str,
+        schema: dict[str, Any],
+        parse: Callable[[Any], T],
+        max_tokens: int,
+        deadline: float | None,
+    ) -> LLMResult[T]:
         usage = Usage()
         started = time.perf_counter()
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries),
-            wait=wait_exponential_jitter(
-                multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
-            ),
-            retry=retry_if_exception(_is_retryable),
-            reraise=False,
+        ends = None if deadline is None else started + deadline
+        backoff = wait_exponential_jitter(
+            multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
         )
+
+        def wait(state: Any) -> float:
+            pause = backoff(state)
+            return pause if ends is None else max(0.0, min(pause, ends - time.perf_counter()))
+
+        def stop(state: Any) -> bool:
+            return state.attempt_number >= self.max_retries or (ends is not None and time.perf_counter() >= ends)
+
+        retrying = Retrying(stop=stop, wait=wait, retry=retry_if_exception(_is_retryable), reraise=False)
         try:
             for attempt in retrying:
                 with attempt:
-                    value, raw = self._attempt(messages, schema_name, schema, parse, max_tokens, usage)
+                    remaining = None if ends is None else ends - time.perf_counter()
+                    if remaining is not None and remaining <= 0:
+                        raise LLMError("timeout", usage)
+                    value, raw = self._attempt(messages, schema_name, schema, parse, max_tokens, usage, remaining)
                     return LLMResult(
                         value=value,
                         model=self.model,
@@ -173,10 +227,12 @@ class LLMClient:
         parse: Callable[[Any], T],
         max_tokens: int,
         usage: Usage,
+        remaining: float | None = None,
     ) -> tuple[T, dict[str, Any]]:
         with self._slots:
-            usage.requests += 1
             extra: dict[str, Any] = {}
+            if remaining is not None and remaining < self.timeout:
+                extra["timeout"] = httpx.Timeout(remaining, connect=min(remaining, 5.0))
             if self.response_format == "json_schema":
                 extra["response_format"] = {
                     "type": "json_schema",
@@ -191,6 +247,7 @@ class LLMClient:
                 max_tokens=max_tokens,
                 **extra,
             )
+        usage.requests += 1  # answered: billed, whatever the answer is worth
         if response.usage is not None:
             usage.prompt_tokens += response.usage.prompt_tokens or 0
             usage.completion_tokens += response.usage.completion_tokens or 0
@@ -207,6 +264,22 @@ class LLMClient:
         except json.JSONDecodeError:
             raise InvalidAnswerError("the answer is not valid JSON") from None
         return parse(data), data if isinstance(data, dict) else {}
+
+
+def _flight_key(model: str, messages: list[dict[str, str]], name: str, schema: dict[str, Any], max_tokens: int) -> str:
+    doc = json.dumps([model, messages, name, schema, max_tokens], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(doc.encode("utf-8")).hexdigest()
+
+
+def _follow(flight: Future[LLMResult[T]], deadline: float | None) -> LLMResult[T]:
+    """Wait for the identical request in flight; its answer comes back with zero usage (not billed twice)."""
+    try:
+        result = flight.result(timeout=deadline)
+    except FutureTimeout:
+        raise LLMError("timeout", Usage()) from None
+    except LLMError as exc:
+        raise LLMError(exc.reason, Usage()) from None
+    return replace(result, usage=Usage(), attempts=0)
 
 
 def _describe(exc: BaseException | None) -> str:

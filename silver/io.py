@@ -94,6 +94,16 @@ def append(
     return data.num_rows
 
 
+def instances_predicate(instances: list[str], column: str = "instance_id") -> str | None:
+    """``column in ('i1', …)``; None when empty. The predicate for tables keyed by personal data."""
+    return f"{column} in ({sql_list(sorted(set(instances)))})" if instances else None
+
+
+def rows_of_instances(source: str, instances: list[str], column: str = "instance_id") -> str:
+    """SQL selecting the rows of ``source`` that belong to ``instances``."""
+    return f"select * from {source} where {instances_predicate(instances, column) or 'false'}"
+
+
 def sql_list(values: list[str]) -> str:
     """Quoted SQL list body: ``'a', 'b'`` (single quotes doubled)."""
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
@@ -148,7 +158,11 @@ def replace_where(
     """Upsert by replacement: delete the rows matching ``predicate`` and write ``data`` in one commit.
 
     ``predicate`` names the keys being replaced (every row of ``data`` must satisfy it; keys in the
-    predicate but not in ``data`` are deleted). Delta "replaceWhere" is used rather than ``merge``
+    predicate but not in ``data`` are deleted). Delta records the predicate in the commit's
+    ``operationParameters`` (kept in ``_delta_log``): it may only name values that are not
+    personal data (instance ids, months, time ranges, message and call ids) — never a phone,
+    LID or JID (tables keyed by those replace whole instances: :func:`instances_predicate`).
+    Delta "replaceWhere" is used rather than ``merge``
     because delta-rs merge writes ``string_view`` Parquet columns that pyarrow datasets cannot filter.
     """
     ensure(lake, table, schema, partitions)

@@ -797,17 +797,27 @@ class _Run:
         if self.full:
             io.overwrite(lake, S.CONTACTS, con.sql("select * from contacts_out"), S.CONTACTS_SCHEMA, None, v)
             written[S.CONTACTS] = con.execute("select count(*) from contacts_out").fetchall()[0][0]
-        else:  # touched contacts replace theirs; merged LID rows (in contact_keys, not in the output) go
-            keys = con.execute("select instance_id, contact_key from contact_keys").fetchall()
-            written[S.CONTACTS] = io.replace_where(
+        else:  # touched contacts replace theirs; merged LID rows (in contact_keys, not in the output) go.
+            # Contact keys are phones: they never go into the (logged) predicate, so the contacts of
+            # the touched instances are rewritten whole, untouched ones carried over.
+            touched = [r[0] for r in con.execute("select distinct instance_id from contact_keys").fetchall()]
+            carried = io.rows_of_instances("ex_contacts", touched)
+            data = con.sql(
+                f"""select * from contacts_out union all by name
+                    select * from ({carried}) x
+                    where not exists (select 1 from contact_keys k
+                                      where k.instance_id = x.instance_id and k.contact_key = x.contact_key)"""
+            )
+            io.replace_where(
                 lake,
                 S.CONTACTS,
-                io.relation_table(con.sql("select * from contacts_out"), S.CONTACTS_SCHEMA),
+                io.relation_table(data, S.CONTACTS_SCHEMA),
                 S.CONTACTS_SCHEMA,
                 None,
-                io.keys_predicate(keys, "instance_id", "contact_key"),
+                io.instances_predicate(touched),
                 v,
             )
+            written[S.CONTACTS] = con.execute("select count(*) from contacts_out").fetchall()[0][0]
         # message history, participants, connection events, ops events, rejects: append-only
         appends = {
             S.MESSAGE_EVENTS: (
@@ -902,7 +912,8 @@ class _Run:
         rel = con.sql(
             f"select instance_id, group_jid, {latest}, max(updated_at) as updated_at from group_parts group by all"
         )
-        self._write_folded(S.GROUPS, rel, S.GROUPS_SCHEMA, S.GROUPS_KEY, written)
+        # group JIDs of the old form embed the creator's phone: not a predicate value (see _write_folded)
+        self._write_folded(S.GROUPS, rel, S.GROUPS_SCHEMA, S.GROUPS_KEY, written, carry_over="ex_groups")
 
     def _write_folded(
         self,
@@ -911,16 +922,41 @@ class _Run:
         schema: pa.Schema,
         keys: tuple[str, ...],
         written: dict[str, int],
+        carry_over: str | None = None,
     ) -> None:
+        """Replace the folded rows by key; with ``carry_over`` (the registered existing table) the keys
+        may be personal data, so whole instances are replaced instead (the predicate names only
+        instance ids) and their untouched rows are carried over from ``carry_over``."""
         if self.full:
             io.overwrite(self.lake, table, rel, schema, None, self.version)
             written[table] = rel.count("*").fetchall()[0][0]
-        else:
+        elif carry_over is None:
             data = io.relation_table(rel, schema)
             pairs = list(zip(data.column(keys[0]).to_pylist(), data.column(keys[1]).to_pylist(), strict=True))
             written[table] = io.replace_where(
                 self.lake, table, data, schema, None, io.keys_predicate(pairs, keys[0], keys[1]), self.version
             )
+        else:
+            data = io.relation_table(rel, schema)
+            touched = sorted(set(data.column(keys[0]).to_pylist()))
+            self.con.register("folded_new", data)
+            merged = self.con.sql(
+                f"""select * from folded_new union all by name
+                    select * from ({io.rows_of_instances(carry_over, touched)}) x
+                    where not exists (select 1 from folded_new n
+                                      where n.{keys[0]} = x.{keys[0]} and n.{keys[1]} = x.{keys[1]})"""
+            )
+            io.replace_where(
+                self.lake,
+                table,
+                io.relation_table(merged, schema),
+                schema,
+                None,
+                io.instances_predicate(touched, keys[0]),
+                self.version,
+            )
+            self.con.unregister("folded_new")
+            written[table] = data.num_rows
 
 
 def _and(*predicates: str | None) -> str | None:

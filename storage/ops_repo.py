@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, false, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core import instance_config
 from core.utc import as_utc, utc_row
@@ -96,6 +98,21 @@ def get_instance(engine: Engine, scope: TenantScope, instance_id: str) -> dict[s
     return _public_instance(_row(row))
 
 
+# Instance, team and attendant ids are one namespace across tenants (instance ids are the Evolution
+# instance names webhooks are routed by). A taken id answers this, the same whoever holds it, so the
+# answer never tells a tenant that another one uses the id (docs/operations-api.md).
+ID_NOT_AVAILABLE = "id not available: choose another id"
+
+
+@contextmanager
+def _taken_id_conflict() -> Iterator[None]:
+    """A concurrent create of the same id (primary key violation) answers like any taken id."""
+    try:
+        yield
+    except IntegrityError:
+        raise ConflictError(ID_NOT_AVAILABLE) from None
+
+
 _WRITABLE_INSTANCE = (
     "display_name",
     "evolution_base_url",
@@ -133,9 +150,9 @@ def create_instance(engine: Engine, scope: TenantScope, instance_id: str, fields
     values = {k: v for k, v in _instance_values(fields).items() if v is not None}
     values.update(_config_values({}, {k: v for k, v in fields.items() if v is not None}))
     ensure_account(engine, scope.account_id)
-    with engine.begin() as conn:
+    with _taken_id_conflict(), engine.begin() as conn:
         if conn.execute(select(instances.c.id).where(instances.c.id == instance_id)).first() is not None:
-            raise ConflictError(f"instance already exists: {instance_id}")
+            raise ConflictError(ID_NOT_AVAILABLE)
         conn.execute(
             insert(instances).values(
                 id=instance_id,
@@ -252,9 +269,9 @@ def get_team(engine: Engine, scope: TenantScope, team_id: str) -> dict[str, Any]
 def create_team(engine: Engine, scope: TenantScope, instance_id: str, name: str, team_id: str | None = None) -> dict:
     check_instance(scope, instance_id)
     team_id = team_id or "tm_" + uuid.uuid4().hex[:12]
-    with engine.begin() as conn:
+    with _taken_id_conflict(), engine.begin() as conn:
         if conn.execute(select(teams.c.id).where(teams.c.id == team_id)).first() is not None:
-            raise ConflictError(f"team already exists: {team_id}")
+            raise ConflictError(ID_NOT_AVAILABLE)
         conn.execute(insert(teams).values(id=team_id, instance_id=instance_id, name=name))
     return get_team(engine, scope, team_id)
 
@@ -334,9 +351,9 @@ def create_attendant(engine: Engine, scope: TenantScope, instance_id: str, field
     _check_team_for(engine, scope, instance_id, fields.get("team_id"))
     attendant_id = fields.get("id") or "at_" + uuid.uuid4().hex[:12]
     values = {k: v for k, v in fields.items() if k in _WRITABLE_ATTENDANT and v is not None}
-    with engine.begin() as conn:
+    with _taken_id_conflict(), engine.begin() as conn:
         if conn.execute(select(attendants.c.id).where(attendants.c.id == attendant_id)).first() is not None:
-            raise ConflictError(f"attendant already exists: {attendant_id}")
+            raise ConflictError(ID_NOT_AVAILABLE)
         conn.execute(insert(attendants).values(id=attendant_id, instance_id=instance_id, **values))
     return get_attendant(engine, scope, attendant_id)
 
@@ -370,9 +387,12 @@ def decode_cursor(cursor: str) -> list[Any]:
         parts = json.loads(raw)
         if not isinstance(parts, list) or len(parts) != 2:
             raise ValueError
-        return [datetime.fromisoformat(parts[0]), str(parts[1])]
-    except ValueError as exc:
+        at, last_id = datetime.fromisoformat(parts[0]), str(parts[1])
+    except (ValueError, TypeError) as exc:
         raise InvalidError("invalid cursor") from exc
+    if "\x00" in last_id:  # a forged cursor: PostgreSQL text cannot hold NUL
+        raise InvalidError("invalid cursor: NUL characters (\\u0000) are not allowed")
+    return [at, last_id]
 
 
 @dataclass

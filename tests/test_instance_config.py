@@ -266,10 +266,9 @@ def test_an_effective_dated_change_rewrites_only_the_days_it_affects(
     day D, those are D and later, never the days before it."""
     from datetime import date
 
-    from tests.support.gold_fixtures import synthetic
-
     from gold.runner import build_gold
     from storage import ops_repo
+    from tests.support.gold_fixtures import synthetic
 
     monkeypatch.setenv("BEAZAP_SECRET_KEY_FILE", str(tmp_path / "k"))
     start, as_of = datetime(2026, 3, 2, 3, tzinfo=UTC), datetime(2026, 3, 13, 15, tzinfo=UTC)

@@ -470,11 +470,25 @@ def test_register_instances_is_idempotent(engine: Any) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from attendants")).scalar() == len(s.attendants)
         assert conn.execute(sa.text("select count(*) from teams")).scalar() == len(s.teams)
-    # another seed reuses the instance names with new tokens: the tokens are updated
+    assert again["token_conflicts"] == []
+
+
+def test_register_instances_never_rotates_a_token(engine: Any) -> None:
+    """Another seed reuses the instance names with new tokens: the registered tokens stay (a real
+    sender may use them) and the clash is reported instead."""
+    from storage.instances import load_credentials
+    from storage.secrets import token_matches
+
+    first = simulate(SimulationConfig(seed=1, instances=3, days=1, conversations_per_day=1))
+    register_instances(engine, first)
     other = simulate(SimulationConfig(seed=2, instances=3, days=1, conversations_per_day=1))
-    register_instances(engine, other)
+    assert [i.id for i in other.instances] == [i.id for i in first.instances]
+    assert all(a.token != b.token for a, b in zip(first.instances, other.instances, strict=True))
+    result = register_instances(engine, other)
     creds = load_credentials(engine)
-    assert all(token_matches(i.token, creds[i.id].webhook_token_hash) for i in other.instances)
+    assert all(token_matches(i.token, creds[i.id].webhook_token_hash) for i in first.instances)
+    assert not any(token_matches(i.token, creds[i.id].webhook_token_hash) for i in other.instances)
+    assert sorted(result["token_conflicts"]) == sorted(i.id for i in first.instances)
 
 
 def test_bulk_mode_streams_bronze_rows(lake: Any) -> None:

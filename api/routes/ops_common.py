@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from fastapi import HTTPException, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Engine
 
 from core.settings import Settings, get_settings
@@ -70,6 +70,24 @@ def translate_errors(func: F) -> F:
             raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"Evolution API error ({where}): {exc.reason}") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- request models
+class PatchModel(BaseModel):
+    """Base of every PATCH body: an omitted field stays as it is, an explicit ``null`` clears it —
+    allowed only for the fields in ``nullable``; a null for any other field answers 422 (it would
+    otherwise reach a NOT NULL column)."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_for_required(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            bad = sorted(k for k, v in data.items() if v is None and k in cls.model_fields and k not in cls.nullable)
+            if bad:
+                raise ValueError(f"{', '.join(bad)} cannot be null (omit a field to leave it unchanged)")
+        return data
 
 
 # ----------------------------------------------------------------------------- response models

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import AdminScope, Scope
-from api.routes.ops_common import ERRORS, InstanceCreated, InstanceOut, engine_of, evolution_factory, settings_of
+from api.routes.ops_common import (
+    ERRORS,
+    InstanceCreated,
+    InstanceOut,
+    engine_of,
+    evolution_factory,
+    settings_of,
+)
 from api.routes.ops_common import translate_errors as errors
 from live.evolution import DEFAULT_EVENTS
 from storage import ops_repo

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.auth import AdminScope, Scope, WriteScope
-from api.routes.ops_common import ERRORS, AttendantOut, TeamOut, engine_of
+from api.routes.ops_common import ERRORS, AttendantOut, PatchModel, TeamOut, engine_of
 from api.routes.ops_common import translate_errors as errors
 from storage import ops_repo
 
@@ -21,7 +21,7 @@ class TeamIn(BaseModel):
     id: str | None = Field(default=None, max_length=64)
 
 
-class TeamPatch(BaseModel):
+class TeamPatch(PatchModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -35,7 +35,9 @@ class AttendantIn(BaseModel):
     available: bool = True
 
 
-class AttendantPatch(BaseModel):
+class AttendantPatch(PatchModel):
+    nullable = frozenset({"team_id", "email"})
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     team_id: str | None = None
     email: str | None = None

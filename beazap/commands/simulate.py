@@ -88,8 +88,17 @@ def register(app: typer.Typer) -> None:
 
             engine = get_engine()
             migrate.upgrade(engine)
-            register(engine, sim)
+            registered = register(engine, sim)
             console.print(f"registered {len(sim.instances)} instance(s) in the operational store")
+            if registered["token_conflicts"]:
+                names = ", ".join(registered["token_conflicts"])
+                message = (
+                    f"instance(s) {names} already registered with another webhook token; "
+                    "their token was kept (no implicit rotation)"
+                )
+                if post:
+                    fail(f"{message}: posting would be refused — use another seed's fresh names or rotate explicitly")
+                console.print(f"[yellow]{message}[/yellow]")
         if post:
             _post(post, sim, concurrency)
         elif bronze:

@@ -5,7 +5,7 @@
 - :func:`post_deliveries` posts the deliveries to ``/webhooks/evolution`` (or the per-event URLs) with
   the instance token in the ``apikey`` header, like Evolution does, with bounded concurrency;
 - :func:`register_instances` registers the simulated instances, teams and attendants in the
-  operational store (idempotent; a known instance gets this simulation's token).
+  operational store (idempotent; a known instance keeps its own token: no implicit rotation).
 """
 
 from __future__ import annotations
@@ -239,29 +239,32 @@ def post_deliveries(
 # --- operational store ----------------------------------------------------------------------------
 
 
-def register_instances(engine: Engine, sim: Simulation) -> dict[str, int]:
-    """Register ``sim``'s instances (with their tokens), teams and attendants; safe to run again."""
-    from sqlalchemy import insert, select, update
+def register_instances(engine: Engine, sim: Simulation) -> dict[str, Any]:
+    """Register ``sim``'s instances (with their tokens), teams and attendants; safe to run again.
+
+    An instance that is already registered is left as it is: its webhook token is never replaced
+    (a real sender may be using it, and Evolution never retries a 401) — rotating a credential is
+    an explicit operator action (``beazap instance``). Instances whose stored token differs from
+    this simulation's are listed in ``token_conflicts``: posting to them would be refused.
+    """
+    from sqlalchemy import insert, select
 
     from storage import secrets
     from storage.instances import add_instance
     from storage.tables import attendants, instances, teams
 
-    added = updated = 0
+    added = kept = 0
+    conflicts: list[str] = []
     for inst in sim.instances:
         with engine.connect() as conn:
-            exists = conn.execute(select(instances.c.id).where(instances.c.id == inst.id)).first()
-        if exists is None:
+            stored = conn.execute(select(instances.c.webhook_token_hash).where(instances.c.id == inst.id)).first()
+        if stored is None:
             add_instance(engine, inst.id, inst.account_id, token=inst.token, timezone=inst.timezone)
             added += 1
-        else:
-            with engine.begin() as conn:
-                conn.execute(
-                    update(instances)
-                    .where(instances.c.id == inst.id)
-                    .values(webhook_token_hash=secrets.hash_token(inst.token), timezone=inst.timezone, active=True)
-                )
-            updated += 1
+            continue
+        kept += 1
+        if not stored[0] or not secrets.token_matches(inst.token, stored[0]):
+            conflicts.append(inst.id)
     with engine.begin() as conn:
         have_teams = set(conn.execute(select(teams.c.id)).scalars())
         for t in sim.teams:
@@ -275,7 +278,8 @@ def register_instances(engine: Engine, sim: Simulation) -> dict[str, int]:
                 )
     return {
         "instances_added": added,
-        "instances_updated": updated,
+        "instances_kept": kept,
+        "token_conflicts": conflicts,
         "teams": len(sim.teams),
         "attendants": len(sim.attendants),
     }
