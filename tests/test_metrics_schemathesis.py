@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 
 from api.app import create_app
 from api.cache import InProcessCache
-from api.routes.metrics_store import GoldReader
 from core.settings import Settings
 from gold.fixtures import synthetic
 from gold.runner import build_gold
+from gold.serving.reader import GoldReader
 from storage import migrate
 from storage.db import make_engine
 from storage.instances import add_instance
