@@ -369,8 +369,8 @@ def _free_port() -> int:
 def bench_app() -> Any:
     """uvicorn factory for the benchmark server process: the real app, gold loaded, cache off."""
     from api.app import create_app
-    from api.routes.metrics_store import GoldReader
     from core.settings import get_settings
+    from gold.serving.reader import GoldReader
     from storage.db import get_engine
     from storage.lake import Lake
 

@@ -1,5 +1,5 @@
 -- business_calendar: every open span of every instance's business-hours schedule as UTC instants.
--- Implements METRICS.md § Clocks ("business-hours value": weekly schedule + holidays in the instance
+-- Implements docs/metrics.md § Clocks ("business-hours value": weekly schedule + holidays in the instance
 -- time zone) and § Time (buckets in the instance zone, DST-correct: each local opening/closing time is
 -- converted with the zone rules of that very day). One row per (instance, schedule version, local day,
 -- open span); holidays have no rows. `cum_before` = business seconds of the same version before the

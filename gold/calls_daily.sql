@@ -1,5 +1,5 @@
 -- calls_daily (gold/calls_daily): calls per instance × local day × media (voice/video) × chat type:
--- offered, accepted, rejected, missed and still ringing. METRICS.md § Volume ("Calls (from `call`
+-- offered, accepted, rejected, missed and still ringing. docs/metrics.md § Volume ("Calls (from `call`
 -- events, one per call id): offered, accepted, rejected, missed; voice/video"), anchored to the day
 -- the call was offered in the instance time zone. Every call is offered; the outcome splits it.
 select c.instance_id, timezone(i.timezone, c.offered_at)::date as day,

@@ -1,5 +1,5 @@
 -- clock_points (work table): the business-hours position BH_v(t) of every instant a clock starts or
--- stops, per schedule version (METRICS.md § Clocks, business-hours value). One ASOF join against
+-- stops, per schedule version (docs/metrics.md § Clocks, business-hours value). One ASOF join against
 -- business_calendar: BH_v(t) = cum_before + clamp(t - start_utc, 0, seconds) of the last span of
 -- version v starting at or before t. Business seconds of [a, b] = BH_v(b) - BH_v(a), which is exact
 -- across nights, weekends, holidays and DST changes because the spans are real UTC instants.

@@ -1,6 +1,6 @@
 -- conversation_clocks (work table): silver conversations with the instants every clock starts and stops
 -- (calendar), the schedule version in force when each clock started, and the SLA target per clock.
--- METRICS.md § Clocks (FRT, resolution, handling; business-hours schedules are effective-dated: an
+-- docs/metrics.md § Clocks (FRT, resolution, handling; business-hours schedules are effective-dated: an
 -- interval is measured with the schedule in force when it started) and § SLA (policy per instance,
 -- optionally per team). `frt_end`/`res_end` are where a clock stands for SLA purposes: its stop, the
 -- conversation's close when it stopped without one, or the build's as-of instant while running.

@@ -1,9 +1,11 @@
 -- conversation_facts (gold/conversation_facts): one row per conversation with every clock in calendar
 -- and business-hours seconds, the SLA outcome per target, attribution and the reopen flags.
--- METRICS.md § Conversations, § Clocks (FRT once per inbound-opened conversation; resolution =
+-- docs/metrics.md § Conversations, § Clocks (FRT once per inbound-opened conversation; resolution =
 -- resolved_at - opened_at, none for expired; handling = resolved_at - first assignment; reply waits
 -- summarized from reply_waits), § SLA (met / breached / pending; a clock that stopped without a
--- response is breached if it ran past the target, else not counted), § Attribution (FRT to the first
+-- response is breached if it ran past the target, else not counted; each outcome on each basis —
+-- `*_sla_calendar` on calendar time, `*_sla_business` on business time — and `frt_sla` /
+-- `resolution_sla` on the policy's basis; rules: macros of gold/stats.py), § Attribution (FRT to the first
 -- responder and their team at that moment; resolution/handling to the assignee at resolution and
 -- their team) and the date anchor (durations belong to `opened_day`, in the instance time zone).
 with c as (
@@ -61,13 +63,31 @@ waits as (
     group by conversation_id
 ),
 x as (
-    select c.*, t.* exclude (conversation_id), w.* exclude (conversation_id),
-           case when t.frt_basis = 'business' then c.frt_elapsed_business else c.frt_elapsed end as frt_elapsed_target,
-           case when t.resolution_basis = 'business' then c.res_elapsed_business else c.res_elapsed end
-               as res_elapsed_target
+    select c.*, t.* exclude (conversation_id), w.* exclude (conversation_id)
     from c
     join targets t using (conversation_id)
     left join waits w using (conversation_id)
+),
+-- Each SLA outcome on each basis (calendar time, business time); the policy's basis picks the headline.
+o as (
+    select x.*,
+           case when x.origin = 'inbound' then sla_outcome(x.frt_elapsed, x.frt_target_seconds,
+               x.first_response_at is not null, x.ended_at is null) end as frt_sla_calendar,
+           case when x.origin = 'inbound' then sla_outcome(x.frt_elapsed_business, x.frt_target_seconds,
+               x.first_response_at is not null, x.ended_at is null) end as frt_sla_business,
+           case when x.origin = 'inbound' then sla_overdue(x.frt_elapsed, x.frt_target_seconds) end
+               as frt_overdue_calendar_seconds,
+           case when x.origin = 'inbound' then sla_overdue(x.frt_elapsed_business, x.frt_target_seconds) end
+               as frt_overdue_business_seconds,
+           case when x.status <> 'expired' then sla_outcome(x.res_elapsed, x.resolution_target_seconds,
+               x.status = 'resolved', true) end as resolution_sla_calendar,
+           case when x.status <> 'expired' then sla_outcome(x.res_elapsed_business, x.resolution_target_seconds,
+               x.status = 'resolved', true) end as resolution_sla_business,
+           case when x.status <> 'expired' then sla_overdue(x.res_elapsed, x.resolution_target_seconds) end
+               as resolution_overdue_calendar_seconds,
+           case when x.status <> 'expired' then sla_overdue(x.res_elapsed_business, x.resolution_target_seconds) end
+               as resolution_overdue_business_seconds
+    from x
 )
 select x.conversation_id, x.instance_id, x.contact_key, x.origin, x.status,
        x.opened_at, timezone(x.timezone, x.opened_at)::date as opened_day,
@@ -91,14 +111,10 @@ select x.conversation_id, x.instance_id, x.contact_key, x.origin, x.status,
        coalesce(x.unanswered_waits, 0) as unanswered_waits,
        x.reply_seconds_total, x.reply_seconds_max, x.reply_business_seconds_total, x.reply_business_seconds_max,
        x.frt_target_seconds, x.frt_basis,
-       case when x.origin <> 'inbound' or x.frt_target_seconds is null then null
-            when x.first_response_at is not null
-                 then case when x.frt_elapsed_target <= x.frt_target_seconds then 'met' else 'breached' end
-            when x.frt_elapsed_target > x.frt_target_seconds then 'breached'
-            when x.ended_at is null then 'pending'
-       end as frt_sla,
-       case when x.origin = 'inbound' and x.frt_elapsed_target > x.frt_target_seconds
-            then x.frt_elapsed_target - x.frt_target_seconds end as frt_overdue_seconds,
+       case when x.frt_basis = 'business' then x.frt_sla_business else x.frt_sla_calendar end as frt_sla,
+       case when x.frt_basis = 'business' then x.frt_overdue_business_seconds else x.frt_overdue_calendar_seconds end
+           as frt_overdue_seconds,
+       x.frt_sla_calendar, x.frt_sla_business, x.frt_overdue_calendar_seconds, x.frt_overdue_business_seconds,
        case when coalesce(x.next_reply_breached, 0) > 0 then 'breached'
             when coalesce(x.next_reply_pending, 0) > 0 then 'pending'
             when coalesce(x.next_reply_met, 0) > 0 then 'met'
@@ -107,15 +123,13 @@ select x.conversation_id, x.instance_id, x.contact_key, x.origin, x.status,
        coalesce(x.next_reply_pending, 0) as next_reply_pending,
        x.next_reply_overdue_seconds,
        x.resolution_target_seconds, x.resolution_basis,
-       case when x.resolution_target_seconds is null or x.status = 'expired' then null
-            when x.status = 'resolved'
-                 then case when x.res_elapsed_target <= x.resolution_target_seconds then 'met' else 'breached' end
-            when x.res_elapsed_target > x.resolution_target_seconds then 'breached'
-            else 'pending'
-       end as resolution_sla,
-       case when x.status <> 'expired' and x.res_elapsed_target > x.resolution_target_seconds
-            then x.res_elapsed_target - x.resolution_target_seconds end as resolution_overdue_seconds
-from x
+       case when x.resolution_basis = 'business' then x.resolution_sla_business else x.resolution_sla_calendar end
+           as resolution_sla,
+       case when x.resolution_basis = 'business' then x.resolution_overdue_business_seconds
+            else x.resolution_overdue_calendar_seconds end as resolution_overdue_seconds,
+       x.resolution_sla_calendar, x.resolution_sla_business,
+       x.resolution_overdue_calendar_seconds, x.resolution_overdue_business_seconds
+from o x
 asof left join work.attendant_teams frt_team
     on frt_team.instance_id = x.instance_id and frt_team.attendant_id = x.first_responder_id
    and x.first_response_at >= frt_team.occurred_at

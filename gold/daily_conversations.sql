@@ -1,6 +1,6 @@
 -- daily_conversations (gold/daily_conversations): conversations opened, resolved, expired and reopened
 -- per instance × day × team × assignee, and the backlog (still open) at the end of each day.
--- METRICS.md § Volume ("conversations opened, resolved, expired, reopened per day; backlog (open at
+-- docs/metrics.md § Volume ("conversations opened, resolved, expired, reopened per day; backlog (open at
 -- end of day)") with event-day anchors: opened on the opening day, resolved on the day of
 -- resolved_at, expired on the day of expired_at (when the inactivity timeout passed); a reopen counts
 -- on the day the new conversation opened. Team/assignee are the conversation's (at resolution, or

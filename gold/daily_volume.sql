@@ -1,5 +1,5 @@
 -- daily_volume (gold/daily_volume): messages per instance × day × direction × kind × chat type ×
--- attendant × team. METRICS.md § Volume ("messages per day … by direction, kind, chat type, instance,
+-- attendant × team. docs/metrics.md § Volume ("messages per day … by direction, kind, chat type, instance,
 -- attendant, team") with the event-day anchor (the day, in the instance time zone, the message was
 -- sent). Each message counts once (silver dedups by instance + key.id); revoked ones still count.
 -- attendant_id/team_id are set on human outbound messages only (see messages_enriched.sql).

@@ -1,10 +1,12 @@
 """A short plain-text dashboard computed from gold: overview, SLA and the busiest hours.
 
-``make demo`` / ``beazap demo`` prints :func:`summary` at the end of the pipeline.
+``make demo`` / ``beazap demo`` prints :func:`summary` at the end of the pipeline. SLA achievement
+is the ``gold.stats`` macro (on each target's policy basis).
 """
 
 from __future__ import annotations
 
+from gold.stats import install as install_macros
 from storage.duck import connect
 from storage.lake import Lake
 
@@ -26,6 +28,7 @@ def _pct(value: float | None) -> str:
 def summary(lake: Lake) -> str:
     """Overview (messages, conversations), SLA (FRT/resolution median + p90, achievement) and busiest hours."""
     con = connect(lake)
+    install_macros(con)
     try:
         names = {
             r[0] for r in con.execute("select view_name from duckdb_views() where schema_name = 'gold'").fetchall()
@@ -46,11 +49,8 @@ def summary(lake: Lake) -> str:
             " quantile_cont(frt_seconds, 0.5), quantile_cont(frt_seconds, 0.9),"
             " quantile_cont(frt_business_seconds, 0.5),"
             " quantile_cont(resolution_seconds, 0.5), quantile_cont(resolution_seconds, 0.9),"
-            " 100.0 * count(*) filter (where frt_sla = 'met')"
-            "   / nullif(count(*) filter (where frt_sla in ('met','breached')), 0),"
-            " 100.0 * count(*) filter (where resolution_sla = 'met')"
-            "   / nullif(count(*) filter (where resolution_sla in ('met','breached')), 0),"
-            " 100.0 * sum(next_reply_met) / nullif(sum(next_reply_met) + sum(next_reply_breached), 0)"
+            " sla_achievement(frt_sla), sla_achievement(resolution_sla),"
+            " achievement_pct(sum(next_reply_met), sum(next_reply_breached))"
             " from gold.conversation_facts"
         ).fetchone()
         assert span is not None and msgs is not None and conv is not None

@@ -1,5 +1,5 @@
 -- heatmap (gold/heatmap): inbound messages and conversations opened per instance × local day ×
--- weekday × hour. METRICS.md § Volume ("Heatmap: inbound messages and conversations opened by weekday
+-- weekday × hour. docs/metrics.md § Volume ("Heatmap: inbound messages and conversations opened by weekday
 -- × hour (instance time zone)"). Kept per day so any date range can be summed to weekday × hour.
 with msgs as (
     select instance_id, day, weekday, hour, count(*)::bigint as inbound_messages

@@ -1,5 +1,5 @@
 -- messages_enriched (work table, not written): silver messages bucketed in the instance time zone with
--- their attribution. METRICS.md § Time (day/hour/weekday in the instance zone), § Volume and
+-- their attribution. docs/metrics.md § Time (day/hour/weekday in the instance zone), § Volume and
 -- § Attribution: a human outbound message belongs to the attendant who sent it through BeaZap, else to
 -- the assignee of its conversation at that moment (ops action log since the conversation opened),
 -- else 'unattributed'; its team is the

@@ -1,4 +1,4 @@
--- chat_assignee (work table): who was assigned to each chat from each ops action on (METRICS.md
+-- chat_assignee (work table): who was assigned to each chat from each ops action on (docs/metrics.md
 -- § Attribution: "messages sent from the phone app are attributed to the assignee at that moment").
 -- assign/transfer set the assignee; unassign and resolve clear it. messages_enriched only uses actions
 -- taken since the message's conversation opened (an action applies to the conversation open at its

@@ -1,8 +1,9 @@
 -- reply_waits (gold/reply_waits): one row per customer wait after the first response, with its reply
--- time in calendar and business seconds and its next-reply SLA outcome. METRICS.md § Clocks (reply
+-- time in calendar and business seconds and its next-reply SLA outcome. docs/metrics.md § Clocks (reply
 -- time; a wait that ends in resolution without a reply is an unanswered wait) and § SLA (met if the
 -- clock stopped within the target, breached if it stopped after it or is still running past it,
--- pending while running within it). Anchored to the day the conversation opened (date anchor rule).
+-- pending while running within it; `sla_outcome_calendar` / `sla_outcome_business` on each basis,
+-- `sla_outcome` on the policy's; rules: macros of gold/stats.py). Anchored to the day the conversation opened (date anchor rule).
 -- Attributed to the attendant who answered (`responder_id`).
 with w as (
     select w.*,
@@ -20,7 +21,13 @@ with w as (
     left join cfg.sla sd on sd.instance_id = w.instance_id and sd.target = 'next_reply' and sd.team_id = '*'
 ),
 x as (
-    select *, case when target_basis = 'business' then elapsed_business else elapsed_calendar end as elapsed_target
+    select *,
+           sla_outcome(elapsed_calendar, target_seconds, wait_status = 'answered', wait_status = 'running')
+               as sla_outcome_calendar,
+           sla_outcome(elapsed_business, target_seconds, wait_status = 'answered', wait_status = 'running')
+               as sla_outcome_business,
+           sla_overdue(elapsed_calendar, target_seconds) as sla_overdue_calendar_seconds,
+           sla_overdue(elapsed_business, target_seconds) as sla_overdue_business_seconds
     from w
 )
 select instance_id, conversation_id, wait_index, wait_started_at, inbound_messages,
@@ -31,11 +38,8 @@ select instance_id, conversation_id, wait_index, wait_started_at, inbound_messag
        case when wait_status = 'answered' then elapsed_business end as reply_business_seconds,
        duration_bucket(case when wait_status = 'answered' then elapsed_calendar end) as reply_bucket,
        target_seconds as sla_target_seconds, target_basis as sla_basis,
-       case when target_seconds is null then null
-            when wait_status = 'answered' then case when elapsed_target <= target_seconds then 'met' else 'breached' end
-            when elapsed_target > target_seconds then 'breached'
-            when wait_status = 'running' then 'pending'
-       end as sla_outcome,
-       case when target_seconds is not null and elapsed_target > target_seconds
-            then elapsed_target - target_seconds end as sla_overdue_seconds
+       case when target_basis = 'business' then sla_outcome_business else sla_outcome_calendar end as sla_outcome,
+       case when target_basis = 'business' then sla_overdue_business_seconds else sla_overdue_calendar_seconds end
+           as sla_overdue_seconds,
+       sla_outcome_calendar, sla_outcome_business, sla_overdue_calendar_seconds, sla_overdue_business_seconds
 from x

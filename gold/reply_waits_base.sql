@@ -1,5 +1,5 @@
 -- reply_waits_base (work table): every customer wait after the first response, calendar only.
--- METRICS.md § Clocks, reply time: "for each later customer wait: from the first inbound message not
+-- docs/metrics.md § Clocks, reply time: "for each later customer wait: from the first inbound message not
 -- yet answered to the next human response". Human response = outbound and not automated (automated
 -- messages never stop a clock). Messages are ordered by event time; an inbound and an outbound in the
 -- same second are taken as question then answer. Segment k holds the messages after the k-th human

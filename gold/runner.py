@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import duckdb
@@ -28,6 +29,7 @@ from deltalake.exceptions import SchemaMismatchError
 from core.logging import get_logger
 from core.settings import Settings, get_settings
 from gold.config import config_tables, load_attendants, load_configs
+from gold.stats import install as install_macros
 from silver import schema as silver_schema
 from storage.lake import Lake
 
@@ -84,18 +86,40 @@ SILVER_COLUMNS = {
     ),
 }
 
-DURATION_BUCKET_MACRO = """
-create or replace macro duration_bucket(s) as
-    case when s is null then null
-         when s < 60 then '<1m' when s < 300 then '1-5m' when s < 900 then '5-15m'
-         when s < 1800 then '15-30m' when s < 3600 then '30-60m' when s < 14400 then '1-4h'
-         when s < 86400 then '4-24h' else '>24h' end
-"""
-BUCKETS = ("<1m", "1-5m", "5-15m", "15-30m", "30-60m", "1-4h", "4-24h", ">24h")
+
+# Gold tables written from one shared SQL shape: table -> (template file, its ``$name`` parameters).
+# ``people_daily.sql`` is the per-person daily table, grouped by attendant or by team.
+TEMPLATES: dict[str, tuple[str, dict[str, str]]] = {
+    "attendant_daily": (
+        "people_daily",
+        {
+            "table": "attendant_daily",
+            "message_key": "attendant_id",
+            "conversation_key": "assignee_id",
+            "first_response_key": "first_responder_id",
+            "key_columns": "coalesce(k, 'unattributed') as attendant_id, coalesce(max(team_id), 'none') as team_id",
+            "key": "attendant_id",
+        },
+    ),
+    "team_daily": (
+        "people_daily",
+        {
+            "table": "team_daily",
+            "message_key": "team_id",
+            "conversation_key": "team_id",
+            "first_response_key": "first_responder_team_id",
+            "key_columns": "coalesce(k, 'none') as team_id",
+            "key": "team_id",
+        },
+    ),
+}
 
 
 def sql_text(name: str) -> str:
-    """The SQL of one step or gold table (``gold/<name>.sql``)."""
+    """The SQL of one step or gold table (``gold/<name>.sql``, or its shared template filled in)."""
+    if name in TEMPLATES:
+        template, params = TEMPLATES[name]
+        return Template((SQL_DIR / f"{template}.sql").read_text(encoding="utf-8")).substitute(params)
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
@@ -145,7 +169,7 @@ def prepare(
         "timezone(i.timezone, v.effective_from::timestamp) as from_utc "
         "from cfg.versions v join cfg.instances i using (instance_id) order by instance_id, from_utc"
     )
-    con.execute(DURATION_BUCKET_MACRO)
+    install_macros(con)
     return con
 
 

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 from api.app import create_app
 from api.cache import InProcessCache
-from api.routes.metrics_store import GoldReader
 from core.settings import Settings
 from gold.runner import build_gold
+from gold.serving.reader import GoldReader
 from storage import migrate
 from storage.db import make_engine
 from storage.instances import add_instance

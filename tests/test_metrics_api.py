@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.cache import InProcessCache
-from api.routes.metrics_store import GoldReader
 from core.settings import Settings
 from gold.runner import build_gold
+from gold.serving.reader import GoldReader
 from storage import migrate
 from storage.db import make_engine
 from storage.instances import add_instance
@@ -173,6 +173,23 @@ def test_heatmap_cells(world: World) -> None:
     drill = world.client.get(cell["drilldown"], headers={"Authorization": f"Bearer {world.token_a}"}).json()
     assert len(drill["rows"]) == cell["conversations_opened"]
     assert all(r["opened_hour"] == cell["hour"] and r["opened_weekday"] == cell["weekday"] for r in drill["rows"])
+
+
+@pytest.mark.parametrize("people", [{"attendant_id": "inst-a1-att0"}, {"team_id": "inst-a1-team1"}])
+def test_heatmap_people_filter_counts_their_conversations(world: World, people: dict[str, str]) -> None:
+    # docs/api.md § Common filters: under a team/attendant filter inbound volume is 0 and conversations
+    # are those assigned to the people (regression: the heatmap ignored both filters).
+    body = world.get("/v1/metrics/heatmap", **people, **PERIOD).json()
+    everyone = world.get("/v1/metrics/heatmap", **PERIOD).json()
+    facts = world.get("/v1/conversations/facts", limit=1000, **people, **PERIOD).json()["rows"]
+    assert facts and len(facts) < everyone["totals"]["conversations_opened"]
+    assert body["totals"] == {"inbound_messages": 0, "conversations_opened": len(facts)}
+    assert all(c["inbound_messages"] == 0 for c in body["cells"])
+    per_cell: dict[tuple[int, int], int] = {}
+    for r in facts:
+        key = (r["opened_weekday"], r["opened_hour"])
+        per_cell[key] = per_cell.get(key, 0) + 1
+    assert {(c["weekday"], c["hour"]): c["conversations_opened"] for c in body["cells"]} == per_cell
 
 
 def test_sla_summary_and_daily_drilldown(world: World) -> None:
@@ -332,3 +349,22 @@ def test_default_period_is_last_30_days(world: World) -> None:
     assert (end - start).days == 29
     assert end == datetime.now(UTC).date()
     assert date.fromisoformat(body["previous_period"]["to"]) == start - timedelta(days=1)
+
+
+def _data_days(world: World) -> tuple[date, date]:
+    days = [local_day(m["event_at"]) for m in world.rows["messages"] if m["instance_id"] in A_INSTANCES]
+    days += [local_day(c["opened_at"]) for c in world.rows["conversations"] if c["instance_id"] in A_INSTANCES]
+    days += [local_day(c["offered_at"]) for c in world.rows["calls"] if c["instance_id"] in A_INSTANCES]
+    return min(days), max(days)
+
+
+@pytest.mark.parametrize("path", [p for p in ENDPOINTS if p != "/v1/conversations/facts"])
+def test_empty_default_window_says_where_the_data_is(world: World, path: str) -> None:
+    # The data are in March 2026; the default window (the last 30 days) holds none of it.
+    body = world.get(path).json()
+    first, last = _data_days(world)
+    assert date.fromisoformat(body["period"]["from"]) > last
+    assert body["no_data"]["first_day"] == first.isoformat()
+    assert body["no_data"]["last_day"] == last.isoformat()
+    assert first.isoformat() in body["no_data"]["message"] and last.isoformat() in body["no_data"]["message_pt"]
+    assert "no_data" not in world.get(path, **PERIOD).json()

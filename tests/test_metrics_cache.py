@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.cache import InProcessCache, RedisCache, cache_from_settings, make_key
-from api.routes.metrics_store import GoldReader
 from core.settings import Settings
 from gold.runner import build_gold
+from gold.serving.reader import GoldReader
 from storage import migrate
 from storage.db import make_engine
 from storage.instances import add_instance

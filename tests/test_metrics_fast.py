@@ -1,5 +1,5 @@
-"""The metrics fast path (numpy arrays, ``api.routes.metrics_fast``) answers exactly what the SQL path
-(``api.routes.metrics_queries``) answers: same keys in the same order, same rows, same values (floats
+"""The metrics fast path (numpy arrays, ``gold.serving.fast``) answers exactly what the SQL path
+(``gold.serving.queries``) answers: same keys in the same order, same rows, same values (floats
 to 1e-9), for single and several instances, unknown instances, empty periods and every granularity —
 over gold built from the synthetic silver lake (real DuckDB and Delta)."""
 
@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from test_metrics_api import A_INSTANCES, PERIOD, World
 
-from api.routes import metrics_fast as fast
-from api.routes import metrics_queries as q
-from api.routes.metrics_store import GoldReader
 from gold.runner import build_gold
+from gold.serving import fast
+from gold.serving import queries as q
+from gold.serving.reader import GoldReader
 from storage.lake import Lake
 from tests.support.gold_fixtures import synthetic
 

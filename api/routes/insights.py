@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Scope
 from api.routes.metrics import ERRORS, MAX_DATE, MIN_DATE, FiltersDep
-from api.routes.metrics_queries import Filters
 from core.settings import Settings, get_settings
+from gold.serving.queries import Filters
 from llm.insights import INSIGHTS, INSIGHTS_SCHEMA
 from storage.lake import Lake
 

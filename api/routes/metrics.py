@@ -1,14 +1,17 @@
 """Metrics API: overview, volume, heatmap, SLA, attendants, teams, calls and conversation facts.
 
-Every endpoint reads gold (a long-lived in-memory DuckDB copy, ``metrics_store.GoldReader``),
+This module only parses parameters and shapes HTTP answers (JSON / CSV); the figures come from the
+metrics read side in ``gold.serving``. Every endpoint reads gold (a long-lived in-memory DuckDB copy,
+``gold.serving.reader.GoldReader``),
 restricted to the caller's instances (another tenant's instance id answers 404), for a period of
 local dates ``from``..``to`` (default: the last 30 days) plus the previous period of the same length
 for comparison. Filters are multi-select: repeat ``instance_id``, ``team_id``, ``attendant_id``.
 Rows carry a ``drilldown`` URL to the conversations behind them. Tables are exported as CSV with
-``Accept: text/csv``. Summary answers are cached (``api.cache``) under the gold version.
+``Accept: text/csv``. Summary answers are cached (``api.cache``) under the gold version. When the
+period holds no data, summaries carry ``no_data`` with the first and last day that do.
 
-Queries without team/attendant filters are computed by ``metrics_fast`` (numpy arrays built when
-gold loads); the others by the SQL of ``metrics_queries``. Both give the same answers.
+Queries without team/attendant filters are computed by ``gold.serving.fast`` (numpy arrays built when
+gold loads); the others by the SQL of ``gold.serving.queries``. Both give the same answers.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ from fastapi.responses import Response
 
 from api.auth import Scope, allowed_instances
 from api.cache import MetricsCache, cache_from_settings, make_key
-from api.routes import metrics_fast as fast
-from api.routes import metrics_queries as q
 from api.routes.metrics_models import (
     CallsResponse,
     FactsPage,
@@ -38,8 +39,10 @@ from api.routes.metrics_models import (
     SlaResponse,
     VolumeResponse,
 )
-from api.routes.metrics_store import GoldReader
 from core.settings import Settings, get_settings
+from gold.serving import fast
+from gold.serving import queries as q
+from gold.serving.reader import GoldReader
 from storage.lake import Lake
 
 router = APIRouter(tags=["metrics"])
@@ -118,10 +121,34 @@ ReaderDep = Annotated[GoldReader, Depends(get_reader)]
 CacheDep = Annotated[MetricsCache, Depends(get_cache)]
 
 
-def _periods(f: q.Filters) -> dict[str, dict[str, date]]:
-    return {
+def _periods(f: q.Filters, reader: GoldReader) -> dict[str, Any]:
+    """The period, the previous period and — when the period holds no data — the ``no_data`` notice."""
+    out: dict[str, Any] = {
         "period": {"from": f.start, "to": f.end},
         "previous_period": {"from": f.prev_start, "to": f.prev_end},
+    }
+    span = reader.data_days(f.instance_ids)
+    if span is None or span[1] < f.start or span[0] > f.end:
+        out["no_data"] = no_data_notice(f, span)
+    return out
+
+
+def no_data_notice(f: q.Filters, span: tuple[date, date] | None) -> dict[str, Any]:
+    """What an empty period answers: the first and last day with data, in English and Portuguese."""
+    window = f"{f.start}..{f.end}"
+    if span is None:
+        return {
+            "message": f"No data in {window}: nothing has been built for these instances yet.",
+            "message_pt": f"Sem dados em {window}: nada foi processado para estas instâncias ainda.",
+            "first_day": None,
+            "last_day": None,
+        }
+    first, last = span
+    return {
+        "message": f"No data in {window}; data exists from {first} to {last}.",
+        "message_pt": f"Sem dados em {window}; há dados de {first} a {last}.",
+        "first_day": first,
+        "last_day": last,
     }
 
 
@@ -227,7 +254,7 @@ def get_overview(f: FiltersDep, reader: ReaderDep, cache: CacheDep) -> Any:
     return json_response(
         {
             "instance_ids": f.instance_ids,
-            **_periods(f),
+            **_periods(f, reader),
             "current": current,
             "previous": previous,
             "change_pct": q.change_pct(current, previous),
@@ -266,7 +293,7 @@ def get_volume(
     return json_response(
         {
             "granularity": granularity,
-            **_periods(f),
+            **_periods(f, reader),
             "rows": rows,
             "totals": totals,
             "previous_totals": previous,
@@ -322,7 +349,7 @@ def get_heatmap(request: Request, f: FiltersDep, reader: ReaderDep, cache: Cache
     previous = {"inbound_messages": 0, "conversations_opened": 0, **(data["previous_totals"] or {})}
     return json_response(
         {
-            **_periods(f),
+            **_periods(f, reader),
             "cells": cells,
             "totals": totals,
             "previous_totals": previous,
@@ -347,7 +374,7 @@ def get_sla(request: Request, f: FiltersDep, reader: ReaderDep, cache: CacheDep)
     if wants_csv(request):
         return csv_response(rows, "sla_daily")
     return json_response(
-        {**_periods(f), "clocks": data["clocks"], "previous_clocks": data["previous_clocks"], "rows": rows}
+        {**_periods(f, reader), "clocks": data["clocks"], "previous_clocks": data["previous_clocks"], "rows": rows}
     )
 
 
@@ -381,7 +408,7 @@ def _performance(request: Request, f: q.Filters, reader: GoldReader, cache: Metr
         rows.append({**r, "drilldown": link})
     if wants_csv(request):
         return csv_response(rows, f"{dim}s")
-    return json_response({**_periods(f), "sort": sort, "rows": rows})
+    return json_response({**_periods(f, reader), "sort": sort, "rows": rows})
 
 
 @router.get("/v1/metrics/attendants", response_model=PerformanceResponse, responses=CSV_RESPONSE)
@@ -417,7 +444,7 @@ def get_calls(request: Request, f: FiltersDep, reader: ReaderDep, cache: CacheDe
     previous = {**zero, **{k: v for k, v in (data["previous_totals"] or {}).items() if v is not None}}
     return json_response(
         {
-            **_periods(f),
+            **_periods(f, reader),
             "totals": totals,
             "previous_totals": previous,
             "change_pct": q.change_pct(totals, previous),

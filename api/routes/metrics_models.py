@@ -15,6 +15,15 @@ class Period(BaseModel):
     to: date = Field(examples=["2026-03-31"])
 
 
+class NoData(BaseModel):
+    """Set when the period holds no data: says so, with the first and last day that do have data."""
+
+    message: str = Field(examples=["No data in 2026-11-08..2026-12-07; data exists from 2026-03-01 to 2026-03-31."])
+    message_pt: str = Field(examples=["Sem dados em 2026-11-08..2026-12-07; há dados de 2026-03-01 a 2026-03-31."])
+    first_day: date | None = Field(None, description="First local day with data (null: nothing built yet).")
+    last_day: date | None = Field(None, description="Last local day with data.")
+
+
 class OverviewFigures(BaseModel):
     messages_inbound: int = Field(0, examples=[1520])
     messages_outbound: int = Field(0, examples=[1688])
@@ -41,6 +50,7 @@ class OverviewResponse(BaseModel):
     instance_ids: list[str]
     period: Period
     previous_period: Period
+    no_data: NoData | None = Field(None, description="Present only when the period holds no data.")
     current: OverviewFigures
     previous: OverviewFigures
     change_pct: dict[str, float | None] = Field(
@@ -73,6 +83,7 @@ class VolumeResponse(BaseModel):
     granularity: str
     period: Period
     previous_period: Period
+    no_data: NoData | None = Field(None, description="Present only when the period holds no data.")
     rows: list[VolumeRow]
     totals: VolumeTotals
     previous_totals: VolumeTotals
@@ -95,6 +106,7 @@ class HeatmapTotals(BaseModel):
 class HeatmapResponse(BaseModel):
     period: Period
     previous_period: Period
+    no_data: NoData | None = Field(None, description="Present only when the period holds no data.")
     cells: list[HeatmapCell]
     totals: HeatmapTotals
     previous_totals: HeatmapTotals
@@ -131,6 +143,7 @@ class SlaDay(BaseModel):
 class SlaResponse(BaseModel):
     period: Period
     previous_period: Period
+    no_data: NoData | None = Field(None, description="Present only when the period holds no data.")
     clocks: list[ClockStats]
     previous_clocks: list[ClockStats]
     rows: list[SlaDay]
@@ -159,6 +172,7 @@ class PerformanceRow(PerformanceFigures):
 class PerformanceResponse(BaseModel):
     period: Period
     previous_period: Period
+    no_data: NoData | None = Field(None, description="Present only when the period holds no data.")
     sort: str
     rows: list[PerformanceRow]
 
@@ -179,6 +193,7 @@ class CallDay(CallFigures):
 class CallsResponse(BaseModel):
     period: Period
     previous_period: Period
+    no_data: NoData | None = Field(None, description="Present only when the period holds no data.")
     totals: CallFigures
     previous_totals: CallFigures
     change_pct: dict[str, float | None]

@@ -255,35 +255,41 @@ def _queue(request: Request, scope: Any, instance_id: list[str] | None, kind: st
     return {"items": rows, "count": len(rows)}
 
 
-@router.get("/sla/queue", response_model=SlaQueue, summary="Open conversations without a first response")
-@errors
-def sla_queue(
-    request: Request,
-    scope: Scope,
-    instance_id: Annotated[list[str] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
-    """Oldest first, each with ``sla.next_breach_at`` (the seed's partial-index query)."""
-    return _queue(request, scope, instance_id, "queue", limit)
+# The three live SLA lists: (path, kind, summary, description) — one endpoint function serves them all.
+SLA_LISTS = (
+    (
+        "/sla/queue",
+        "queue",
+        "Open conversations without a first response",
+        "Oldest first, each with ``sla.next_breach_at`` (the seed's partial-index query).",
+    ),
+    ("/sla/at-risk", "at_risk", "First response past the at-risk share of target", "Oldest first."),
+    ("/sla/breached", "breached", "First response target already missed", "Oldest first."),
+)
 
 
-@router.get("/sla/at-risk", response_model=SlaQueue, summary="First response past the at-risk share of target")
-@errors
-def sla_at_risk(
-    request: Request,
-    scope: Scope,
-    instance_id: Annotated[list[str] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
-    return _queue(request, scope, instance_id, "at_risk", limit)
+def sla_list(kind: str) -> Any:
+    """The endpoint of one live SLA list (``kind``: queue, at_risk or breached)."""
+
+    @errors
+    def endpoint(
+        request: Request,
+        scope: Scope,
+        instance_id: Annotated[list[str] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        return _queue(request, scope, instance_id, kind, limit)
+
+    return endpoint
 
 
-@router.get("/sla/breached", response_model=SlaQueue, summary="First response target already missed")
-@errors
-def sla_breached(
-    request: Request,
-    scope: Scope,
-    instance_id: Annotated[list[str] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
-    return _queue(request, scope, instance_id, "breached", limit)
+for _path, _kind, _summary, _description in SLA_LISTS:
+    router.add_api_route(
+        _path,
+        sla_list(_kind),
+        methods=["GET"],
+        response_model=SlaQueue,
+        summary=_summary,
+        description=_description,
+        name=f"sla_{_kind}",
+    )

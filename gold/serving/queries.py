@@ -1,4 +1,4 @@
-"""SQL the metrics endpoints run against the in-memory gold copy (see ``metrics_store``).
+"""SQL the metrics endpoints run against the in-memory gold copy (see ``gold.serving.reader``).
 
 Every query reads one period *and* the previous period of the same length in one pass (a
 ``period`` label column), filtered by the caller's instances. Values are inlined as escaped SQL
@@ -8,6 +8,10 @@ escaped) so DuckDB can prune by its zone maps.
 Filter semantics: ``team_id``/``attendant_id`` restrict messages to those sent by the attendants /
 teams (inbound messages have neither), and conversations to those assigned to them (assignee at
 resolution, or current while open).
+
+Statistics and SLA rules are the macros of ``gold.stats`` (installed in the reader's database):
+``sla_achievement``, ``achievement_pct``, ``bucket_counts``; the clocks and their columns are
+:data:`CLOCK_COLUMNS`, shared with the numpy fast path (``gold.serving.fast``).
 """
 
 from __future__ import annotations
@@ -15,13 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from gold.runner import BUCKETS
+from gold.stats import BUCKETS, QUANTILES
 
 
 def lit(value: str) -> str:
@@ -107,12 +109,9 @@ FRT_STATS = """
     quantile_cont(frt_business_seconds, 0.5) as frt_business_median_seconds,
     quantile_cont(resolution_seconds, 0.5) as resolution_median_seconds,
     quantile_cont(resolution_seconds, 0.9) as resolution_p90_seconds,
-    100.0 * count(*) filter (where frt_sla = 'met')
-        / nullif(count(*) filter (where frt_sla in ('met', 'breached')), 0) as frt_sla_achievement_pct,
-    100.0 * sum(next_reply_met) / nullif(sum(next_reply_met) + sum(next_reply_breached), 0)
-        as next_reply_sla_achievement_pct,
-    100.0 * count(*) filter (where resolution_sla = 'met')
-        / nullif(count(*) filter (where resolution_sla in ('met', 'breached')), 0) as resolution_sla_achievement_pct
+    sla_achievement(frt_sla) as frt_sla_achievement_pct,
+    achievement_pct(sum(next_reply_met), sum(next_reply_breached)) as next_reply_sla_achievement_pct,
+    sla_achievement(resolution_sla) as resolution_sla_achievement_pct
 """
 
 
@@ -211,105 +210,165 @@ def volume(con: duckdb.DuckDBPyConnection, f: Filters, granularity: str, by: str
 
 
 def heatmap(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
+    """Inbound messages and conversations opened by weekday × hour. Under a team/attendant filter
+    (module docstring) inbound messages are 0 and conversations are those assigned to the people,
+    so the cells come from ``conversation_facts`` (``gold.heatmap`` has no people columns)."""
+    if f.people:
+        source = (
+            "(select instance_id, opened_day as day, opened_weekday as weekday, opened_hour as hour, "
+            "0::bigint as inbound_messages, 1::bigint as conversations_opened from gold.conversation_facts "
+            f"where {f.where('opened_day', who='assignee_id', team='team_id')})"
+        )
+    else:
+        source = "gold.heatmap"
     cells = rows(
         con,
         "select weekday, hour, sum(inbound_messages)::bigint as inbound_messages, "
-        "sum(conversations_opened)::bigint as conversations_opened from gold.heatmap "
+        f"sum(conversations_opened)::bigint as conversations_opened from {source} "
         f"where {f.where('day', both=False)} group by weekday, hour order by weekday, hour",
     )
     totals = by_period(
         rows(
             con,
             f"select {f.period('day')} as period, sum(inbound_messages)::bigint as inbound_messages, "
-            f"sum(conversations_opened)::bigint as conversations_opened from gold.heatmap where {f.where('day')} "
+            f"sum(conversations_opened)::bigint as conversations_opened from {source} where {f.where('day')} "
             "group by 1",
         )
     )
     return {"cells": cells, "totals": totals.get("current", {}), "previous_totals": totals.get("previous", {})}
 
 
-BUCKET_EDGES = (60, 300, 900, 1800, 3600, 14400, 86400)
+class Clock(NamedTuple):
+    """One clock of docs/metrics.md § Clocks: the rows it is measured on and its gold columns — the
+    value and the SLA outcome/overdue seconds on each basis (``None``: the clock has no target)."""
+
+    name: str
+    source: str  # "inbound_facts" (conversations the customer opened), "facts" or "waits"
+    calendar: str
+    business: str
+    outcome_calendar: str | None
+    outcome_business: str | None
+    overdue_calendar: str | None
+    overdue_business: str | None
 
 
-def _clock_stats(clock: str, basis: str, values: pa.ChunkedArray, outcome: Any, overdue: Any) -> dict[str, Any]:
-    """count, mean, median, p90 (linear), buckets and SLA counts of one clock (pyarrow.compute)."""
-    valid = pc.drop_null(values)
-    n = len(valid)
-    quantiles = pc.quantile(valid, q=[0.5, 0.9]).to_pylist() if n else [None, None]
-    buckets: dict[str, int] = {}
-    lower = 0.0
-    for name, edge in zip(BUCKETS, (*BUCKET_EDGES, None), strict=True):
-        mask = pc.greater_equal(valid, lower)
-        if edge is not None:
-            mask = pc.and_(mask, pc.less(valid, edge))
-        buckets[name] = int(pc.sum(mask).as_py() or 0) if n else 0
-        lower = float(edge or 0)
-    met = breached = pending = 0
-    overdue_total = None
-    if outcome is not None:
-        met = int(pc.sum(pc.equal(outcome, "met")).as_py() or 0)
-        breached = int(pc.sum(pc.equal(outcome, "breached")).as_py() or 0)
-        pending = int(pc.sum(pc.equal(outcome, "pending")).as_py() or 0)
-        if breached:
-            overdue_total = pc.sum(pc.filter(overdue, pc.equal(outcome, "breached"))).as_py()
-    return {
-        "clock": clock,
-        "basis": basis,
-        "count": n,
-        "mean_seconds": pc.mean(valid).as_py() if n else None,
-        "median_seconds": quantiles[0],
-        "p90_seconds": quantiles[1],
-        "buckets": buckets,
-        "sla_met": met,
-        "sla_breached": breached,
-        "sla_pending": pending,
-        "achievement_pct": 100.0 * met / (met + breached) if met + breached else None,
-        "breached_overdue_seconds": overdue_total,
-    }
-
-
-# The four clocks of METRICS.md § Clocks: (clock, rows it is measured on, calendar seconds, business
-# seconds, SLA outcome, overdue seconds) — columns of gold/conversation_facts and gold/reply_waits.
-CLOCK_COLUMNS: tuple[tuple[str, str, str, str, str | None, str | None], ...] = (
-    ("first_response", "inbound_facts", "frt_seconds", "frt_business_seconds", "frt_sla", "frt_overdue_seconds"),
-    ("next_reply", "waits", "reply_seconds", "reply_business_seconds", "sla_outcome", "sla_overdue_seconds"),
-    (
+CLOCK_COLUMNS: tuple[Clock, ...] = (
+    Clock(
+        "first_response",
+        "inbound_facts",
+        "frt_seconds",
+        "frt_business_seconds",
+        "frt_sla_calendar",
+        "frt_sla_business",
+        "frt_overdue_calendar_seconds",
+        "frt_overdue_business_seconds",
+    ),
+    Clock(
+        "next_reply",
+        "waits",
+        "reply_seconds",
+        "reply_business_seconds",
+        "sla_outcome_calendar",
+        "sla_outcome_business",
+        "sla_overdue_calendar_seconds",
+        "sla_overdue_business_seconds",
+    ),
+    Clock(
         "resolution",
         "facts",
         "resolution_seconds",
         "resolution_business_seconds",
-        "resolution_sla",
-        "resolution_overdue_seconds",
+        "resolution_sla_calendar",
+        "resolution_sla_business",
+        "resolution_overdue_calendar_seconds",
+        "resolution_overdue_business_seconds",
     ),
-    ("handling", "facts", "handling_seconds", "handling_business_seconds", None, None),
+    Clock("handling", "facts", "handling_seconds", "handling_business_seconds", None, None, None, None),
 )
+BASES = ("calendar", "business")
+SOURCES = {
+    "inbound_facts": ("gold.conversation_facts", "origin = 'inbound'"),
+    "facts": ("gold.conversation_facts", "true"),
+    "waits": ("gold.reply_waits", "true"),
+}
+
+
+def empty_clock(clock: str, basis: str) -> dict[str, Any]:
+    """The statistics of a clock with no rows."""
+    return {
+        "clock": clock,
+        "basis": basis,
+        "count": 0,
+        "mean_seconds": None,
+        "median_seconds": None,
+        "p90_seconds": None,
+        "buckets": dict.fromkeys(BUCKETS, 0),
+        "sla_met": 0,
+        "sla_breached": 0,
+        "sla_pending": 0,
+        "achievement_pct": None,
+        "breached_overdue_seconds": None,
+    }
+
+
+def _clock_stats_sql(basis: str) -> str:
+    """count, mean, median/p90, buckets and SLA counts of one basis over the union of clock rows."""
+    v, o, od = f"v_{basis}", f"o_{basis}", f"od_{basis}"
+    qs = ", ".join(str(q) for q in QUANTILES)
+    return (
+        f"count({v}) as {basis}_count, avg({v}) as {basis}_mean, quantile_cont({v}, [{qs}]) as {basis}_q, "
+        f"bucket_counts({v}) as {basis}_buckets, "
+        f"count(*) filter (where {o} = 'met') as {basis}_met, "
+        f"count(*) filter (where {o} = 'breached') as {basis}_breached, "
+        f"count(*) filter (where {o} = 'pending') as {basis}_pending, "
+        f"sla_achievement({o}) as {basis}_pct, "
+        f"sum({od}) filter (where {o} = 'breached') as {basis}_overdue"
+    )
 
 
 def sla(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
-    """Clock statistics over the raw per-conversation / per-wait values of both periods."""
+    """Every clock on both bases (each basis's SLA outcomes on its own time), for both periods, and a
+    daily series by opened day (achievements on the policy's basis)."""
     where = f.where("opened_day", who="assignee_id", team="team_id")
-    facts = con.sql(
-        f"select {f.period('opened_day')} as period, origin = 'inbound' as inbound, "
-        "frt_seconds, frt_business_seconds, frt_sla, frt_overdue_seconds, "
-        "resolution_seconds, resolution_business_seconds, resolution_sla, resolution_overdue_seconds, "
-        f"handling_seconds, handling_business_seconds from gold.conversation_facts where {where}"
-    ).to_arrow_table()
-    waits = con.sql(
-        f"select {f.period('opened_day')} as period, reply_seconds, reply_business_seconds, sla_outcome, "
-        f"sla_overdue_seconds from gold.reply_waits where {where}"
-    ).to_arrow_table()
+    parts = []
+    for c in CLOCK_COLUMNS:
+        table, cond = SOURCES[c.source]
+        cols = [c.calendar, c.business, c.outcome_calendar, c.outcome_business, c.overdue_calendar, c.overdue_business]
+        values = ", ".join(col or "null" for col in cols)
+        parts.append(
+            f"select {f.period('opened_day')} as period, {lit(c.name)} as clock, {values} "
+            f"from {table} where {cond} and {where}"
+        )
+    union = " union all ".join(parts)
+    stats = rows(
+        con,
+        f"select period, clock, {_clock_stats_sql('calendar')}, {_clock_stats_sql('business')} "
+        f"from ({union}) v(period, clock, v_calendar, v_business, o_calendar, o_business, od_calendar, od_business) "
+        "group by period, clock",
+    )
+    found = {(r["period"], r["clock"]): r for r in stats}
     clocks: dict[str, list[dict[str, Any]]] = {}
     for period in ("current", "previous"):
-        fp = facts.filter(pc.equal(facts["period"], period))
-        wp = waits.filter(pc.equal(waits["period"], period))
-        sources = {"inbound_facts": fp.filter(fp["inbound"]), "waits": wp, "facts": fp}
-        spec = [(clock, sources[source], *columns) for clock, source, *columns in CLOCK_COLUMNS]
-        out: list[dict[str, Any]] = []
-        for clock, table, cal, bus, outcome, overdue in spec:
-            oc = table[outcome] if outcome else None
-            od = table[overdue] if overdue else None
-            out.append(_clock_stats(clock, "calendar", table[cal], oc, od))
-            out.append(_clock_stats(clock, "business", table[bus], oc, od))
+        out = []
+        for c in CLOCK_COLUMNS:
+            r = found.get((period, c.name))
+            for basis in BASES:
+                stat = empty_clock(c.name, basis)
+                if r is not None:
+                    quantiles = r[f"{basis}_q"] or [None, None]
+                    stat.update(
+                        count=r[f"{basis}_count"],
+                        mean_seconds=r[f"{basis}_mean"],
+                        median_seconds=quantiles[0],
+                        p90_seconds=quantiles[1],
+                        buckets=dict(zip(BUCKETS, r[f"{basis}_buckets"], strict=True)),
+                        sla_met=r[f"{basis}_met"],
+                        sla_breached=r[f"{basis}_breached"],
+                        sla_pending=r[f"{basis}_pending"],
+                        achievement_pct=r[f"{basis}_pct"],
+                        breached_overdue_seconds=r[f"{basis}_overdue"] if r[f"{basis}_breached"] else None,
+                    )
+                out.append(stat)
         clocks[period] = out
     days = rows(
         con,
@@ -317,14 +376,10 @@ def sla(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
         select opened_day as day, count(*)::bigint as conversations,
                quantile_cont(frt_seconds, 0.5) as frt_median_seconds,
                quantile_cont(frt_seconds, 0.9) as frt_p90_seconds,
-               100.0 * count(*) filter (where frt_sla = 'met')
-                   / nullif(count(*) filter (where frt_sla in ('met', 'breached')), 0) as frt_achievement_pct,
-               100.0 * sum(next_reply_met) / nullif(sum(next_reply_met) + sum(next_reply_breached), 0)
-                   as next_reply_achievement_pct,
+               sla_achievement(frt_sla) as frt_achievement_pct,
+               achievement_pct(sum(next_reply_met), sum(next_reply_breached)) as next_reply_achievement_pct,
                quantile_cont(resolution_seconds, 0.5) as resolution_median_seconds,
-               100.0 * count(*) filter (where resolution_sla = 'met')
-                   / nullif(count(*) filter (where resolution_sla in ('met', 'breached')), 0)
-                   as resolution_achievement_pct
+               sla_achievement(resolution_sla) as resolution_achievement_pct
         from gold.conversation_facts
         where {f.where("opened_day", who="assignee_id", team="team_id", both=False)}
         group by opened_day order by opened_day
@@ -358,8 +413,7 @@ def performance(con: duckdb.DuckDBPyConnection, f: Filters, dimension: str, sort
         f"""select {f.period("opened_day")} as period, {frt_key} as id, count(*)::bigint as first_responses,
                    quantile_cont(frt_seconds, 0.5) as frt_median_seconds,
                    quantile_cont(frt_seconds, 0.9) as frt_p90_seconds,
-                   100.0 * count(*) filter (where frt_sla = 'met')
-                       / nullif(count(*) filter (where frt_sla in ('met', 'breached')), 0) as frt_achievement_pct
+                   sla_achievement(frt_sla) as frt_achievement_pct
             from gold.conversation_facts where {where("opened_day", frt_key)} and first_response_at is not null
             group by 1, 2""",
         f"""select {f.period("opened_day")} as period, {res_key} as id,

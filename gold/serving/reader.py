@@ -1,4 +1,4 @@
-"""The metrics API's read side: a long-lived in-memory DuckDB copy of gold, refreshed on change.
+"""The metrics reader: a long-lived in-memory DuckDB copy of gold, refreshed on change.
 
 At first use every ``gold/<table>`` Delta table is loaded into an in-memory DuckDB database (native
 tables scan far faster than Arrow datasets, which keeps endpoint latency in milliseconds). A
@@ -6,22 +6,26 @@ background thread checks the tables' Delta versions every ``gold_refresh_seconds
 changed, loads a fresh copy and swaps it in atomically; requests in flight keep the old copy.
 :attr:`GoldReader.fingerprint` (the versions) is part of every cache key, so a rebuild of gold
 invalidates cached answers. With the DuckDB copy it builds the numpy arrays of the fast path
-(``metrics_fast``) and swaps both together.
+(``gold.serving.fast``) and swaps both together. The copy has the ``gold.stats`` macros installed,
+so the serving SQL (``gold.serving.queries``) names the same rules as the gold build, and it knows
+each instance's first and last day with data (:meth:`GoldReader.data_days`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from api.routes import metrics_fast
 from core.logging import get_logger
 from gold.runner import GOLD_TABLES
+from gold.serving import fast
+from gold.stats import install as install_macros
 from storage.lake import Lake
 
 log = get_logger(__name__)
@@ -39,6 +43,12 @@ DERIVED = (
     "create table gold.daily_totals as select instance_id, day, direction, "
     "sum(messages)::bigint as messages, sum(automated_messages)::bigint as automated_messages "
     "from gold.daily_volume group by all order by instance_id, day",
+)
+# Each instance's first and last local day with data (messages, conversations or calls).
+DATA_DAYS = (
+    "select instance_id, min(day), max(day) from (select instance_id, day from gold.daily_totals "
+    "union all select instance_id, opened_day from gold.conversation_facts "
+    "union all select instance_id, day from gold.calls_daily) group by instance_id"
 )
 
 
@@ -67,8 +77,9 @@ class GoldReader:
         self.background = background
         self._lock = threading.Lock()
         self._db: duckdb.DuckDBPyConnection | None = None
-        self._arrays: metrics_fast.GoldArrays | None = None
+        self._arrays: fast.GoldArrays | None = None
         self._versions: dict[str, int | None] = {}
+        self._days: dict[str, tuple[date, date]] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -87,11 +98,19 @@ class GoldReader:
         assert self._db is not None
         return self._db.cursor()
 
-    def arrays(self) -> metrics_fast.GoldArrays:
+    def arrays(self) -> fast.GoldArrays:
         """The fast path's numpy copy of the current gold (swapped with the DuckDB copy)."""
         self._ensure_loaded()
         assert self._arrays is not None
         return self._arrays
+
+    def data_days(self, instance_ids: list[str]) -> tuple[date, date] | None:
+        """The first and last local day holding data for any of ``instance_ids`` (None: no data)."""
+        self._ensure_loaded()
+        spans = [self._days[i] for i in instance_ids if i in self._days]
+        if not spans:
+            return None
+        return min(s[0] for s in spans), max(s[1] for s in spans)
 
     def _current_versions(self) -> dict[str, int | None]:
         return {t: self.lake.version(f"gold/{t}") for t in GOLD_TABLES}
@@ -105,11 +124,12 @@ class GoldReader:
         db = duckdb.connect(":memory:")
         db.execute("set TimeZone = 'UTC'")
         db.execute("create schema if not exists gold")
+        install_macros(db)
         empties = empty_gold()
         for table in GOLD_TABLES:
             version = versions[table]
             source: Any = (
-                self.lake.open(f"gold/{table}", version=version).to_pyarrow_dataset()
+                self.lake.dataset(f"gold/{table}", self.lake.open(f"gold/{table}", version=version))
                 if version is not None
                 else empties[table]
             )
@@ -119,9 +139,10 @@ class GoldReader:
             db.unregister("__src")
         for statement in DERIVED:
             db.execute(statement)
-        arrays = metrics_fast.build(db)
+        arrays = fast.build(db)
+        days = {r[0]: (r[1], r[2]) for r in db.execute(DATA_DAYS).fetchall()}
         with self._lock:
-            old, self._db, self._arrays, self._versions = self._db, db, arrays, versions
+            old, self._db, self._arrays, self._versions, self._days = self._db, db, arrays, versions, days
         if old is not None:
             # Cursors already handed out keep the old database alive until they finish.
             del old

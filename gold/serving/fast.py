@@ -1,15 +1,17 @@
 """Fast path of the metrics API: gold as per-instance numpy columns, computed with vectorized numpy.
 
-When gold is loaded (``metrics_store.GoldReader.refresh``), :func:`build` copies the columns the
+When gold is loaded (``gold.serving.reader.GoldReader.refresh``), :func:`build` copies the columns the
 dashboard queries need out of the in-memory DuckDB gold into numpy arrays, sorted by instance and
 day, with each instance's row range. A query without team/attendant filters then slices its
 instances' rows for the day range (binary search) and aggregates with ``np.bincount`` and sorted
 quantiles, instead of planning and running several DuckDB statements (≈ 1–2 ms each).
 
-Each function returns exactly what its SQL twin in ``metrics_queries`` returns (same keys, same
+Each function returns exactly what its SQL twin in ``gold.serving.queries`` returns (same keys, same
 order, same values up to float rounding); the SQL path stays for people-filtered queries and is the
 reference the tests compare this path with. Quantiles interpolate linearly (DuckDB's
 ``quantile_cont``); ``NaN`` stands for SQL ``NULL`` in float columns, ``-1`` in code columns.
+The definitions — bucket edges, outcome codes, SLA achievement — come from ``gold.stats``, the clocks
+and their columns from ``queries.CLOCK_COLUMNS``: nothing here restates a metric.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from api.routes import metrics_queries
-from api.routes.metrics_queries import BUCKET_EDGES, Filters
-from gold.runner import BUCKETS
+from gold.serving import queries
+from gold.serving.queries import BASES, CLOCK_COLUMNS, Filters
+from gold.stats import BUCKET_EDGES, BUCKETS, OUTCOME_CODES, QUANTILES, achievement_pct
 
 EPOCH = date(1970, 1, 1)
-OUTCOMES = {"met": 1, "breached": 2, "pending": 3}
+MET, BREACHED, PENDING = OUTCOME_CODES["met"], OUTCOME_CODES["breached"], OUTCOME_CODES["pending"]
 NO_DAY = np.iinfo(np.int32).min
 
 
@@ -104,7 +106,23 @@ def _nan(column: str) -> str:
 
 
 def _outcome(column: str) -> str:
-    return f"(case {column} when 'met' then 1 when 'breached' then 2 when 'pending' then 3 else 0 end)::tinyint"
+    arms = " ".join(f"when '{name}' then {code}" for name, code in OUTCOME_CODES.items())
+    return f"(case {column} {arms} else 0 end)::tinyint"
+
+
+def _clock_columns(source: tuple[str, ...], values: tuple[str, ...], outcomes: tuple[str, ...]) -> tuple[str, ...]:
+    names = [n for c in CLOCK_COLUMNS if c.source in source for n in (getattr(c, k) for k in values) if n is not None]
+    return tuple(dict.fromkeys(names + list(outcomes)))
+
+
+_VALUES = ("calendar", "business", "overdue_calendar", "overdue_business")
+_OUTCOMES = ("outcome_calendar", "outcome_business")
+# Float and outcome-code columns of the facts and waits arrays: every clock column of CLOCK_COLUMNS,
+# plus the policy-basis outcomes/overdue the overview and daily series read.
+FACT_VALUES = _clock_columns(("facts", "inbound_facts"), _VALUES, ("frt_overdue_seconds", "resolution_overdue_seconds"))
+FACT_OUTCOMES = _clock_columns(("facts", "inbound_facts"), _OUTCOMES, ("frt_sla", "resolution_sla"))
+WAIT_VALUES = _clock_columns(("waits",), _VALUES, ())
+WAIT_OUTCOMES = _clock_columns(("waits",), _OUTCOMES, ())
 
 
 @dataclass
@@ -122,7 +140,7 @@ class GoldArrays:
 
 
 def build(con: duckdb.DuckDBPyConnection) -> GoldArrays:
-    """Build the arrays from the in-memory gold (tables and rollups created by ``metrics_store``)."""
+    """Build the arrays from the in-memory gold (tables and rollups created by ``gold.serving.reader``)."""
     con.execute(
         "create or replace temp table __ids as select row_number() over (order by id)::int - 1 as code, id from "
         "(select distinct id from (select unnest([first_responder_id, first_responder_team_id, assignee_id, "
@@ -175,21 +193,8 @@ def build(con: duckdb.DuckDBPyConnection) -> GoldArrays:
                 "inbound": "coalesce(origin = 'inbound', false)",
                 "has_first_response": "first_response_at is not null",
                 "has_resolved": "resolved_at is not null",
-                **{
-                    c: _nan(c)
-                    for c in (
-                        "frt_seconds",
-                        "frt_business_seconds",
-                        "frt_overdue_seconds",
-                        "resolution_seconds",
-                        "resolution_business_seconds",
-                        "resolution_overdue_seconds",
-                        "handling_seconds",
-                        "handling_business_seconds",
-                    )
-                },
-                "frt_sla": _outcome("frt_sla"),
-                "resolution_sla": _outcome("resolution_sla"),
+                **{c: _nan(c) for c in FACT_VALUES},
+                **{c: _outcome(c) for c in FACT_OUTCOMES},
                 "next_reply_met": "coalesce(next_reply_met, 0)",
                 "next_reply_breached": "coalesce(next_reply_breached, 0)",
                 "next_reply_null": "(next_reply_met is null)::int + (next_reply_breached is null)::int * 2",
@@ -203,12 +208,7 @@ def build(con: duckdb.DuckDBPyConnection) -> GoldArrays:
             con,
             "gold.reply_waits",
             "opened_day",
-            {
-                "reply_seconds": _nan("reply_seconds"),
-                "reply_business_seconds": _nan("reply_business_seconds"),
-                "sla_outcome": _outcome("sla_outcome"),
-                "sla_overdue_seconds": _nan("sla_overdue_seconds"),
-            },
+            {**{c: _nan(c) for c in WAIT_VALUES}, **{c: _outcome(c) for c in WAIT_OUTCOMES}},
         ),
         calls=_load(
             con, "gold.calls_daily", "day", {"offered": "coalesce(offered, 0)", "missed": "coalesce(missed, 0)"}
@@ -255,10 +255,6 @@ def sorted_quantiles(ordered: np.ndarray, qs: Sequence[float]) -> list[float | N
 def mean(values: np.ndarray) -> float | None:
     valid = values[~np.isnan(values)]
     return float(valid.mean()) if len(valid) else None
-
-
-def pct(part: int, whole: int) -> float | None:
-    return 100.0 * part / whole if whole else None
 
 
 def partitioned_quantiles(valid: np.ndarray, qs: Sequence[float]) -> list[float | None]:
@@ -335,8 +331,8 @@ def overview(g: GoldArrays, f: Filters) -> dict[str, dict[str, Any]]:
 def _frt_stats(x: dict[str, np.ndarray]) -> dict[str, Any]:
     frt_median, frt_p90 = quantiles(x["frt_seconds"], (0.5, 0.9))
     res_median, res_p90 = quantiles(x["resolution_seconds"], (0.5, 0.9))
-    frt_met, frt_breached = int((x["frt_sla"] == 1).sum()), int((x["frt_sla"] == 2).sum())
-    res_met, res_breached = int((x["resolution_sla"] == 1).sum()), int((x["resolution_sla"] == 2).sum())
+    frt_met, frt_breached = int((x["frt_sla"] == MET).sum()), int((x["frt_sla"] == BREACHED).sum())
+    res_met, res_breached = int((x["resolution_sla"] == MET).sum()), int((x["resolution_sla"] == BREACHED).sum())
     nr_met, nr_breached = _next_reply_sums(x)
     return {
         "frt_mean_seconds": mean(x["frt_seconds"]),
@@ -345,11 +341,9 @@ def _frt_stats(x: dict[str, np.ndarray]) -> dict[str, Any]:
         "frt_business_median_seconds": quantiles(x["frt_business_seconds"], (0.5,))[0],
         "resolution_median_seconds": res_median,
         "resolution_p90_seconds": res_p90,
-        "frt_sla_achievement_pct": pct(frt_met, frt_met + frt_breached),
-        "next_reply_sla_achievement_pct": None
-        if nr_met is None or nr_breached is None
-        else pct(nr_met, nr_met + nr_breached),
-        "resolution_sla_achievement_pct": pct(res_met, res_met + res_breached),
+        "frt_sla_achievement_pct": achievement_pct(frt_met, frt_breached),
+        "next_reply_sla_achievement_pct": achievement_pct(nr_met, nr_breached),
+        "resolution_sla_achievement_pct": achievement_pct(res_met, res_breached),
     }
 
 
@@ -456,15 +450,16 @@ def _clock_stats(
 ) -> dict[str, Any]:
     valid = values[~np.isnan(values)]
     n = len(valid)
-    median, p90 = partitioned_quantiles(valid, (0.5, 0.9))
+    median, p90 = partitioned_quantiles(valid, QUANTILES)
     # bucket i holds lower[i] <= v < lower[i + 1]; the SQL buckets start at 0 (negative values: none)
     counts = np.bincount(np.searchsorted(BUCKET_LOWER, valid, "right"), minlength=len(BUCKET_LOWER) + 1)[1:].tolist()
     met = breached = pending = 0
     overdue_total = None
     if outcome is not None:
-        met, breached, pending = np.bincount(outcome, minlength=4)[1:4].tolist()
+        counts_by_code = np.bincount(outcome, minlength=max(OUTCOME_CODES.values()) + 1)
+        met, breached, pending = (int(counts_by_code[c]) for c in (MET, BREACHED, PENDING))
         if breached:
-            od = overdue[outcome == 2]
+            od = overdue[outcome == BREACHED]
             od = od[~np.isnan(od)]
             overdue_total = float(od.sum()) if len(od) else None
     return {
@@ -478,22 +473,24 @@ def _clock_stats(
         "sla_met": met,
         "sla_breached": breached,
         "sla_pending": pending,
-        "achievement_pct": pct(met, met + breached),
+        "achievement_pct": achievement_pct(met, breached),
         "breached_overdue_seconds": overdue_total,
     }
 
 
 def _clocks(fp: dict[str, np.ndarray], wp: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Every clock of ``CLOCK_COLUMNS`` on both bases, each basis with its own SLA outcomes."""
     inbound = fp["inbound"]
-    first_response = next(c for _, source, *c in metrics_queries.CLOCK_COLUMNS if source == "inbound_facts")
-    sources = {"inbound_facts": {k: fp[k][inbound] for k in first_response if k}, "waits": wp, "facts": fp}
-    spec = [(clock, sources[source], *columns) for clock, source, *columns in metrics_queries.CLOCK_COLUMNS]
+    masked = {k for c in CLOCK_COLUMNS if c.source == "inbound_facts" for k in c[2:] if k}
+    sources = {"inbound_facts": {k: fp[k][inbound] for k in masked}, "waits": wp, "facts": fp}
     out = []
-    for clock, t, cal, bus, outcome, overdue in spec:
-        oc = t[outcome] if outcome else None
-        od = t[overdue] if overdue else None
-        out.append(_clock_stats(clock, "calendar", t[cal], oc, od))
-        out.append(_clock_stats(clock, "business", t[bus], oc, od))
+    for c in CLOCK_COLUMNS:
+        t = sources[c.source]
+        for basis in BASES:
+            outcome, overdue = getattr(c, f"outcome_{basis}"), getattr(c, f"overdue_{basis}")
+            oc = t[outcome] if outcome else None
+            od = t[overdue] if overdue else None
+            out.append(_clock_stats(c.name, basis, t[getattr(c, basis)], oc, od))
     return out
 
 
@@ -523,8 +520,8 @@ def _sla_days(x: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     conversations = np.bincount(inverse, minlength=n).tolist()
     frt_q = grouped_quantiles(inverse, x["frt_seconds"], (0.5, 0.9))
     res_q = grouped_quantiles(inverse, x["resolution_seconds"], (0.5,))
-    frt_met, frt_breached = count(x["frt_sla"] == 1), count(x["frt_sla"] == 2)
-    res_met, res_breached = count(x["resolution_sla"] == 1), count(x["resolution_sla"] == 2)
+    frt_met, frt_breached = count(x["frt_sla"] == MET), count(x["frt_sla"] == BREACHED)
+    res_met, res_breached = count(x["resolution_sla"] == MET), count(x["resolution_sla"] == BREACHED)
     nr_met, nr_breached = total(x["next_reply_met"]), total(x["next_reply_breached"])
     nr_met_any = count((x["next_reply_null"] & 1) == 0)
     nr_breached_any = count((x["next_reply_null"] & 2) == 0)
@@ -538,10 +535,10 @@ def _sla_days(x: dict[str, np.ndarray]) -> list[dict[str, Any]]:
                 "conversations": conversations[i],
                 "frt_median_seconds": fq[0],
                 "frt_p90_seconds": fq[1],
-                "frt_achievement_pct": pct(frt_met[i], frt_met[i] + frt_breached[i]),
-                "next_reply_achievement_pct": pct(nr_met[i], nr_met[i] + nr_breached[i]) if nr_ok else None,
+                "frt_achievement_pct": achievement_pct(frt_met[i], frt_breached[i]),
+                "next_reply_achievement_pct": achievement_pct(nr_met[i], nr_breached[i]) if nr_ok else None,
                 "resolution_median_seconds": res_q.get(i, [None])[0],
-                "resolution_achievement_pct": pct(res_met[i], res_met[i] + res_breached[i]),
+                "resolution_achievement_pct": achievement_pct(res_met[i], res_breached[i]),
             }
         )
     return rows
@@ -549,7 +546,7 @@ def _sla_days(x: dict[str, np.ndarray]) -> list[dict[str, Any]]:
 
 # --- attendant / team ranking ----------------------------------------------------------------
 def performance(g: GoldArrays, f: Filters, dimension: str, sort: str) -> dict[str, Any]:
-    """Attendant or team ranking with previous-period values (as ``metrics_queries.performance``)."""
+    """Attendant or team ranking with previous-period values (as ``queries.performance``)."""
     attendant = dimension == "attendant"
     if attendant:
         msg_key, frt_key, res_key = "attendant", "first_responder", "assignee"
@@ -568,10 +565,10 @@ def performance(g: GoldArrays, f: Filters, dimension: str, sort: str) -> dict[st
         _assigned_by(periods[period], x, res_key)
     # Resolved in either period, whenever opened (conversations open before they resolve).
     _resolved_by(periods, g.facts.select(f.instance_ids, date.min, f.end), res_key, f)
-    defaults = metrics_queries.RANKING_DEFAULTS
+    defaults = queries.RANKING_DEFAULTS
     current = {g.ids[k]: {**defaults, **v, "id": g.ids[k]} for k, v in periods["current"].items()}
     previous = {g.ids[k]: {**defaults, **v, "id": g.ids[k]} for k, v in periods["previous"].items()}
-    return metrics_queries.ranked(current, previous, sort)
+    return queries.ranked(current, previous, sort)
 
 
 def _grouped_sums(keys: np.ndarray, values: np.ndarray, team: np.ndarray) -> list[tuple[int, int, int]]:
@@ -593,8 +590,8 @@ def _frt_by(rows: dict[int, dict[str, Any]], x: dict[str, np.ndarray], key: str)
     uniq, inverse = np.unique(keys, return_inverse=True)
     counts = np.bincount(inverse, minlength=len(uniq)).tolist()
     sla = x["frt_sla"][keep]
-    met = np.bincount(inverse[sla == 1], minlength=len(uniq)).tolist()
-    breached = np.bincount(inverse[sla == 2], minlength=len(uniq)).tolist()
+    met = np.bincount(inverse[sla == MET], minlength=len(uniq)).tolist()
+    breached = np.bincount(inverse[sla == BREACHED], minlength=len(uniq)).tolist()
     q = grouped_quantiles(inverse, x["frt_seconds"][keep], (0.5, 0.9))
     for i, k in enumerate(uniq.tolist()):
         median, p90 = q.get(i, [None, None])
@@ -602,7 +599,7 @@ def _frt_by(rows: dict[int, dict[str, Any]], x: dict[str, np.ndarray], key: str)
             first_responses=counts[i],
             frt_median_seconds=median,
             frt_p90_seconds=p90,
-            frt_achievement_pct=pct(met[i], met[i] + breached[i]),
+            frt_achievement_pct=achievement_pct(met[i], breached[i]),
         )
 
 
