@@ -111,16 +111,18 @@ class Receiver:
 
         offered = presented(headers, envelope.apikey)
         try:
-            credential = self.credentials.get(envelope.instance)
-            if credential is None and await self.credentials.refresh_on_miss():
-                credential = self.credentials.get(envelope.instance)
+            credential, stamp = self.credentials.lookup(envelope.instance)
+            if credential is None:  # registered since our last reload? wait for a fresh one
+                await self.credentials.reload_after(stamp)
+                credential, stamp = self.credentials.lookup(envelope.instance)
             if credential is None:
                 log.warning("webhook for unknown instance refused", instance=envelope.instance)
                 return reject(401, "unknown_instance", "unknown instance or invalid credentials")
             result = authenticate(credential, offered)
-            if not result.ok and result.reason == "wrong_token" and await self.credentials.refresh_on_miss():
-                # The token may have been rotated since the last reload.
-                credential = self.credentials.get(envelope.instance)
+            if not result.ok and result.reason == "wrong_token":
+                # The token may have been rotated since the reload this credential came from.
+                await self.credentials.reload_after(stamp)
+                credential, _ = self.credentials.lookup(envelope.instance)
                 if credential is not None:
                     result = authenticate(credential, offered)
         except CredentialStoreUnavailableError:

@@ -1,0 +1,91 @@
+"""Receiver hardening (issue 12): no false 401 on a fresh instance or a rotated token, unparseable
+authenticated bodies quarantined, capped logging of unauthenticated input, secrets kept out of bronze."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from bronze.schema import QUARANTINE, WEBHOOK_EVENTS
+from core.settings import Settings
+from storage.instances import add_instance
+from storage.lake import Lake
+from storage.tables import instances
+from tests.test_receiver import INSTANCE, TOKEN, app, envelope, run, sqlite_app, table_rows
+
+__all__ = ["app", "sqlite_app"]  # fixtures shared with test_receiver
+
+BURST = 200
+CONCURRENCY = 32
+
+
+async def burst(client: httpx.AsyncClient, bodies: list[bytes], token: str) -> list[int]:
+    """POST ``bodies`` with at most CONCURRENCY requests in flight; the statuses in order."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(body: bytes) -> int:
+        async with gate:
+            response = await client.post("/webhooks/evolution", content=body, headers={"apikey": token})
+            return response.status_code
+
+    return list(await asyncio.gather(*(one(b) for b in bodies)))
+
+
+def test_burst_at_registration_gets_no_false_401(app: FastAPI, engine: sa.Engine, lake: Lake) -> None:
+    """A new instance's history sync starts the moment it is registered: every webhook is accepted."""
+    statuses: list[int] = []
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        await asyncio.to_thread(add_instance, engine, "loja-nova", "acme", token="t-nova")
+        bodies = [envelope(instance="loja-nova", data={"key": {"id": f"M{i}"}}) for i in range(BURST)]
+        statuses.extend(await burst(client, bodies, "t-nova"))
+
+    run(app, scenario)
+    assert statuses.count(200) == BURST, {s: statuses.count(s) for s in set(statuses)}
+    assert len(table_rows(lake, WEBHOOK_EVENTS)) == BURST
+
+
+def test_burst_after_token_rotation_gets_no_false_401(app: FastAPI, engine: sa.Engine, lake: Lake) -> None:
+    statuses: list[int] = []
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        first = await client.post("/webhooks/evolution", content=envelope(), headers={"apikey": TOKEN})
+        assert first.status_code == 200
+        from storage.secrets import hash_token
+
+        def rotate() -> None:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.update(instances).where(instances.c.id == INSTANCE).values(webhook_token_hash=hash_token("t-2"))
+                )
+
+        await asyncio.to_thread(rotate)
+        bodies = [envelope(data={"key": {"id": f"R{i}"}}) for i in range(BURST)]
+        statuses.extend(await burst(client, bodies, "t-2"))
+        old = await client.post("/webhooks/evolution", content=envelope(), headers={"apikey": TOKEN})
+        assert old.status_code == 401  # the previous token no longer works
+
+    run(app, scenario)
+    assert statuses.count(200) == BURST, {s: statuses.count(s) for s in set(statuses)}
+    assert len(table_rows(lake, WEBHOOK_EVENTS)) == BURST + 1
+
+
+def test_unknown_instances_share_paced_reloads(sqlite_app: FastAPI, settings: Settings) -> None:
+    """Random instance names cannot hammer the store: a burst of misses costs a couple of reloads."""
+    seen: dict[str, Any] = {}
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        cache = sqlite_app.state.receiver.credentials
+        before = cache._started
+        bodies = [envelope(instance=f"nope-{i}") for i in range(64)]
+        seen["statuses"] = await burst(client, bodies, "x")
+        seen["reloads"] = cache._started - before
+
+    run(sqlite_app, scenario)
+    assert set(seen["statuses"]) == {401}
+    assert seen["reloads"] <= 3
