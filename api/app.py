@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from api.errors import LogSafetyMiddleware
 from api.ingest.lifespan import receiver_lifespan
 from api.routes import admin, health, insights, metrics, operations, webhooks
 from core.settings import Settings, get_settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(insights.router)
     app.include_router(admin.router)
     app.add_middleware(webhooks.WebhookFastPath)
+    app.add_middleware(LogSafetyMiddleware)  # outermost: added last
     return app
 
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from bronze.schema import QUARANTINE, WEBHOOK_EVENTS
+from bronze.schema import WEBHOOK_EVENTS
 from core.settings import Settings
 from storage.instances import add_instance
 from storage.lake import Lake
@@ -89,3 +89,27 @@ def test_unknown_instances_share_paced_reloads(sqlite_app: FastAPI, settings: Se
     run(sqlite_app, scenario)
     assert set(seen["statuses"]) == {401}
     assert seen["reloads"] <= 3
+
+
+@pytest.mark.parametrize("json_logs", [False, True])
+def test_unauthenticated_input_is_logged_capped(sqlite_app: FastAPI, json_logs: bool) -> None:
+    """A 200 KB instance name adds at most ~200 bytes to the log, whatever the renderer."""
+    import io
+
+    from core.logging import configure_logging
+
+    sizes: dict[str, int] = {}
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        for label, name in (("short", "x"), ("huge", "x" * 200_000)):
+            buffer = io.StringIO()
+            configure_logging("INFO", json_logs, stream=buffer)
+            for headers in ({"apikey": "wrong"}, {}):  # unknown instance, then known instance + no token
+                await client.post("/webhooks/evolution", content=envelope(instance=name), headers=headers)
+            await client.post("/webhooks/evolution", content=envelope(instance=INSTANCE), headers={"apikey": "x"})
+            sizes[label] = len(buffer.getvalue().encode())
+        configure_logging("INFO", False)
+
+    run(sqlite_app, scenario)
+    assert sizes["short"] > 0
+    assert sizes["huge"] - sizes["short"] <= 2 * 200, sizes
