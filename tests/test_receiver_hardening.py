@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from bronze.schema import WEBHOOK_EVENTS
+from bronze.schema import QUARANTINE, WEBHOOK_EVENTS
 from core.settings import Settings
 from storage.instances import add_instance
 from storage.lake import Lake
@@ -113,3 +113,57 @@ def test_unauthenticated_input_is_logged_capped(sqlite_app: FastAPI, json_logs: 
     run(sqlite_app, scenario)
     assert sizes["short"] > 0
     assert sizes["huge"] - sizes["short"] <= 2 * 200, sizes
+
+
+GOOD = b'{"event": "messages.upsert", "instance": "loja-centro", "data": {"message": {"conversation": "ol\xc3\xa1"}}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "reason"),
+    [
+        (GOOD[:-7], {"apikey": TOKEN}, "invalid_json"),  # truncated
+        (GOOD.replace(b"ol\xc3\xa1", b"ol\xe1"), {"apikey": TOKEN}, "invalid_encoding"),  # latin-1
+        (GOOD.replace(b"ol\xc3\xa1", b"\xff\xfe\xfd"), {"apikey": TOKEN}, "invalid_encoding"),  # not UTF-8 at all
+        (GOOD.decode().encode("utf-16"), {"apikey": TOKEN}, "invalid_encoding"),  # UTF-16 with BOM
+        (GOOD.decode().encode("utf-16-le"), {"authorization": f"Bearer {TOKEN}"}, "invalid_encoding"),
+        (b"[1, 2]", {"apikey": TOKEN}, "not_object"),  # no instance in the body: the token names it
+        (b"", {"apikey": TOKEN}, "empty_body"),
+        (  # latin-1 body authenticated by its envelope apikey (global webhooks send no headers)
+            b'{"event": "messages.upsert", "instance": "loja-centro", "apikey": "'
+            + TOKEN.encode()
+            + b'", "x": "\xe9"}',
+            {},
+            "invalid_encoding",
+        ),
+    ],
+    ids=["truncated", "latin-1", "non-utf8", "utf-16-bom", "utf-16-le", "array", "empty", "envelope-apikey"],
+)
+def test_authenticated_unparseable_bodies_are_quarantined(
+    sqlite_app: FastAPI, lake: Lake, body: bytes, headers: dict[str, str], reason: str
+) -> None:
+    seen: dict[str, Any] = {}
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        response = await client.post("/webhooks/evolution", content=body, headers=headers)
+        seen["status"], seen["json"] = response.status_code, response.json()
+
+    run(sqlite_app, scenario)
+    assert seen["status"] == 422, seen
+    assert seen["json"]["quarantined"] is True
+    assert seen["json"]["reason"] == f"quarantined_{reason}"
+    [row] = table_rows(lake, QUARANTINE)
+    assert row["receipt_id"] == seen["json"]["receipt_id"]
+    assert row["body"] == body  # raw bytes, as received
+    assert row["reason"] == reason
+    assert row["instance"] == INSTANCE
+    assert table_rows(lake, WEBHOOK_EVENTS) == []
+
+
+def test_unparseable_body_with_a_wrong_token_is_400_and_not_kept(sqlite_app: FastAPI, lake: Lake) -> None:
+    async def scenario(client: httpx.AsyncClient) -> None:
+        response = await client.post("/webhooks/evolution", content=GOOD[:-7], headers={"apikey": "wrong"})
+        assert response.status_code == 400
+        assert response.json()["reason"] == "invalid_json"
+
+    run(sqlite_app, scenario)
+    assert table_rows(lake, QUARANTINE) == []

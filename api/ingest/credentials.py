@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from core.logging import get_logger
 from storage.instances import InstanceCredential
+from storage.secrets import hash_token
 
 log = get_logger(__name__)
 
@@ -40,6 +41,7 @@ class CredentialCache:
         self.refresh_seconds = refresh_seconds
         self.miss_refresh_interval = miss_refresh_interval
         self._credentials: dict[str, InstanceCredential] = {}
+        self._by_token_hash: dict[str, InstanceCredential] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.loaded_at: float | None = None  # monotonic time of the last successful load
@@ -61,6 +63,10 @@ class CredentialCache:
     def lookup(self, instance_id: str) -> tuple[InstanceCredential | None, int]:
         """The cached credential and a stamp of the data it came from (for :meth:`reload_after`)."""
         return self._credentials.get(instance_id), self._started
+
+    def lookup_token(self, token: str) -> tuple[InstanceCredential | None, int]:
+        """The instance whose webhook token is ``token`` (for bodies that name no instance), and a stamp."""
+        return self._by_token_hash.get(hash_token(token)), self._started
 
     async def start(self) -> None:
         await self.refresh()
@@ -114,6 +120,7 @@ class CredentialCache:
             )
         else:
             self._credentials = credentials
+            self._by_token_hash = {c.webhook_token_hash: c for c in credentials.values()}
             self.loaded_at = time.monotonic()
             self.last_error = None
         finally:
