@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             "BEAZAP_GROUP_COMMIT_MAX_WAIT_MS",
             "BEAZAP_GROUP_COMMIT_LANES",
             "BEAZAP_BRONZE_COMPACT_EVERY_COMMITS",
+            "BEAZAP_BRONZE_FSYNC",
         ):
             if key in os.environ:
                 env[key] = os.environ[key]

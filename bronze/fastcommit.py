@@ -13,6 +13,12 @@ the Delta protocol defines a blind append, at a cost independent of the table's 
    ``protocol`` stop (the caller falls back to delta-rs), otherwise try the next version.
    Blind appends never conflict with appends or compactions (nothing is read).
 
+Durability (``fsync``, on by default): before :meth:`LocalBlindAppender.append` returns — and so
+before any webhook of the batch is answered — the batch's Parquet files, the partition folders
+that received them, the commit file and the ``_delta_log`` folder are flushed to stable storage, once
+per group commit; a power loss after the 200 cannot lose the batch. ``BEAZAP_BRONZE_FSYNC=false``
+turns it off (the cost is measured in ``benchmarks/RESULTS.md``).
+
 Only for local tables whose protocol has no writer features beyond what an append must honour
 (reader v1, writer ≤ 4: CDF needs no extra files for inserts). Checkpoints and compaction are
 done by delta-rs (``bronze.compaction``), which reads these commits like its own.
@@ -42,13 +48,17 @@ class UnsupportedTableError(Exception):
 class LocalBlindAppender:
     """Appends Arrow batches to one local, partitioned Delta table with O(1) commits."""
 
-    def __init__(self, table_dir: str | Path, schema: pa.Schema, partition_by: list[str]) -> None:
+    def __init__(
+        self, table_dir: str | Path, schema: pa.Schema, partition_by: list[str], *, fsync: bool = True
+    ) -> None:
         if len(partition_by) > 1:
             raise ValueError("one partition column at most")
         self.table_dir = Path(table_dir)
         self.log_dir = self.table_dir / "_delta_log"
         self.schema = schema
         self.partition_by = partition_by
+        self.fsync = fsync
+        self._durable_folders: set[Path] = set()
         dt = DeltaTable(str(self.table_dir))
         check_table(dt, schema, partition_by)
         self.next_version = dt.version() + 1
@@ -57,6 +67,15 @@ class LocalBlindAppender:
         """Commit ``data`` as one version carrying ``txn(app_id, txn_version)``; returns the version."""
         now_ms = int(time.time() * 1000)
         adds = [self._write_file(part, values, now_ms) for part, values in self._partitions(data)]
+        if self.fsync:  # data files, then the folders that name them, before the commit points at them
+            folders = {(self.table_dir / str(add["path"])).parent for add in adds}
+            for add in adds:
+                fsync_path(self.table_dir / str(add["path"]))
+            for folder in sorted(folders):
+                fsync_path(folder)
+                if folder not in self._durable_folders and folder != self.table_dir:
+                    fsync_path(folder.parent)  # the partition folder's own entry (it may be new)
+                    self._durable_folders.add(folder)
         lines = [
             {
                 "commitInfo": {
@@ -75,6 +94,9 @@ class LocalBlindAppender:
         tmp = self.log_dir / f"_commit_{uuid.uuid4().hex}.json.tmp"
         with open(tmp, "wb") as handle:
             handle.write(payload)
+            if self.fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
         try:
             while True:
                 target = self.log_dir / f"{self.next_version:020d}.json"
@@ -86,6 +108,9 @@ class LocalBlindAppender:
                     continue
                 version = self.next_version
                 self.next_version += 1
+                tmp.unlink(missing_ok=True)
+                if self.fsync:
+                    fsync_path(self.log_dir)  # the new log entry's name (and the temp file's removal)
                 return version
         finally:
             tmp.unlink(missing_ok=True)
@@ -127,6 +152,15 @@ class LocalBlindAppender:
             action = json.loads(line)
             if "metaData" in action or "protocol" in action:
                 raise UnsupportedTableError(f"concurrent metadata/protocol change in {commit.name}")
+
+
+def fsync_path(path: Path) -> None:
+    """Flush one file's or folder's data and metadata to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def check_table(dt: DeltaTable, schema: pa.Schema, partition_by: list[str]) -> None:

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     bronze_fast_commit: bool = Field(
         default=True, description="Constant-cost blind appends on local lakes (false = always delta-rs commits)."
     )
+    bronze_fsync: bool = Field(
+        default=True,
+        description="fsync each bronze group commit (Parquet files, log entry, folders) before answering "
+        "(local lakes; false trades power-loss durability for speed).",
+    )
     bronze_compact_every_commits: int = Field(
         default=50, ge=0, description="Receiver compacts the bronze partitions it writes every N commits (0 = off)."
     )

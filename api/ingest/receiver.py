@@ -83,6 +83,7 @@ class Receiver:
             "lanes": settings.group_commit_lanes,
             "compact_every": settings.bronze_compact_every_commits,
             "fast_commit": settings.bronze_fast_commit,
+            "fsync": settings.bronze_fsync,
             "timeout_s": settings.receiver_commit_timeout_seconds,
             "observer": metrics.observe_commit,
         }
