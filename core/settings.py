@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a silent `beazap worker` keeps the projector lease before a standby worker takes over.",
     )
+    projector_stuck_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="/readyz reports the projector stuck when bronze commits wait longer than this to be applied.",
+    )
     sla_first_response_minutes: float = Field(default=15.0, description="Default FRT target (instance policy wins).")
     sla_next_reply_minutes: float = Field(default=30.0, description="Default next-reply target.")
     sla_resolution_minutes: float = Field(default=24 * 60.0, description="Default resolution target.")

@@ -58,9 +58,7 @@ def test_group_commit_fsyncs_files_log_entry_and_folders(lake: Lake, monkeypatch
     assert 0 < len(seen) - before <= 4  # one data file, its folder, the log entry, the log folder
 
 
-def test_fsync_can_be_turned_off(
-    lake: Lake, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fsync_can_be_turned_off(lake: Lake, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.bronze_fsync is True  # on by default
     appender = _appender(lake, fsync=False)
     seen = _record_fsyncs(monkeypatch)
