@@ -167,3 +167,42 @@ def test_unparseable_body_with_a_wrong_token_is_400_and_not_kept(sqlite_app: Fas
 
     run(sqlite_app, scenario)
     assert table_rows(lake, QUARANTINE) == []
+
+
+REGISTERED_UUID = "5f3c2a9e-8d41-4b7a-9a0e-1c2d3e4f5a6b"
+
+
+@pytest.mark.parametrize(
+    ("registered", "data", "expected"),
+    [
+        (REGISTERED_UUID, {"key": {"id": "A"}, "instanceId": REGISTERED_UUID}, 200),
+        (REGISTERED_UUID, {"key": {"id": "A"}, "instanceId": REGISTERED_UUID.upper()}, 200),
+        (REGISTERED_UUID, {"key": {"id": "A"}}, 200),  # nothing to compare
+        (REGISTERED_UUID, {"key": {"id": "A"}, "instanceId": "0d9b7c1e-0000-4000-8000-000000000000"}, 422),
+        (REGISTERED_UUID, [{"id": "c1", "instanceId": REGISTERED_UUID}, {"id": "c2", "instanceId": "other"}], 422),
+        (REGISTERED_UUID, {"key": {"id": "A"}, "instanceId": 12}, 422),
+        (None, {"key": {"id": "A"}, "instanceId": "0d9b7c1e-0000-4000-8000-000000000000"}, 200),  # none registered
+    ],
+    ids=["match", "case", "absent", "mismatch", "list-mismatch", "not-a-string", "unregistered"],
+)
+def test_instance_id_is_checked_against_the_registered_uuid(
+    sqlite_app: FastAPI, lake: Lake, registered: str | None, data: Any, expected: int
+) -> None:
+    engine = sqlite_app.state.engine
+    with engine.begin() as conn:
+        conn.execute(sa.update(instances).where(instances.c.id == INSTANCE).values(evolution_instance_uuid=registered))
+    seen: dict[str, Any] = {}
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        response = await client.post("/webhooks/evolution", content=envelope(data=data), headers={"apikey": TOKEN})
+        seen["status"], seen["json"] = response.status_code, response.json()
+
+    run(sqlite_app, scenario)
+    assert seen["status"] == expected, seen
+    if expected == 422:
+        assert seen["json"]["reason"] == "quarantined_instance_id_mismatch"
+        [row] = table_rows(lake, QUARANTINE)
+        assert row["reason"] == "instance_id_mismatch" and row["instance"] == INSTANCE
+        assert table_rows(lake, WEBHOOK_EVENTS) == []
+    else:
+        assert len(table_rows(lake, WEBHOOK_EVENTS)) == 1

@@ -163,6 +163,25 @@ def unparseable_reason(body: bytes, error: EnvelopeError) -> str:
     return error.reason
 
 
+def instance_id_mismatch(envelope: Envelope, registered_uuid: str | None) -> bool:
+    """Whether the body's ``data.instanceId`` (or that of any entry of a ``data`` list) names another
+    Evolution instance than the uuid registered for ``envelope.instance``.
+
+    Nothing to compare — no uuid registered, or no ``instanceId`` in the body — is not a mismatch.
+    """
+    if not registered_uuid:
+        return False
+    expected = registered_uuid.strip().lower()
+    data = envelope.fields.get("data")
+    entries = data if isinstance(data, list) else [data]
+    for entry in entries:
+        if isinstance(entry, dict):
+            found = entry.get("instanceId")
+            if found is not None and (not isinstance(found, str) or found.strip().lower() != expected):
+                return True
+    return False
+
+
 def malformed_reason(envelope: Envelope, suffix: str | None) -> str | None:
     """Why an authenticated envelope is not a webhook event (→ quarantine), or None when it is fine."""
     if not _EVENT_RE.match(envelope.event):

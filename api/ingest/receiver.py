@@ -9,7 +9,8 @@ everything else, so a refusal is final only when retrying could never help):
    ``bronze/quarantine`` with the reason and the answer is 422; otherwise 400, nothing kept;
 3. unknown instance or no valid credential → 401 (after a reload of the credentials that started
    after the lookup); credentials unknown *and* the operational store unreachable → 503;
-4. authenticated but malformed → row in ``bronze/quarantine`` and 422;
+4. authenticated but malformed — including a ``data.instanceId`` that is not the Evolution instance
+   uuid registered for the instance (when one is registered) → row in ``bronze/quarantine`` and 422;
 5. otherwise the raw body is appended to ``bronze/webhook_events`` through the group-commit writer
    and the request is answered 200 with its ``receipt_id`` only after the commit;
    the lake not writable → 503 (with ``Retry-After``), never 4xx, so nothing is lost.
@@ -30,6 +31,7 @@ from api.ingest.auth import AuthResult, authenticate, presented
 from api.ingest.credentials import CredentialCache, CredentialStoreUnavailableError, Loader
 from api.ingest.envelope import (
     EnvelopeError,
+    instance_id_mismatch,
     malformed_reason,
     metric_event,
     parse_envelope,
@@ -41,6 +43,7 @@ from bronze.rows import quarantine_row, webhook_event_row
 from bronze.writer import QUARANTINE_TARGET, WEBHOOK_EVENTS_TARGET, GroupCommitWriter, LakeUnavailableError
 from core.logging import get_logger
 from core.settings import Settings
+from storage.instances import InstanceCredential
 from storage.lake import Lake
 
 log = get_logger(__name__)
@@ -121,7 +124,7 @@ class Receiver:
 
         offered = presented(headers, envelope.apikey)
         try:
-            result = await self._authenticate(envelope.instance, offered)
+            result, credential = await self._authenticate(envelope.instance, offered)
         except CredentialStoreUnavailableError:
             return reject(503, "credentials_unavailable", "cannot verify instance credentials now; retry later")
         if not result.ok:
@@ -135,6 +138,8 @@ class Receiver:
 
         receipt_id = self._ids.new(int(received_at.timestamp() * 1000))
         problem = malformed_reason(envelope, suffix)
+        if problem is None and credential and instance_id_mismatch(envelope, credential.evolution_instance_uuid):
+            problem = "instance_id_mismatch"
         if problem is not None:
             return await self._quarantine(
                 body, envelope.instance, envelope.event[:200], client_ip, problem, received_at, receipt_id
@@ -155,7 +160,9 @@ class Receiver:
         metrics.RECEIVED.labels(metric_event(envelope.event)).inc()
         return Outcome(200, {"status": "accepted", "receipt_id": receipt_id, "event": envelope.event})
 
-    async def _authenticate(self, instance: str, offered: list[tuple[str, str]]) -> AuthResult:
+    async def _authenticate(
+        self, instance: str, offered: list[tuple[str, str]]
+    ) -> tuple[AuthResult, InstanceCredential | None]:
         """Check ``offered`` against ``instance``'s credentials, reloading them when they may be stale.
 
         Raises :class:`CredentialStoreUnavailableError` when a needed reload failed.
@@ -165,7 +172,7 @@ class Receiver:
             await self.credentials.reload_after(stamp)
             credential, stamp = self.credentials.lookup(instance)
         if credential is None:
-            return AuthResult(False, reason="unknown_instance")
+            return AuthResult(False, reason="unknown_instance"), None
         result = authenticate(credential, offered)
         if not result.ok and result.reason == "wrong_token":
             # The token may have been rotated since the reload this credential came from.
@@ -173,7 +180,7 @@ class Receiver:
             credential, _ = self.credentials.lookup(instance)
             if credential is not None:
                 result = authenticate(credential, offered)
-        return result
+        return result, credential
 
     async def _unparseable(
         self,
@@ -196,7 +203,7 @@ class Receiver:
         if instance is None:
             return reject(400, error.reason, error.message)
         try:
-            result = await self._authenticate(instance, offered)
+            result, _credential = await self._authenticate(instance, offered)
         except CredentialStoreUnavailableError:
             return reject(503, "credentials_unavailable", "cannot verify instance credentials now; retry later")
         if not result.ok:
