@@ -30,6 +30,7 @@ import json
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -67,15 +68,6 @@ class LocalBlindAppender:
         """Commit ``data`` as one version carrying ``txn(app_id, txn_version)``; returns the version."""
         now_ms = int(time.time() * 1000)
         adds = [self._write_file(part, values, now_ms) for part, values in self._partitions(data)]
-        if self.fsync:  # data files, then the folders that name them, before the commit points at them
-            folders = {(self.table_dir / str(add["path"])).parent for add in adds}
-            for add in adds:
-                fsync_path(self.table_dir / str(add["path"]))
-            for folder in sorted(folders):
-                fsync_path(folder)
-                if folder not in self._durable_folders and folder != self.table_dir:
-                    fsync_path(folder.parent)  # the partition folder's own entry (it may be new)
-                    self._durable_folders.add(folder)
         lines = [
             {
                 "commitInfo": {
@@ -94,9 +86,8 @@ class LocalBlindAppender:
         tmp = self.log_dir / f"_commit_{uuid.uuid4().hex}.json.tmp"
         with open(tmp, "wb") as handle:
             handle.write(payload)
-            if self.fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
+        if self.fsync:  # data files, their folders and the commit file, before the commit is linked
+            self._sync_before_commit(adds, tmp)
         try:
             while True:
                 target = self.log_dir / f"{self.next_version:020d}.json"
@@ -114,6 +105,18 @@ class LocalBlindAppender:
                 return version
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _sync_before_commit(self, adds: list[dict[str, object]], commit_tmp: Path) -> None:
+        """fsync the batch's files, the folders naming them and the commit file, concurrently (the
+        calls release the GIL; the disk can merge them into fewer journal flushes)."""
+        files = [self.table_dir / str(add["path"]) for add in adds]
+        paths = [*files, commit_tmp]
+        for folder in sorted({f.parent for f in files}):
+            paths.append(folder)
+            if folder not in self._durable_folders and folder != self.table_dir:
+                paths.append(folder.parent)  # the partition folder's own entry (it may be new)
+                self._durable_folders.add(folder)
+        list(_SYNC_POOL.map(fsync_path, dict.fromkeys(paths)))
 
     def _partitions(self, data: pa.Table) -> list[tuple[pa.Table, dict[str, str | None]]]:
         if not self.partition_by:
@@ -152,6 +155,9 @@ class LocalBlindAppender:
             action = json.loads(line)
             if "metaData" in action or "protocol" in action:
                 raise UnsupportedTableError(f"concurrent metadata/protocol change in {commit.name}")
+
+
+_SYNC_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bronze-fsync")
 
 
 def fsync_path(path: Path) -> None:
