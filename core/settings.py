@@ -93,15 +93,15 @@ class Settings(BaseSettings):
     live_window_days: int = Field(default=90, description="Messages kept in the live store (partitions dropped after).")
     projector_poll_ms: int = Field(default=200, description="How often `beazap worker` looks for new bronze versions.")
     projector_batch_rows: int = Field(default=5000, description="Bronze rows applied per projector transaction.")
-    projector_lease_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        description="How long a silent `beazap worker` keeps the projector lease before a standby worker takes over.",
-    )
     projector_stuck_seconds: float = Field(
         default=120.0,
         gt=0,
         description="/readyz reports the projector stuck when bronze commits wait longer than this to be applied.",
+    )
+    projector_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a silent `beazap worker` keeps the projector lease before a standby worker takes over.",
     )
     sla_first_response_minutes: float = Field(default=15.0, description="Default FRT target (instance policy wins).")
     sla_next_reply_minutes: float = Field(default=30.0, description="Default next-reply target.")
