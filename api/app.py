@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from api.errors import LogSafetyMiddleware
 from api.ingest.lifespan import receiver_lifespan
 from api.input_guard import reject_nul_characters
 from api.routes import admin, health, insights, metrics, operations, webhooks
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(insights.router, dependencies=guarded)
     app.include_router(admin.router, dependencies=guarded)
     app.add_middleware(webhooks.WebhookFastPath)
+    app.add_middleware(LogSafetyMiddleware)  # outermost: added last
     return app
 
 

@@ -16,6 +16,7 @@ from beazap.commands import (
     instance,
     llm,
     retention,
+    scrub,
     serve,
     simulate,
     sql,
@@ -34,7 +35,23 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (serve, simulate, demo, build, sql, db, instance, team, attendant, token, worker, retention, erase, llm):
+for module in (
+    serve,
+    simulate,
+    demo,
+    build,
+    sql,
+    db,
+    instance,
+    team,
+    attendant,
+    token,
+    worker,
+    retention,
+    erase,
+    scrub,
+    llm,
+):
     module.register(app)
 
 

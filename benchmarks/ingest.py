@@ -13,7 +13,9 @@ and loads both with the same client and the same simulator payloads (``beazap.si
 Evolution samples if the simulator is unavailable): ``wrk`` when installed
 (``apt-get install -y wrk``), else a built-in asyncio load generator. It prints req/s of each,
 the ratio b/a and b's p50/p99 latency, and checks that every 2xx of (b) is in bronze.
-Targets: ratio ≥ 0.6, p99 ≤ 100 ms.
+Targets: ratio ≥ 0.6, p99 ≤ 100 ms. ``BEAZAP_BRONZE_FSYNC=false`` (and the other group-commit
+settings) are passed to (b); ``--commit-cost N`` only measures the latency of N bronze commits with
+fsync on and off, interleaved, in process.
 """
 
 from __future__ import annotations
@@ -269,6 +271,52 @@ def bronze_rows(lake_dir: Path) -> tuple[int, int]:
     return lake.dataset("bronze/webhook_events", dt).count_rows(), dt.version()
 
 
+def commit_cost(commits: int, rows: int) -> None:
+    """Per-commit latency of the bronze appender with and without fsync (interleaved, same lake disk)."""
+    from datetime import UTC, datetime
+
+    from bronze.rows import webhook_event_row
+    from bronze.writer import WEBHOOK_EVENTS_TARGET, DeltaAppender
+    from storage.lake import Lake
+
+    work = scratch_dir("ingest-fsync-")
+    try:
+        appenders = {}
+        for flag in (True, False):
+            lake = Lake(str(work / ("fsync" if flag else "nofsync")))
+            appenders[flag] = DeltaAppender(lake, WEBHOOK_EVENTS_TARGET, app_id=f"bench-{flag}", fsync=flag)
+            appenders[flag].ensure_table()
+        body = '{"event":"messages.upsert","instance":"bench","data":{"key":{"id":"%d"}}}'
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for n in range(commits):
+            for flag in (True, False) if n % 2 else (False, True):
+                now = datetime.now(UTC)
+                batch = [
+                    webhook_event_row(
+                        receipt_id=f"{n}-{i}",
+                        received_at=now,
+                        instance="bench",
+                        event="messages.upsert",
+                        source_ip=None,
+                        payload=body % i,
+                    )
+                    for i in range(rows)
+                ]
+                started = time.perf_counter()
+                appenders[flag].append(batch)
+                times[flag].append(time.perf_counter() - started)
+        for flag in (True, False):
+            values = sorted(times[flag])
+            p50 = values[len(values) // 2] * 1000
+            p99 = values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
+            print(
+                f"fsync={'on ' if flag else 'off'}  {commits} commits of {rows} rows: "
+                f"p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=15, help="seconds of load per server")
@@ -281,7 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--delta-rs", action="store_true", help="also run (c): the receiver with plain delta-rs commits (no fast path)"
     )
+    parser.add_argument(
+        "--commit-cost",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only measure N bronze commits (15 rows) with fsync on and off, interleaved, then exit",
+    )
     args = parser.parse_args(argv)
+    if args.commit_cost:
+        commit_cost(args.commit_cost, 15)
+        return 0
 
     client = args.client
     if client == "auto":
@@ -301,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             "BEAZAP_GROUP_COMMIT_MAX_WAIT_MS",
             "BEAZAP_GROUP_COMMIT_LANES",
             "BEAZAP_BRONZE_COMPACT_EVERY_COMMITS",
+            "BEAZAP_BRONZE_FSYNC",
         ):
             if key in os.environ:
                 env[key] = os.environ[key]

@@ -13,6 +13,12 @@ the Delta protocol defines a blind append, at a cost independent of the table's 
    ``protocol`` stop (the caller falls back to delta-rs), otherwise try the next version.
    Blind appends never conflict with appends or compactions (nothing is read).
 
+Durability (``fsync``, on by default): before :meth:`LocalBlindAppender.append` returns — and so
+before any webhook of the batch is answered — the batch's Parquet files, the partition folders
+that received them, the commit file and the ``_delta_log`` folder are flushed to stable storage, once
+per group commit; a power loss after the 200 cannot lose the batch. ``BEAZAP_BRONZE_FSYNC=false``
+turns it off (the cost is measured in ``benchmarks/RESULTS.md``).
+
 Only for local tables whose protocol has no writer features beyond what an append must honour
 (reader v1, writer ≤ 4: CDF needs no extra files for inserts). Checkpoints and compaction are
 done by delta-rs (``bronze.compaction``), which reads these commits like its own.
@@ -24,6 +30,7 @@ import json
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,13 +49,17 @@ class UnsupportedTableError(Exception):
 class LocalBlindAppender:
     """Appends Arrow batches to one local, partitioned Delta table with O(1) commits."""
 
-    def __init__(self, table_dir: str | Path, schema: pa.Schema, partition_by: list[str]) -> None:
+    def __init__(
+        self, table_dir: str | Path, schema: pa.Schema, partition_by: list[str], *, fsync: bool = True
+    ) -> None:
         if len(partition_by) > 1:
             raise ValueError("one partition column at most")
         self.table_dir = Path(table_dir)
         self.log_dir = self.table_dir / "_delta_log"
         self.schema = schema
         self.partition_by = partition_by
+        self.fsync = fsync
+        self._durable_folders: set[Path] = set()
         dt = DeltaTable(str(self.table_dir))
         check_table(dt, schema, partition_by)
         self.next_version = dt.version() + 1
@@ -75,6 +86,8 @@ class LocalBlindAppender:
         tmp = self.log_dir / f"_commit_{uuid.uuid4().hex}.json.tmp"
         with open(tmp, "wb") as handle:
             handle.write(payload)
+        if self.fsync:  # data files, their folders and the commit file, before the commit is linked
+            self._sync_before_commit(adds, tmp)
         try:
             while True:
                 target = self.log_dir / f"{self.next_version:020d}.json"
@@ -86,9 +99,24 @@ class LocalBlindAppender:
                     continue
                 version = self.next_version
                 self.next_version += 1
+                tmp.unlink(missing_ok=True)
+                if self.fsync:
+                    fsync_path(self.log_dir)  # the new log entry's name (and the temp file's removal)
                 return version
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _sync_before_commit(self, adds: list[dict[str, object]], commit_tmp: Path) -> None:
+        """fsync the batch's files, the folders naming them and the commit file, concurrently (the
+        calls release the GIL; the disk can merge them into fewer journal flushes)."""
+        files = [self.table_dir / str(add["path"]) for add in adds]
+        paths = [*files, commit_tmp]
+        for folder in sorted({f.parent for f in files}):
+            paths.append(folder)
+            if folder not in self._durable_folders and folder != self.table_dir:
+                paths.append(folder.parent)  # the partition folder's own entry (it may be new)
+                self._durable_folders.add(folder)
+        list(_SYNC_POOL.map(fsync_path, dict.fromkeys(paths)))
 
     def _partitions(self, data: pa.Table) -> list[tuple[pa.Table, dict[str, str | None]]]:
         if not self.partition_by:
@@ -127,6 +155,18 @@ class LocalBlindAppender:
             action = json.loads(line)
             if "metaData" in action or "protocol" in action:
                 raise UnsupportedTableError(f"concurrent metadata/protocol change in {commit.name}")
+
+
+_SYNC_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bronze-fsync")
+
+
+def fsync_path(path: Path) -> None:
+    """Flush one file's or folder's data and metadata to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def check_table(dt: DeltaTable, schema: pa.Schema, partition_by: list[str]) -> None:

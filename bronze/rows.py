@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from bronze.redact import redact_apikeys, redact_apikeys_raw
 from bronze.schema import QUARANTINE_SCHEMA, WEBHOOK_EVENTS_SCHEMA
 
 WEBHOOK_EVENT_COLUMNS = tuple(WEBHOOK_EVENTS_SCHEMA.names)
@@ -32,7 +33,9 @@ def webhook_event_row(
     source_ip: str | None,
     payload: str,
 ) -> tuple[object, ...]:
-    """One ``bronze/webhook_events`` row; ``payload`` is the raw body text, unchanged."""
+    """One ``bronze/webhook_events`` row; ``payload`` is the raw body text, unchanged except that
+    its ``apikey`` values are replaced by keyed hashes (:mod:`bronze.redact`)."""
+    payload = redact_apikeys(payload)
     return (
         receipt_id,
         received_at,
@@ -55,8 +58,9 @@ def quarantine_row(
     reason: str,
     body: bytes,
 ) -> tuple[object, ...]:
-    """One ``bronze/quarantine`` row: why it was refused and the raw bytes as received."""
-    return (receipt_id, received_at, received_at.date(), instance, event, source_ip, reason, body)
+    """One ``bronze/quarantine`` row: why it was refused and the raw bytes as received (``apikey``
+    values replaced by keyed hashes)."""
+    return (receipt_id, received_at, received_at.date(), instance, event, source_ip, reason, redact_apikeys_raw(body))
 
 
 def envelopes_table(bodies: Iterable[Mapping[str, Any]], received_at: datetime | None = None) -> pa.Table:

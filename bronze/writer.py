@@ -113,6 +113,7 @@ class DeltaAppender:
         app_id: str | None = None,
         attempts: int = 4,
         fast_commit: bool = True,
+        fsync: bool = True,
     ) -> None:
         if lake.is_s3:
             lake = Lake(lake.root, {**WRITER_STORAGE_OPTIONS, **lake.storage_options})
@@ -123,6 +124,7 @@ class DeltaAppender:
         self._dt: DeltaTable | None = None
         # Constant-cost local appends (bronze.fastcommit); S3 and unusual tables use delta-rs.
         self.fast_commit = fast_commit and not lake.is_s3
+        self.fsync = fsync
         self._fast: LocalBlindAppender | None = None
         self._seq = 0
         self._lock = threading.Lock()
@@ -186,7 +188,9 @@ class DeltaAppender:
         if self.fast_commit:
             try:
                 if self._fast is None:
-                    self._fast = LocalBlindAppender(self.uri, self.target.schema, self.target.partition_by)
+                    self._fast = LocalBlindAppender(
+                        self.uri, self.target.schema, self.target.partition_by, fsync=self.fsync
+                    )
                 self._fast.append(data, self.app_id, seq)
                 return
             except UnsupportedTableError as exc:
@@ -237,11 +241,15 @@ class GroupCommitWriter:
         app_id: str | None = None,
         compact_every: int = 50,
         fast_commit: bool = True,
+        fsync: bool = True,
     ) -> None:
         if max_rows < 1 or lanes < 1:
             raise ValueError("max_rows and lanes must be >= 1")
         base = app_id or new_app_id()
-        self.lanes = [DeltaAppender(lake, target, app_id=f"{base}-{k}", fast_commit=fast_commit) for k in range(lanes)]
+        self.lanes = [
+            DeltaAppender(lake, target, app_id=f"{base}-{k}", fast_commit=fast_commit, fsync=fsync)
+            for k in range(lanes)
+        ]
         self.target = target
         self.max_rows = max_rows
         self.max_wait = max(0.0, max_wait_ms / 1000)

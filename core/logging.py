@@ -1,8 +1,11 @@
 """Structured logging with privacy built in.
 
 Every log line passes :func:`mask_event`, which masks phone numbers (bare digits, ``+55…`` and
-WhatsApp JIDs), replaces message text fields with ``[masked]`` and removes secrets (API keys,
-tokens, passwords). Stdlib loggers (uvicorn, alembic…) go through the same processors.
+WhatsApp JIDs), replaces message text fields with ``[masked]``, removes secrets (API keys,
+tokens, passwords — by field name, by shape such as ``Bearer …`` or ``apikey=…``, and every value
+registered for the current request with :func:`remember_secrets`) and clips long values.
+Tracebacks are rendered as plain text *without local variables* before masking, in every renderer,
+and pass the same masking. Stdlib loggers (uvicorn, alembic…) go through the same processors.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -54,11 +58,49 @@ _TEXT_KEYS = frozenset(
 )
 MASK = "[masked]"
 REDACTED = "[redacted]"
+# Longest string value a log line keeps (the rest is replaced by a count): input from strangers —
+# a 200 KB instance name — must not inflate the log. Tracebacks (``exception``) are not clipped.
+MAX_VALUE_CHARS = 160
 
 
 def mask_phones(text: str) -> str:
     """Replace every phone-like digit run (keeping its last 2 digits) in ``text``."""
     return _PHONE_RE.sub(lambda m: "***" + re.sub(r"\D", "", m.group(0))[-2:], text)
+
+
+# Secrets recognisable by shape: "Bearer <x>", "apikey: <x>" / "token=<x>", and BeaZap's own
+# tokens (``bz_…``, ``whk_…``: a short prefix and 40+ url-safe characters).
+_BEARER_RE = re.compile(r"(?i)\b(bearer\s+)[^\s'\",;]+")
+_KEY_VALUE_RE = re.compile(
+    r"(?i)\b((?:api[_-]?key|apikey|token|secret|password|authorization|jwt(?:_key)?)['\"]?\s*[:=]\s*['\"]?)"
+    r"[^\s'\",;&}]+"
+)
+_OWN_TOKEN_RE = re.compile(r"\b[a-z]{2,5}_[A-Za-z0-9_-]{40,}")
+_MIN_SECRET_CHARS = 6
+_request_secrets: ContextVar[tuple[str, ...]] = ContextVar("beazap_log_secrets", default=())
+
+
+def remember_secrets(*values: str | None) -> None:
+    """Never write these values (a request's token, API key…) in a log line of the current context."""
+    found = tuple(v for v in values if v and len(v) >= _MIN_SECRET_CHARS)
+    if found:
+        _request_secrets.set(_request_secrets.get() + found)
+
+
+def scrub(text: str) -> str:
+    """``text`` with known and secret-looking values redacted and phone numbers masked."""
+    for secret in _request_secrets.get():
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _BEARER_RE.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _KEY_VALUE_RE.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _OWN_TOKEN_RE.sub(REDACTED, text)
+    return mask_phones(text)
+
+
+def clip(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    return text if len(text) <= limit else f"{text[:limit]}…[+{len(text) - limit} chars]"
 
 
 def _mask_value(key: str, value: Any) -> Any:
@@ -68,7 +110,7 @@ def _mask_value(key: str, value: Any) -> Any:
     if lowered in _TEXT_KEYS:
         return MASK
     if isinstance(value, str):
-        return mask_phones(value)
+        return clip(scrub(value))
     if isinstance(value, Mapping):
         return {k: _mask_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -77,11 +119,14 @@ def _mask_value(key: str, value: Any) -> Any:
 
 
 def mask_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: mask phones/text, drop secrets. ``event`` keeps its words, phones masked."""
+    """structlog processor: mask phones/text, drop secrets. ``event`` keeps its words, phones masked;
+    a traceback (``exception``, already plain text) is scrubbed but not clipped."""
     masked: dict[str, Any] = {}
     for key, value in event_dict.items():
-        if key == "event" and isinstance(value, str):
-            masked[key] = mask_phones(value)
+        if key == "exception" and isinstance(value, str):
+            masked[key] = scrub(value)
+        elif key == "event" and isinstance(value, str):
+            masked[key] = clip(scrub(value), 4 * MAX_VALUE_CHARS)
         else:
             masked[key] = _mask_value(key, value)
     return masked
@@ -106,9 +151,14 @@ def configure_logging(level: str = "INFO", json: bool = False, stream: Any = Non
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        structlog.processors.format_exc_info,  # plain traceback text, no local variables, then masked
         mask_event,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    )
     structlog.configure(
         processors=[
             *shared[:1],

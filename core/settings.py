@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     bronze_fast_commit: bool = Field(
         default=True, description="Constant-cost blind appends on local lakes (false = always delta-rs commits)."
     )
+    bronze_fsync: bool = Field(
+        default=True,
+        description="fsync each bronze group commit (Parquet files, log entry, folders) before answering "
+        "(local lakes; false trades power-loss durability for speed).",
+    )
     bronze_compact_every_commits: int = Field(
         default=50, ge=0, description="Receiver compacts the bronze partitions it writes every N commits (0 = off)."
     )
@@ -107,6 +112,11 @@ class Settings(BaseSettings):
     live_window_days: int = Field(default=90, description="Messages kept in the live store (partitions dropped after).")
     projector_poll_ms: int = Field(default=200, description="How often `beazap worker` looks for new bronze versions.")
     projector_batch_rows: int = Field(default=5000, description="Bronze rows applied per projector transaction.")
+    projector_stuck_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="/readyz reports the projector stuck when bronze commits wait longer than this to be applied.",
+    )
     projector_lease_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake.exceptions import DeltaError
 from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
@@ -43,6 +44,7 @@ from storage.tables import (
     instance_watermarks,
     messages,
     pending_message_events,
+    projector_cursors,
 )
 
 log = get_logger(__name__)
@@ -253,7 +255,7 @@ class Projector:
             except VersionConflictError:
                 log.info("projector.retry_conflict", attempt=attempt)
         else:
-            raise RuntimeError("projector: conversations kept changing under the batch; giving up this run")
+            raise ConversationsKeptChangingError("conversations kept changing under the batch; giving up this run")
         if new_ids and self.on_new_conversations is not None:
             try:
                 self.on_new_conversations(new_ids)
@@ -1043,6 +1045,15 @@ def run_once(lake: Lake, engine: Engine, *, settings: Settings | None = None) ->
 
 
 _DB_DOWN = (OperationalError, DBAPIError)
+# Lake reads that fail while other processes write (e.g. delta-rs' "Expected contiguous commit
+# files, but found gap" when a reader lists the log during concurrent appends), an unreachable
+# object store, a file not fully visible yet: retried with the same backoff as the database.
+_LAKE_TRANSIENT = (DeltaError, OSError, pa.ArrowException)
+TRANSIENT_ERRORS = (*_DB_DOWN, *_LAKE_TRANSIENT, VersionConflictError)
+
+
+class ConversationsKeptChangingError(VersionConflictError):
+    """A batch conflicted with API actions on every attempt of one run (transient: retried)."""
 
 
 PROJECTOR_LEASE = "projector"
@@ -1060,10 +1071,12 @@ def run_forever(
 ) -> None:
     """``beazap worker``: hold the projector lease, poll bronze and apply.
 
-    A second worker waits as a standby until the lease is released or expires. A database outage
-    pauses here (exponential backoff with tenacity) and the next successful run catches up from the
-    committed cursor; a lost lease (this process stalled past its TTL and a standby took over) sends
-    it back to standby with nothing half-applied.
+    A second worker waits as a standby until the lease is released or expires. A database outage or
+    a transient lake read error (:data:`TRANSIENT_ERRORS`) pauses here (exponential backoff with
+    tenacity, never giving up: the worker does not exit on them) and the next successful run
+    catches up from the committed cursor — how far behind it is shows in :func:`projector_lag`
+    (``/readyz``, ``beazap_projector_lag_seconds``); a lost lease (this process stalled past its
+    TTL and a standby took over) sends it back to standby with nothing half-applied.
     """
     settings = settings or get_settings()
     lease = lease or Lease(engine, PROJECTOR_LEASE, ttl=timedelta(seconds=settings.projector_lease_seconds))
@@ -1073,10 +1086,12 @@ def run_forever(
     renew_every = lease.ttl.total_seconds() / 3
 
     def _log_retry(state: Any) -> None:
-        log.warning("projector.database_unavailable", attempt=state.attempt_number)
+        error = state.outcome.exception() if state.outcome is not None else None
+        kind = "projector.database_unavailable" if isinstance(error, _DB_DOWN) else "projector.lake_read_failed"
+        log.warning(kind, attempt=state.attempt_number, error=type(error).__name__)
 
     db_retry = retry(
-        retry=retry_if_exception_type(_DB_DOWN),
+        retry=retry_if_exception_type(TRANSIENT_ERRORS),
         wait=wait_exponential(multiplier=0.2, max=10),
         stop=stop_never,
         before_sleep=_log_retry,
@@ -1132,3 +1147,45 @@ def run_forever(
                 lease.release()
             except _DB_DOWN:
                 log.warning("projector.lease_release_failed")  # it expires on its own
+
+
+@dataclass(frozen=True)
+class ProjectorLag:
+    """How far the live projector is behind bronze (``/readyz``, ``beazap_projector_lag_seconds``)."""
+
+    seconds: float  # age of the oldest bronze commit not applied yet (0 when caught up)
+    versions_behind: int
+    cursor_version: int
+    latest_version: int
+
+
+def projector_lag(lake: Lake, engine: Engine, *, now: datetime | None = None) -> ProjectorLag:
+    """The projector's lag behind ``bronze/webhook_events``: the age of the first commit it has not
+    fully applied (its ``commitInfo`` timestamp; the cursor's last move when that commit file is gone)."""
+    now = now or datetime.now(UTC)
+    latest = lake.version(WEBHOOK_EVENTS)
+    with engine.connect() as conn:
+        version, _offset = read_cursor(conn, WEBHOOK_CURSOR)
+        moved = conn.execute(
+            select(projector_cursors.c.updated_at).where(projector_cursors.c.name == WEBHOOK_CURSOR)
+        ).scalar()
+    if latest is None or version >= latest:
+        return ProjectorLag(0.0, 0, version, -1 if latest is None else latest)
+    pending_since = _commit_time(lake, version + 1)
+    if pending_since is None:
+        pending_since = aware(moved) if moved is not None else now
+    return ProjectorLag(max(0.0, (now - pending_since).total_seconds()), latest - version, version, latest)
+
+
+def _commit_time(lake: Lake, version: int) -> datetime | None:
+    """The ``commitInfo.timestamp`` of one bronze commit, or None when its log entry is not there."""
+    fs, base = lake.filesystem(WEBHOOK_EVENTS)
+    try:
+        with fs.open_input_file(f"{base}/_delta_log/{version:020d}.json") as handle:
+            for line in handle.read().splitlines():
+                info = orjson.loads(line).get("commitInfo") if line.strip() else None
+                if info and info.get("timestamp"):
+                    return datetime.fromtimestamp(int(info["timestamp"]) / 1000, UTC)
+    except (OSError, ValueError):
+        return None
+    return None

@@ -26,6 +26,7 @@ class InstanceCredential:
     account_id: str
     webhook_token_hash: str
     jwt_secret: str | None  # decrypted HS256 secret for Evolution's jwt_key mode
+    evolution_instance_uuid: str | None = None  # Evolution's own id of the instance (`data.instanceId`)
 
 
 def ensure_account(engine: Engine, account_id: str, name: str | None = None) -> None:
@@ -74,6 +75,7 @@ def load_credentials(engine: Engine) -> dict[str, InstanceCredential]:
                 instances.c.account_id,
                 instances.c.webhook_token_hash,
                 instances.c.jwt_secret_encrypted,
+                instances.c.evolution_instance_uuid,
             ).where(instances.c.active.is_(True))
         ).all()
     return {
@@ -82,6 +84,7 @@ def load_credentials(engine: Engine) -> dict[str, InstanceCredential]:
             account_id=row.account_id,
             webhook_token_hash=row.webhook_token_hash,
             jwt_secret=secrets.decrypt(row.jwt_secret_encrypted) if row.jwt_secret_encrypted else None,
+            evolution_instance_uuid=row.evolution_instance_uuid,
         )
         for row in rows
     }

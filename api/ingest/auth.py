@@ -28,7 +28,7 @@ JWT_LEEWAY_SECONDS = 30
 class AuthResult:
     ok: bool
     method: str | None = None  # header | bearer | jwt | envelope
-    reason: str | None = None  # missing_credentials | wrong_token | expired_jwt | invalid_jwt
+    reason: str | None = None  # missing_credentials | wrong_token | expired_jwt | invalid_jwt | unknown_instance
 
 
 def presented(headers: Mapping[str, str], envelope_apikey: str | None) -> list[tuple[str, str]]:

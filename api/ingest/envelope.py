@@ -2,8 +2,10 @@
 
 Two kinds of problems, answered differently (Evolution never retries 400/401/422):
 
-* :class:`EnvelopeError` (400): the body cannot even be attributed to an instance — not JSON, not an
-  object, no ``event`` or no ``instance``. Nothing to keep.
+* :class:`EnvelopeError`: the body cannot be read as an envelope — not UTF-8 JSON, not an object,
+  no ``event`` or no ``instance``. When the request still authenticates (its token names the
+  instance, or the raw bytes do: :func:`salvage_instance`) the raw body is quarantined (422);
+  otherwise it is answered 400 and nothing is kept.
 * :func:`malformed_reason` (422 + quarantine): the sender authenticated, but the envelope is not
   something bronze should hold as a webhook event (bad event name, event contradicting the
   ``webhook_by_events`` URL suffix, no ``data``). The raw body is kept in ``bronze/quarantine``.
@@ -123,6 +125,61 @@ def parse_envelope(body: bytes) -> Envelope:
         raise EnvelopeError("missing_instance", "field instance must be a string")
     apikey = doc.get("apikey")
     return Envelope(event=event, instance=instance, apikey=apikey if isinstance(apikey, str) else None, fields=doc)
+
+
+_INSTANCE_RE = re.compile(r'"instance"\s*:\s*"([^"\\]{1,200})"')
+_APIKEY_RE = re.compile(r'"apikey"\s*:\s*"([^"\\]{1,500})"')
+
+
+def decode_loosely(body: bytes) -> str:
+    """Best-effort text of a body that is not valid UTF-8 JSON (UTF-16 with or without BOM, else latin-1)."""
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(body) > 1 and b"\x00" in body[:4]):
+        for codec in ("utf-16", "utf-16-le", "utf-16-be"):
+            try:
+                return body.decode(codec)
+            except UnicodeDecodeError:
+                continue
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("latin-1")
+
+
+def salvage_instance(body: bytes) -> tuple[str | None, str | None]:
+    """(instance, envelope apikey) found in the raw text of an unparseable body, when present."""
+    text = decode_loosely(body)
+    instance = _INSTANCE_RE.search(text)
+    apikey = _APIKEY_RE.search(text)
+    return (instance.group(1) if instance else None), (apikey.group(1) if apikey else None)
+
+
+def unparseable_reason(body: bytes, error: EnvelopeError) -> str:
+    """Quarantine reason of an unparseable body: ``invalid_encoding`` when it is not UTF-8 at all."""
+    if error.reason == "invalid_json":
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid_encoding"
+    return error.reason
+
+
+def instance_id_mismatch(envelope: Envelope, registered_uuid: str | None) -> bool:
+    """Whether the body's ``data.instanceId`` (or that of any entry of a ``data`` list) names another
+    Evolution instance than the uuid registered for ``envelope.instance``.
+
+    Nothing to compare — no uuid registered, or no ``instanceId`` in the body — is not a mismatch.
+    """
+    if not registered_uuid:
+        return False
+    expected = registered_uuid.strip().lower()
+    data = envelope.fields.get("data")
+    entries = data if isinstance(data, list) else [data]
+    for entry in entries:
+        if isinstance(entry, dict):
+            found = entry.get("instanceId")
+            if found is not None and (not isinstance(found, str) or found.strip().lower() != expected):
+                return True
+    return False
 
 
 def malformed_reason(envelope: Envelope, suffix: str | None) -> str | None:

@@ -14,6 +14,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -45,6 +46,11 @@ REQUEST_SECONDS = Histogram(
     "Time from the webhook request's arrival to its answer.",
     ["status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+PROJECTOR_LAG = Gauge(
+    "beazap_projector_lag_seconds",
+    "Age of the oldest bronze commit the live projector (beazap worker) has not applied yet (0 = caught up).",
+    multiprocess_mode="max",
 )
 
 

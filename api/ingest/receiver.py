@@ -4,10 +4,13 @@ Order of checks, and the answer of each (Evolution never retries 400/401/403/404
 everything else, so a refusal is final only when retrying could never help):
 
 1. body over ``max_body_bytes`` → 413 (checked by the route while reading);
-2. not JSON / not an object / no ``event`` / no ``instance`` → 400;
-3. unknown instance or no valid credential → 401 (after one reload of the credentials);
-   credentials unknown *and* the operational store unreachable → 503;
-4. authenticated but malformed → row in ``bronze/quarantine`` and 422;
+2. not JSON / not UTF-8 / not an object / no ``event`` / no ``instance``: when the request still
+   authenticates for an instance (named by the raw bytes or by its token) the raw bytes go to
+   ``bronze/quarantine`` with the reason and the answer is 422; otherwise 400, nothing kept;
+3. unknown instance or no valid credential → 401 (after a reload of the credentials that started
+   after the lookup); credentials unknown *and* the operational store unreachable → 503;
+4. authenticated but malformed — including a ``data.instanceId`` that is not the Evolution instance
+   uuid registered for the instance (when one is registered) → row in ``bronze/quarantine`` and 422;
 5. otherwise the raw body is appended to ``bronze/webhook_events`` through the group-commit writer
    and the request is answered 200 with its ``receipt_id`` only after the commit;
    the lake not writable → 503 (with ``Retry-After``), never 4xx, so nothing is lost.
@@ -24,14 +27,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.ingest import metrics
-from api.ingest.auth import authenticate, presented
+from api.ingest.auth import AuthResult, authenticate, presented
 from api.ingest.credentials import CredentialCache, CredentialStoreUnavailableError, Loader
-from api.ingest.envelope import EnvelopeError, malformed_reason, metric_event, parse_envelope
+from api.ingest.envelope import (
+    EnvelopeError,
+    instance_id_mismatch,
+    malformed_reason,
+    metric_event,
+    parse_envelope,
+    salvage_instance,
+    unparseable_reason,
+)
 from bronze.receipts import ReceiptIdGenerator
 from bronze.rows import quarantine_row, webhook_event_row
 from bronze.writer import QUARANTINE_TARGET, WEBHOOK_EVENTS_TARGET, GroupCommitWriter, LakeUnavailableError
 from core.logging import get_logger
 from core.settings import Settings
+from storage.instances import InstanceCredential
 from storage.lake import Lake
 
 log = get_logger(__name__)
@@ -74,6 +86,7 @@ class Receiver:
             "lanes": settings.group_commit_lanes,
             "compact_every": settings.bronze_compact_every_commits,
             "fast_commit": settings.bronze_fast_commit,
+            "fsync": settings.bronze_fsync,
             "timeout_s": settings.receiver_commit_timeout_seconds,
             "observer": metrics.observe_commit,
         }
@@ -107,53 +120,29 @@ class Receiver:
         try:
             envelope = parse_envelope(body)
         except EnvelopeError as exc:
-            return reject(400, exc.reason, exc.message)
+            return await self._unparseable(body, headers, client_ip, exc, received_at)
 
         offered = presented(headers, envelope.apikey)
         try:
-            credential = self.credentials.get(envelope.instance)
-            if credential is None and await self.credentials.refresh_on_miss():
-                credential = self.credentials.get(envelope.instance)
-            if credential is None:
-                log.warning("webhook for unknown instance refused", instance=envelope.instance)
-                return reject(401, "unknown_instance", "unknown instance or invalid credentials")
-            result = authenticate(credential, offered)
-            if not result.ok and result.reason == "wrong_token" and await self.credentials.refresh_on_miss():
-                # The token may have been rotated since the last reload.
-                credential = self.credentials.get(envelope.instance)
-                if credential is not None:
-                    result = authenticate(credential, offered)
+            result, credential = await self._authenticate(envelope.instance, offered)
         except CredentialStoreUnavailableError:
             return reject(503, "credentials_unavailable", "cannot verify instance credentials now; retry later")
         if not result.ok:
             reason = result.reason or "wrong_token"
-            log.warning("webhook with invalid credentials refused", instance=envelope.instance, reason=reason)
+            if reason == "unknown_instance":
+                log.warning("webhook for unknown instance refused", instance=envelope.instance)
+            else:
+                log.warning("webhook with invalid credentials refused", instance=envelope.instance, reason=reason)
             message = "JWT expired" if reason == "expired_jwt" else "unknown instance or invalid credentials"
             return reject(401, reason, message)
 
         receipt_id = self._ids.new(int(received_at.timestamp() * 1000))
         problem = malformed_reason(envelope, suffix)
+        if problem is None and credential and instance_id_mismatch(envelope, credential.evolution_instance_uuid):
+            problem = "instance_id_mismatch"
         if problem is not None:
-            row = quarantine_row(
-                receipt_id=receipt_id,
-                received_at=received_at,
-                instance=envelope.instance,
-                event=envelope.event[:200],
-                source_ip=client_ip,
-                reason=problem,
-                body=body,
-            )
-            try:
-                await self.quarantine.write(row)
-            except LakeUnavailableError:
-                return reject(503, "lake_unavailable", "the lake cannot be written now; retry later")
-            log.warning("webhook quarantined", instance=envelope.instance, reason=problem, receipt_id=receipt_id)
-            return reject(
-                422,
-                f"quarantined_{problem}",
-                f"malformed webhook ({problem}); kept in quarantine",
-                receipt_id=receipt_id,
-                quarantined=True,
+            return await self._quarantine(
+                body, envelope.instance, envelope.event[:200], client_ip, problem, received_at, receipt_id
             )
 
         row = webhook_event_row(
@@ -170,6 +159,91 @@ class Receiver:
             return reject(503, "lake_unavailable", "the lake cannot be written now; retry later")
         metrics.RECEIVED.labels(metric_event(envelope.event)).inc()
         return Outcome(200, {"status": "accepted", "receipt_id": receipt_id, "event": envelope.event})
+
+    async def _authenticate(
+        self, instance: str, offered: list[tuple[str, str]]
+    ) -> tuple[AuthResult, InstanceCredential | None]:
+        """Check ``offered`` against ``instance``'s credentials, reloading them when they may be stale.
+
+        Raises :class:`CredentialStoreUnavailableError` when a needed reload failed.
+        """
+        credential, stamp = self.credentials.lookup(instance)
+        if credential is None:  # registered since our last reload? wait for a fresh one
+            await self.credentials.reload_after(stamp)
+            credential, stamp = self.credentials.lookup(instance)
+        if credential is None:
+            return AuthResult(False, reason="unknown_instance"), None
+        result = authenticate(credential, offered)
+        if not result.ok and result.reason == "wrong_token":
+            # The token may have been rotated since the reload this credential came from.
+            await self.credentials.reload_after(stamp)
+            credential, _ = self.credentials.lookup(instance)
+            if credential is not None:
+                result = authenticate(credential, offered)
+        return result, credential
+
+    async def _unparseable(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        client_ip: str | None,
+        error: EnvelopeError,
+        received_at: datetime,
+    ) -> Outcome:
+        """A body that is not a readable envelope: quarantined when the request authenticates for an
+        instance (named by the raw bytes or by its token), else 400 and nothing kept."""
+        instance, envelope_key = salvage_instance(body)
+        offered = presented(headers, envelope_key)
+        if instance is None:
+            for source, value in offered:
+                credential, _ = self.credentials.lookup_token(value)
+                if credential is not None and source != "envelope":
+                    instance = credential.instance_id
+                    break
+        if instance is None:
+            return reject(400, error.reason, error.message)
+        try:
+            result, _credential = await self._authenticate(instance, offered)
+        except CredentialStoreUnavailableError:
+            return reject(503, "credentials_unavailable", "cannot verify instance credentials now; retry later")
+        if not result.ok:
+            return reject(400, error.reason, error.message)
+        receipt_id = self._ids.new(int(received_at.timestamp() * 1000))
+        reason = unparseable_reason(body, error)
+        return await self._quarantine(body, instance, None, client_ip, reason, received_at, receipt_id)
+
+    async def _quarantine(
+        self,
+        body: bytes,
+        instance: str,
+        event: str | None,
+        client_ip: str | None,
+        reason: str,
+        received_at: datetime,
+        receipt_id: str,
+    ) -> Outcome:
+        """Keep an authenticated but unusable body, raw, in ``bronze/quarantine``; answer 422."""
+        row = quarantine_row(
+            receipt_id=receipt_id,
+            received_at=received_at,
+            instance=instance,
+            event=event,
+            source_ip=client_ip,
+            reason=reason,
+            body=body,
+        )
+        try:
+            await self.quarantine.write(row)
+        except LakeUnavailableError:
+            return reject(503, "lake_unavailable", "the lake cannot be written now; retry later")
+        log.warning("webhook quarantined", instance=instance, reason=reason, receipt_id=receipt_id)
+        return reject(
+            422,
+            f"quarantined_{reason}",
+            f"malformed webhook ({reason}); kept in quarantine",
+            receipt_id=receipt_id,
+            quarantined=True,
+        )
 
     # --- readiness --------------------------------------------------------------------------------
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
