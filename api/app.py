@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from api.ingest.lifespan import receiver_lifespan
 from api.routes import admin, health, insights, metrics, operations, webhooks
+from api.web import mount as mount_web
 from core.settings import Settings, get_settings
 
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(insights.router)
     app.include_router(admin.router)
+    mount_web(app)  # the web dashboard under /app (docs/dashboard.md)
     app.add_middleware(webhooks.WebhookFastPath)
     return app
 

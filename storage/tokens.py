@@ -26,6 +26,8 @@ class TenantScope:
     token_id: str
     scope: str
     instance_ids: frozenset[str]
+    role: str | None = None  # a dashboard user's role (storage/users.py); None for API tokens
+    attendant_id: str | None = None  # an attendant user sees only this attendant's figures
 
     @property
     def can_write(self) -> bool:

@@ -1,0 +1,28 @@
+"""The supervisor's web dashboard, served under ``/app`` by the API process (docs/dashboard.md).
+
+Server-rendered pages (Jinja2) with small islands of JavaScript (uPlot charts), a message catalogue
+per language and one formatting module. Every figure comes from the metrics API itself, called
+in-process with the logged-in user's scope (``api.web.data``): one computation, two renderings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def mount(app: FastAPI) -> None:
+    """Add the dashboard's pages, its static files and the ``/`` → ``/app`` redirect to ``app``."""
+    from api.web.routes import router
+
+    app.include_router(router)
+    app.mount("/app/static", StaticFiles(directory=STATIC_DIR), name="web-static")
+
+    @app.get("/", include_in_schema=False)
+    def _root() -> RedirectResponse:
+        return RedirectResponse("/app", status_code=307)

@@ -1,0 +1,191 @@
+"""The web dashboard over HTTP (no browser): login, sessions, CSRF, rate limit, roles and tenant scope,
+the API accepting the session cookie, CSV downloads and the formatting of figures per language."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.web import fmt
+from tests.web_world import ATTENDANT, OTHER_ATTENDANT, PASSWORD, PERIOD, USERS, WebWorld
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorld]:
+    root = tmp_path_factory.mktemp("web")
+    old = os.environ.get("BEAZAP_SECRET_KEY_FILE")
+    os.environ["BEAZAP_SECRET_KEY_FILE"] = str(root / "secret.key")
+    w = WebWorld(root)
+    yield w
+    w.engine.dispose()
+    if old is None:
+        os.environ.pop("BEAZAP_SECRET_KEY_FILE", None)
+
+
+def login(world: WebWorld, who: str, password: str = PASSWORD, client: TestClient | None = None) -> TestClient:
+    client = client or TestClient(world.app)
+    form = client.get("/app/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    r = client.post(
+        "/app/login",
+        data={"email": USERS.get(who, who), "password": password, "csrf": csrf, "next": "/app"},
+        follow_redirects=False,
+    )
+    client.last_login = r  # type: ignore[attr-defined]
+    return client
+
+
+def test_root_redirects_and_pages_need_login(world: WebWorld) -> None:
+    client = TestClient(world.app)
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/app"
+    r = client.get("/app/sla?period=7d", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/app/login?next=/app/sla")
+
+
+def test_login_sets_a_safe_session_cookie_and_logout_ends_it(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    r = client.last_login  # type: ignore[attr-defined]
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"]
+    assert "beazap_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert client.get("/app", params=PERIOD).status_code == 200
+    page = client.get("/app", params=PERIOD).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    client.post("/app/logout", data={"csrf": csrf})
+    assert client.get("/app", follow_redirects=False).status_code == 303
+
+
+def test_login_without_csrf_or_with_a_wrong_password_fails(world: WebWorld) -> None:
+    client = TestClient(world.app)
+    r = client.post(
+        "/app/login", data={"email": USERS["admin"], "password": PASSWORD, "csrf": "x"}, follow_redirects=False
+    )
+    assert r.status_code == 303 and "error=expired" in r.headers["location"]
+    assert "beazap_session" not in r.headers.get("set-cookie", "")
+    r = login(world, "admin", password="wrong password").last_login  # type: ignore[attr-defined]
+    assert r.status_code == 401 and "beazap_session" not in r.headers.get("set-cookie", "")
+
+
+def test_login_is_rate_limited_per_email_and_address(world: WebWorld) -> None:
+    for _ in range(5):
+        assert login(world, "nobody@a.example", "bad password").last_login.status_code == 401  # type: ignore[attr-defined]
+    assert login(world, "nobody@a.example", "bad password").last_login.status_code == 429  # type: ignore[attr-defined]
+    # even the right password is refused while blocked; another e-mail is not affected
+    world.app.state.login_limiter._failures.clear()
+
+
+def test_overview_shows_the_metrics_api_numbers(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    api = client.get("/v1/metrics/overview", params=PERIOD, headers={"Authorization": f"Bearer {world.token_a}"})
+    figures = api.json()["current"]
+    page = client.get("/app", params=PERIOD).text
+    for key in ("messages_inbound", "conversations_opened", "conversations_resolved"):
+        raw = re.search(rf'data-key="{key}">.*?data-raw="([^"]*)"', page, re.S).group(1)
+        assert int(raw) == figures[key]
+    assert fmt.number(figures["messages_inbound"], "pt-BR") in page
+
+
+def test_api_accepts_the_session_cookie_for_reading_only(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    r = client.get("/v1/metrics/overview", params=PERIOD)
+    assert r.status_code == 200 and r.json()["instance_ids"] == ["inst-a1", "inst-a2"]
+    r = client.post("/v1/teams", json={"instance_id": "inst-a1", "name": "X"})
+    assert r.status_code == 401  # a cookie never authorizes a write (CSRF)
+
+
+def test_supervisor_of_b_sees_nothing_of_a(world: WebWorld) -> None:
+    client = login(world, "supervisor_b")
+    r = client.get("/app", params={**PERIOD, "instance_id": "inst-a1"})
+    assert r.status_code == 404
+    assert client.get("/v1/metrics/overview", params={**PERIOD, "instance_id": "inst-a1"}).status_code == 404
+    assert client.get("/v1/metrics/overview", params=PERIOD).json()["instance_ids"] == ["inst-b1"]
+
+
+def test_attendant_sees_only_their_own_figures(world: WebWorld) -> None:
+    client = login(world, "attendant")
+    assert client.get("/app", params=PERIOD).status_code == 200
+    assert client.get("/app", params={**PERIOD, "attendant_id": OTHER_ATTENDANT}).status_code == 403
+    assert client.get("/app/settings").status_code == 403
+    api = client.get("/v1/metrics/attendants", params={**PERIOD, "attendant_id": ATTENDANT})
+    assert api.status_code == 200 and {r["id"] for r in api.json()["rows"]} <= {ATTENDANT}
+    assert client.get("/v1/metrics/attendants", params=PERIOD).status_code == 403
+    assert client.get("/v1/instances").status_code == 403
+
+
+def test_every_page_renders_for_a_supervisor(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    for path in ("/app", "/app/volume", "/app/volume?granularity=hour", "/app/sla", "/app/people", "/app/calls"):
+        r = client.get(path, params=PERIOD)
+        assert r.status_code == 200, (path, r.text[:500])
+    assert client.get("/app/people", params={**PERIOD, "sort": "frt_median_seconds"}).status_code == 200
+
+
+def test_csv_download_is_the_api_csv(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    r = client.get("/app/csv/volume", params={**PERIOD, "granularity": "day"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    api = client.get(
+        "/v1/metrics/volume",
+        params={**PERIOD, "granularity": "day"},
+        headers={"Authorization": f"Bearer {world.token_a}", "Accept": "text/csv"},
+    )
+    assert r.text == api.text
+    assert client.get("/app/csv/nope", params=PERIOD).status_code == 404
+
+
+def test_language_follows_cookie_then_accept_language(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    assert "Visão geral" in client.get("/app", params=PERIOD).text
+    assert "Overview" in client.get("/app", params=PERIOD, headers={"Accept-Language": "en-US,en;q=0.9"}).text
+    client.get("/app/lang", params={"to": "en", "next": "/app"})
+    assert 'lang="en"' in client.get("/app", params=PERIOD).text
+    r = client.get("/app/lang", params={"to": "en", "next": "https://evil.example/"}, follow_redirects=False)
+    assert r.headers["location"] == "/app"
+
+
+def test_empty_period_says_where_data_exists(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    page = client.get("/app", params={"from": "2025-01-01", "to": "2025-01-07"}).text
+    assert 'id="empty-period"' in page
+
+
+@pytest.mark.parametrize(
+    ("value", "pt", "en"),
+    [(1234, "1.234", "1,234"), (1234567.5, "1.234.568", "1,234,568"), (None, "—", "—")],
+)
+def test_number_per_locale(value: float | None, pt: str, en: str) -> None:
+    assert fmt.number(value, "pt-BR") == pt and fmt.number(value, "en") == en
+
+
+def test_dates_and_durations_per_locale() -> None:
+    from datetime import date
+
+    assert fmt.day(date(2026, 12, 7), "pt-BR") == "07/12/2026"
+    assert fmt.day(date(2026, 12, 7), "en") == "12/07/2026"
+    assert fmt.duration(200, "pt-BR") == "3 min 20 s"
+    assert fmt.duration(45, "en") == "45 s"
+    assert fmt.duration(3600 + 300, "en") == "1 h 05 min"
+    assert fmt.pct(91.25, "pt-BR") == "91,2%" or fmt.pct(91.25, "pt-BR") == "91,3%"
+    assert fmt.change(-12.5, "pt-BR") == "-12,5%" and fmt.change(3, "en") == "+3.0%"
+
+
+def test_catalogues_have_the_same_keys() -> None:
+    from api.web.i18n import catalogue
+
+    assert set(catalogue("pt-BR")) == set(catalogue("en"))
+
+
+def test_templates_use_only_known_message_keys() -> None:
+    from api.web.i18n import catalogue
+
+    known = set(catalogue("pt-BR"))
+    used: set[str] = set()
+    for path in (Path(__file__).parents[1] / "api" / "web" / "templates").glob("*.html"):
+        used |= set(re.findall(r"\bt\('([a-z0-9_]+)'\)", path.read_text()))
+    assert used - known == set()
