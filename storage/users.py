@@ -130,9 +130,7 @@ def authenticate(engine: Engine, email: str, password: str) -> User | None:
     except UserError:
         email = ""
     with engine.connect() as conn:
-        row = conn.execute(
-            select(users).where(users.c.email == email, users.c.active.is_(True))
-        ).first()
+        row = conn.execute(select(users).where(users.c.email == email, users.c.active.is_(True))).first()
     try:
         _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
@@ -186,9 +184,7 @@ def resolve_session(engine: Engine, value: str, now: datetime | None = None) -> 
         expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
         if expires <= now:
             return None
-        ids = frozenset(
-            conn.execute(select(instances.c.id).where(instances.c.account_id == row.account_id)).scalars()
-        )
+        ids = frozenset(conn.execute(select(instances.c.id).where(instances.c.account_id == row.account_id)).scalars())
     user = User(row.id, row.account_id, row.email, row.role, row.attendant_id)
     scope = TenantScope(
         row.account_id, f"user:{row.id}", ROLE_SCOPE[row.role], ids, role=row.role, attendant_id=row.attendant_id

@@ -73,11 +73,15 @@ def test_login_without_csrf_or_with_a_wrong_password_fails(world: WebWorld) -> N
 
 
 def test_login_is_rate_limited_per_email_and_address(world: WebWorld) -> None:
-    for _ in range(5):
-        assert login(world, "nobody@a.example", "bad password").last_login.status_code == 401  # type: ignore[attr-defined]
-    assert login(world, "nobody@a.example", "bad password").last_login.status_code == 429  # type: ignore[attr-defined]
-    # even the right password is refused while blocked; another e-mail is not affected
-    world.app.state.login_limiter._failures.clear()
+    world.app.state.login_limiter._failures.clear()  # earlier tests' failed logins come from the same address
+    try:
+        for _ in range(5):
+            assert login(world, "admin", "bad password").last_login.status_code == 401  # type: ignore[attr-defined]
+        # blocked: even the right password is refused; another e-mail from the same address is not affected
+        assert login(world, "admin").last_login.status_code == 429  # type: ignore[attr-defined]
+        assert login(world, "supervisor").last_login.status_code == 303  # type: ignore[attr-defined]
+    finally:
+        world.app.state.login_limiter._failures.clear()
 
 
 def test_overview_shows_the_metrics_api_numbers(world: WebWorld) -> None:
@@ -189,3 +193,55 @@ def test_templates_use_only_known_message_keys() -> None:
     for path in (Path(__file__).parents[1] / "api" / "web" / "templates").glob("*.html"):
         used |= set(re.findall(r"\bt\('([a-z0-9_]+)'\)", path.read_text()))
     assert used - known == set()
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def test_admin_settings_change_an_instance_through_the_api_validation(world: WebWorld) -> None:
+    client = login(world, "admin")
+    page = client.get("/app/settings")
+    assert page.status_code == 200 and "inst-a1" in page.text and "inst-b1" not in page.text
+    csrf = _csrf(page.text)
+    bad = client.post("/app/settings/instance", data={"csrf": csrf, "instance_id": "inst-a2", "sla_policy": "[1]"})
+    assert bad.status_code == 422 and 'id="settings-error"' in bad.text and "sla_policy" in bad.text
+    bad = client.post("/app/settings/instance", data={"csrf": csrf, "instance_id": "inst-a2", "sla_policy": "{"})
+    assert bad.status_code == 422 and 'id="settings-error"' in bad.text
+    ok = client.post(
+        "/app/settings/instance", data={"csrf": csrf, "instance_id": "inst-a2", "timezone": "America/Manaus"}
+    )
+    assert ok.status_code == 200, ok.text[:400]
+    api = client.get("/v1/instances/inst-a2").json()
+    assert api["timezone"] == "America/Manaus"
+    other = client.post("/app/settings/instance", data={"csrf": csrf, "instance_id": "inst-b1", "timezone": "UTC"})
+    assert other.status_code == 422 and "inst-b1" not in other.text.split('id="instances"')[1].split("</h3>")[0]
+    forged = client.post("/app/settings/instance", data={"csrf": "x", "instance_id": "inst-a2", "timezone": "UTC"})
+    assert forged.status_code == 422 and client.get("/v1/instances/inst-a2").json()["timezone"] == "America/Manaus"
+
+
+def test_admin_adds_a_user_and_creates_a_token_shown_once(world: WebWorld) -> None:
+    client = login(world, "admin")
+    csrf = _csrf(client.get("/app/settings").text)
+    r = client.post(
+        "/app/settings/user",
+        data={"csrf": csrf, "email": "new@a.example", "password": "short", "role": "supervisor"},
+    )
+    assert r.status_code == 422
+    r = client.post(
+        "/app/settings/user",
+        data={"csrf": csrf, "email": "new@a.example", "password": PASSWORD, "role": "supervisor"},
+    )
+    assert r.status_code == 200 and "new@a.example" in r.text
+    assert login(world, "new@a.example").last_login.status_code == 303  # type: ignore[attr-defined]
+    r = client.post("/app/settings/token", data={"csrf": csrf, "name": "bi", "scope": "read-only"})
+    token = re.search(r'id="secret">([^<]+)<', r.text).group(1)
+    api = TestClient(world.app).get("/v1/metrics/overview", params=PERIOD, headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 200
+    assert token not in client.get("/app/settings").text
+
+
+def test_supervisor_cannot_open_settings(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    assert client.get("/app/settings").status_code == 403
+    assert client.post("/app/settings/token", data={"csrf": "x", "scope": "admin"}).status_code == 403

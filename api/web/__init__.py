@@ -18,9 +18,10 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 def mount(app: FastAPI) -> None:
     """Add the dashboard's pages, its static files and the ``/`` → ``/app`` redirect to ``app``."""
-    from api.web.routes import router
+    from api.web import admin, routes
 
-    app.include_router(router)
+    app.include_router(routes.router)
+    app.include_router(admin.router)
     app.mount("/app/static", StaticFiles(directory=STATIC_DIR), name="web-static")
 
     @app.get("/", include_in_schema=False)

@@ -36,7 +36,7 @@ def pick(request: Request) -> str:
     return DEFAULT
 
 
-def translator(language: str):  # noqa: ANN201 - returns a plain callable for templates
+def translator(language: str):
     messages = catalogue(language)
     fallback = catalogue(DEFAULT)
 

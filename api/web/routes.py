@@ -171,7 +171,7 @@ def _safe_next(target: str | None) -> str:
 
 # --- login / logout / language ---------------------------------------------------------------------------------
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/app", error: str | None = None) -> Response:  # noqa: A002
+def login_form(request: Request, next: str = "/app", error: str | None = None) -> Response:
     lang = i18n.pick(request)
     token = new_login_csrf()
     response = templates.TemplateResponse(
@@ -228,7 +228,7 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/lang")
-def switch_language(request: Request, to: str = i18n.DEFAULT, next: str = "/app") -> Response:  # noqa: A002
+def switch_language(request: Request, to: str = i18n.DEFAULT, next: str = "/app") -> Response:
     response = RedirectResponse(_safe_next(next), status_code=303)
     if to in i18n.LANGUAGES:
         response.set_cookie(i18n.COOKIE, to, max_age=365 * 86400, samesite="lax", path="/")
@@ -305,7 +305,10 @@ async def sla(request: Request) -> Response:
         chart = {
             "x": [r["day"] for r in body["rows"]],
             "series": [
-                {"label": view.t("frt_sla_achievement_pct"), "values": [r["frt_achievement_pct"] for r in body["rows"]]},
+                {
+                    "label": view.t("frt_sla_achievement_pct"),
+                    "values": [r["frt_achievement_pct"] for r in body["rows"]],
+                },
                 {
                     "label": view.t("resolution_sla_achievement_pct"),
                     "values": [r["resolution_achievement_pct"] for r in body["rows"]],
@@ -393,5 +396,7 @@ async def csv_download(request: Request, table: str) -> Response:
     return Response(
         answer.body,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="beazap_{table}_{view.filters.start}_{view.filters.end}.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="beazap_{table}_{view.filters.start}_{view.filters.end}.csv"'
+        },
     )
