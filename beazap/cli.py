@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from beazap.commands import db, demo, erase, instance, llm, retention, serve, simulate, sql, token, worker
+from beazap.commands import db, demo, erase, instance, llm, retention, serve, simulate, sql, token, user, worker
 
 app = typer.Typer(
     name="beazap",
@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (serve, simulate, demo, sql, db, instance, token, worker, retention, erase, llm):
+for module in (serve, simulate, demo, sql, db, instance, token, user, worker, retention, erase, llm):
     module.register(app)
 
 
