@@ -246,3 +246,22 @@ def test_supervisor_cannot_open_settings(world: WebWorld) -> None:
     client = login(world, "supervisor")
     assert client.get("/app/settings").status_code == 403
     assert client.post("/app/settings/token", data={"csrf": "x", "scope": "admin"}).status_code == 403
+
+
+def test_empty_period_links_to_the_months_with_data(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    page = client.get("/app", params={"from": "2025-01-01", "to": "2025-01-07"}).text
+    assert "03/2026" in page and "from=2026-03-01&amp;to=2026-03-31" in page
+
+
+def test_sla_breach_drills_to_its_conversation(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    page = client.get("/app/sla", params=PERIOD).text
+    links = re.findall(r'class="breach-link" href="([^"]+)"', page)
+    assert links, "the synthetic data has breached first responses"
+    target = links[0].replace("&amp;", "&")
+    conversation_id = target.split("/app/conversations/")[1].split("?")[0]
+    detail = client.get(target)
+    assert detail.status_code == 200 and 'id="frt-sla">breached<' in detail.text
+    assert conversation_id in detail.text
+    assert client.get("/app/conversations/nope", params=PERIOD).status_code == 404

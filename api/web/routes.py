@@ -8,7 +8,7 @@ attendant asking for someone else's figures, 404 for another account's instance)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -236,13 +236,19 @@ def switch_language(request: Request, to: str = i18n.DEFAULT, next: str = "/app"
 
 
 # --- pages -------------------------------------------------------------------------------------------------------
-async def _data_months(view: View) -> list[str]:
-    """Months (``YYYY-MM``) with messages in the longest range the API allows, for the empty state."""
+async def _data_months(view: View) -> list[dict[str, Any]]:
+    """Months with messages in the longest range the API allows (the empty state's links)."""
     today = datetime.now(UTC).date()
     span = view.request.app.state.settings.metrics_max_span_days
     params = {**view.filters.api_params(), "from": (today - timedelta(days=span - 1)).isoformat(), "to": today}
     answer = await view.get("/v1/metrics/volume", {**params, "granularity": "month"})
-    return [r["bucket"] for r in answer["rows"] if r["total"]]
+    months = []
+    for row in answer["rows"]:
+        if row["total"]:
+            first = date.fromisoformat(str(row["bucket_start"])[:10]).replace(day=1)
+            last = min((first + timedelta(days=32)).replace(day=1) - timedelta(days=1), today)
+            months.append({"label": f"{first:%m/%Y}", "from": first.isoformat(), "to": last.isoformat()})
+    return months
 
 
 @router.get("", response_class=HTMLResponse)
@@ -369,10 +375,25 @@ async def insights(request: Request) -> Response:
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
 async def conversation(request: Request, conversation_id: str) -> Response:
+    """One conversation: its gold facts (clocks, SLA outcomes) for the day in the URL, and the live store's
+    record with its messages when the live store has it."""
+
     async def build(view: View) -> dict[str, Any]:
         if view.session.user.role == "attendant":
             raise PageError(data.ApiAnswer(403, b'{"error": "attendants see only their own figures"}', {}))
-        return {"conv": await view.get(f"/v1/conversations/{quote(conversation_id, safe='')}")}
+        fact, cursor = None, None
+        while fact is None:
+            page = await view.metrics("/v1/conversations/facts", limit=1000, cursor=cursor)
+            fact = next((r for r in page["rows"] if r["conversation_id"] == conversation_id), None)
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        live = await data.call(
+            request.app, view.session.scope, "GET", f"/v1/conversations/{quote(conversation_id, safe='')}"
+        )
+        if fact is None and not live.ok:
+            raise PageError(live)
+        return {"fact": fact, "conv": live.json() if live.ok else None, "conversation_id": conversation_id}
 
     return await _page(request, "conversation.html", build)
 
