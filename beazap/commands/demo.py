@@ -60,7 +60,7 @@ def _receiver(port: int) -> Any:
 
 
 DEMO_START = date(2026, 3, 2)
-DEMO_PASSWORD = "beazap-demo"  # a demo-only login, printed at the end of the demo
+DEMO_PASSWORD = "beazap-demo"  # noqa: S105 - a demo-only login, printed at the end of the demo
 
 
 def _print_dashboard(engine: Any, sim: Any, days: int) -> None:
