@@ -53,6 +53,13 @@
       var el = document.getElementById(id);
       if (el) el.addEventListener("change", function () { period.value = "custom"; });
     });
+    // Keep the shared URL short: no dates unless the period is custom, no empty filters.
+    period.form.addEventListener("submit", function () {
+      period.form.querySelectorAll("input, select").forEach(function (el) {
+        var dates = (el.name === "from" || el.name === "to") && period.value !== "custom";
+        if (dates || el.value === "") el.disabled = true;
+      });
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () { drawAll(); wirePeriod(); });
