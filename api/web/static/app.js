@@ -5,6 +5,7 @@
   var COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"];
   var lang = document.documentElement.lang || "pt-BR";
   var nf = new Intl.NumberFormat(lang, { maximumFractionDigits: 1 });
+  var dayFmt = new Intl.DateTimeFormat(lang, { day: "2-digit", month: "2-digit", timeZone: "UTC" });
 
   function toEpoch(bucket) {
     var m = /^(\d{4})-(\d{2})(?:-(\d{2}))?(?:T(\d{2}):(\d{2}))?/.exec(bucket);
@@ -18,6 +19,7 @@
   function draw(fig) {
     var spec = JSON.parse(fig.querySelector("script[type='application/json']").textContent);
     var pct = fig.dataset.kind === "pct";
+    var hourly = spec.x.length > 0 && String(spec.x[0]).indexOf("T") > 0;
     var data = [spec.x.map(toEpoch)].concat(spec.series.map(function (s) { return s.values; }));
     var opts = {
       width: Math.max(280, fig.clientWidth || 800), height: 260,
@@ -27,11 +29,14 @@
         MMMM: ["janeiro","fevereiro","março","abril","maio","junho","julho","agosto","setembro","outubro","novembro","dezembro"],
         WWW: ["dom","seg","ter","qua","qui","sex","sáb"], WWWW: ["domingo","segunda","terça","quarta","quinta","sexta","sábado"]
       } : undefined); },
-      series: [{}].concat(spec.series.map(function (s, i) {
+      series: [{ label: "", value: function (u, v) { return v == null ? "" : (hourly ? new Date(v * 1e3).toISOString().slice(0, 16).replace("T", " ") : dayFmt.format(new Date(v * 1e3))); } }].concat(spec.series.map(function (s, i) {
         return { label: s.label, stroke: COLORS[i % COLORS.length], width: 2, dash: i ? [6, 3] : undefined,
                  value: function (u, v) { return v == null ? "—" : nf.format(v) + (pct ? "%" : ""); } };
       })),
-      axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return nf.format(v) + (pct ? "%" : ""); }); } }]
+      axes: [hourly ? {} : {
+        incrs: [86400, 7 * 86400, 30 * 86400, 365 * 86400],
+        values: function (u, splits) { return splits.map(function (v) { return dayFmt.format(new Date(v * 1e3)); }); }
+      }, { values: function (u, vals) { return vals.map(function (v) { return nf.format(v) + (pct ? "%" : ""); }); } }]
     };
     fig.chart = new uPlot(opts, data, fig);
     fig.dataset.drawn = "true";
