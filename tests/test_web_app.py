@@ -265,3 +265,13 @@ def test_sla_breach_drills_to_its_conversation(world: WebWorld) -> None:
     assert detail.status_code == 200 and 'id="frt-sla">breached<' in detail.text
     assert conversation_id in detail.text
     assert client.get("/app/conversations/nope", params=PERIOD).status_code == 404
+
+
+def test_dashboard_is_gzipped_but_the_api_is_not(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    page = client.get("/app", params=PERIOD, headers={"Accept-Encoding": "gzip"})
+    assert page.headers.get("content-encoding") == "gzip"
+    js = client.get("/app/static/vendor/uplot/uPlot.iife.min.js", headers={"Accept-Encoding": "gzip"})
+    assert js.status_code == 200 and js.headers.get("content-encoding") == "gzip"
+    api = client.get("/v1/metrics/volume", params=PERIOD, headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in api.headers

@@ -277,7 +277,22 @@ async def overview(request: Request) -> Response:
             )
         empty = not any(body["current"].get(k) for k in ("messages_inbound", "messages_outbound", "backlog_end"))
         months = await _data_months(view) if empty else []
-        return {"body": body, "cards": cards, "empty": empty, "data_months": months, "no_instances": False}
+        daily = await view.metrics("/v1/metrics/volume", granularity="day")
+        chart = {
+            "x": [r["bucket"] for r in daily["rows"]],
+            "series": [
+                {"label": view.t("messages_inbound"), "values": [r["inbound"] for r in daily["rows"]]},
+                {"label": view.t("messages_outbound"), "values": [r["outbound"] for r in daily["rows"]]},
+            ],
+        }
+        return {
+            "body": body,
+            "cards": cards,
+            "empty": empty,
+            "data_months": months,
+            "no_instances": False,
+            "chart": chart,
+        }
 
     return await _page(request, "overview.html", build)
 

@@ -48,6 +48,7 @@
       try { draw(fig); } catch (err) { fig.dataset.drawn = "error"; }
     });
     document.documentElement.dataset.chartsDrawn = "true";
+    if (window.performance && performance.mark) performance.mark("beazap-charts-drawn");
   }
 
   // Choosing a period other than "custom" fills the dates; editing a date switches to "custom".
