@@ -79,7 +79,13 @@ def browser() -> Iterator[Any]:
 
 
 def screenshot(page: Any, name: str) -> Path:
+    """A full-page PNG in ``.beazap/screenshots``; with ``BEAZAP_DOCS_SCREENSHOTS=docs/img`` also the
+    first screen (1280×800) there, for docs/dashboard.md."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    docs = os.environ.get("BEAZAP_DOCS_SCREENSHOTS")
+    if docs:
+        Path(docs).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(docs) / f"dashboard-{name}.png"))
     return path

@@ -34,10 +34,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebWorld, s
 
 def open_as(site: tuple[WebWorld, str, Any], who: str, locale: str = "pt-BR") -> Any:
     _world, base, chrome = site
-    context = chrome.new_context(base_url=base, locale=locale, accept_downloads=True)
+    context = chrome.new_context(
+        base_url=base, locale=locale, accept_downloads=True, viewport={"width": 1280, "height": 800}
+    )
     page = context.new_page()
     page.goto(f"/app?{QUERY}")
     assert "/app/login" in page.url
+    if who == "admin":
+        screenshot(page, "login")
     page.get_by_label("E-mail").fill(USERS[who])  # the label reads the same in both languages
     page.locator("#password").fill(PASSWORD)
     page.locator("#login-submit").click()
@@ -127,6 +131,7 @@ def test_language_switch_and_browser_language(site: Any) -> None:
     page.locator("#lang-switch").click()
     page.wait_for_function("document.documentElement.lang === 'en'")
     assert page.locator("h1").first.inner_text() == "Overview"
+    screenshot(page, "overview-en")
     assert page.locator("article.card[data-key='messages_inbound'] .value").inner_text() == inbound.replace(".", ",")
     page.context.close()
     english = open_as(site, "supervisor", locale="en-US")
