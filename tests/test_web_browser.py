@@ -167,3 +167,33 @@ def test_admin_settings_page(site: Any) -> None:
     assert page.locator("#instances h3").count() == 2
     screenshot(page, "settings")
     page.context.close()
+
+
+def test_business_hours_change_shows_in_the_business_frt_after_the_rebuild(site: Any) -> None:
+    from gold.runner import build_gold
+    from tests.web_world import AS_OF
+
+    world, _base, _chrome = site
+    page = open_as(site, "admin")
+    key = "frt_business_median_seconds"
+    before = card_values(page)[key]
+    page.goto("/app/settings")
+    always_open = (
+        '{"weekly": {"mon": [["00:00", "24:00"]], "tue": [["00:00", "24:00"]], '
+        + ", ".join(f'"{d}": [["00:00", "24:00"]]' for d in ("wed", "thu", "fri", "sat", "sun"))
+        + "}}"
+    )
+    for instance in ("inst-a1", "inst-a2"):
+        form = page.locator(f"form[aria-label='{instance}']")
+        form.locator("textarea[name='business_hours']").fill(always_open)
+        form.locator("button[type='submit']").click()
+        page.wait_for_selector("#notice")
+    build_gold(world.lake, engine=world.engine, settings=world.settings, as_of=AS_OF)
+    world.app.state.gold_reader.refresh(force=True)
+    page.goto(f"/app?{QUERY}")
+    after = card_values(page)
+    assert after[key] != before
+    # open around the clock: business time equals calendar time
+    assert float(after[key]) == pytest.approx(float(after["frt_median_seconds"]))
+    assert_cards_match(page, QUERY)
+    page.context.close()
