@@ -275,3 +275,18 @@ def test_dashboard_is_gzipped_but_the_api_is_not(world: WebWorld) -> None:
     assert js.status_code == 200 and js.headers.get("content-encoding") == "gzip"
     api = client.get("/v1/metrics/volume", params=PERIOD, headers={"Accept-Encoding": "gzip"})
     assert "content-encoding" not in api.headers
+
+
+def test_new_account_without_instances_says_what_to_do_next(world: WebWorld) -> None:
+    from storage.users import create_user
+
+    create_user(world.engine, "first@c.example", PASSWORD, "admin", "acct-c")
+    client = login(world, "first@c.example")
+    page = client.get("/app")
+    assert page.status_code == 200 and 'id="empty-account"' in page.text and "webhook" in page.text
+
+
+def test_insights_page_renders_without_llm_analysis(world: WebWorld) -> None:
+    client = login(world, "supervisor")
+    r = client.get("/app/insights", params=PERIOD)
+    assert r.status_code == 200 and "<h1>Insights</h1>" in r.text
