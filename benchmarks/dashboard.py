@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -56,8 +57,6 @@ def bench_app() -> Any:
 
 
 def _chromium() -> str:
-    import shutil
-
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if path := shutil.which(name):
             return path
@@ -180,6 +179,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        engine.dispose()
+        shutil.rmtree(workdir, ignore_errors=True)
 
     total = weight.get("document", 0) + sum(r[1] for r in weight.get("resources", []))
     decoded = sum(r[2] for r in weight.get("resources", []))
