@@ -217,6 +217,10 @@ def test_admin_settings_change_an_instance_through_the_api_validation(world: Web
     assert api["timezone"] == "America/Manaus"
     other = client.post("/app/settings/instance", data={"csrf": csrf, "instance_id": "inst-b1", "timezone": "UTC"})
     assert other.status_code == 422 and "inst-b1" not in other.text.split('id="instances"')[1].split("</h3>")[0]
+    odd = client.post(
+        "/app/settings/instance", data={"csrf": csrf, "instance_id": "inst-a2/webhook", "timezone": "UTC"}
+    )
+    assert odd.status_code == 422 and "invalid id" in odd.text
     forged = client.post("/app/settings/instance", data={"csrf": "x", "instance_id": "inst-a2", "timezone": "UTC"})
     assert forged.status_code == 422 and client.get("/v1/instances/inst-a2").json()["timezone"] == "America/Manaus"
 

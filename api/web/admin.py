@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from api.web import data
 from api.web.routes import PageError, View, _login_redirect
 from api.web.session import csrf_ok, current, engine_of
 from storage.tokens import SCOPES, create_token, list_tokens, revoke_account_token
@@ -101,13 +102,13 @@ async def settings_action(request: Request, action: str) -> Response:
                 "business_hours": _json_field(form, "business_hours"),
                 "sla_policy": _json_field(form, "sla_policy"),
             }
-            answer = await view.send("PATCH", f"/v1/instances/{form.get('instance_id', '')}", body)
+            answer = await view.send("PATCH", f"/v1/instances/{data.segment(form.get('instance_id'))}", body)
         elif action == "add-instance":
             body = {k: str(form.get(k, "")).strip() or None for k in ("id", "display_name", "timezone")}
             answer = await view.send("POST", "/v1/instances", {k: v for k, v in body.items() if v is not None})
             secret = (answer.json() or {}).get("webhook_token") if answer.ok else None
         elif action == "webhook":
-            answer = await view.send("POST", f"/v1/instances/{form.get('instance_id', '')}/webhook", {})
+            answer = await view.send("POST", f"/v1/instances/{data.segment(form.get('instance_id'))}/webhook", {})
             secret = (answer.json() or {}).get("webhook_token") if answer.ok else None
         elif action == "team":
             answer = await view.send(
@@ -144,7 +145,7 @@ async def settings_action(request: Request, action: str) -> Response:
             return view.render("error.html", status_code=404, status=404, message="")
     except json.JSONDecodeError as exc:
         return await _render(view, error=f"{t('invalid_json')}: {exc.msg} ({exc.lineno}:{exc.colno})")
-    except UserError as exc:
+    except (UserError, ValueError) as exc:
         return await _render(view, error=str(exc))
     if not answer.ok:
         return await _render(view, error=_api_error(answer))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import orjson
 from starlette.types import ASGIApp, Message
@@ -42,6 +42,14 @@ class ApiAnswer:
         return str(data.get("error", "")) if isinstance(data, dict) else ""
 
 
+def segment(value: object) -> str:
+    """One path segment from user input (an instance or conversation id); a ``/`` would change the route."""
+    text = str(value or "")
+    if not text or "/" in text:
+        raise ValueError("invalid id")
+    return text
+
+
 def _params(params: dict[str, Any] | None) -> str:
     pairs: list[tuple[str, str]] = []
     for key, value in (params or {}).items():
@@ -71,7 +79,7 @@ async def call(
         "method": method,
         "scheme": "http",
         "path": path,
-        "raw_path": path.encode(),
+        "raw_path": quote(path).encode(),
         "root_path": "",
         "query_string": _params(params).encode(),
         "headers": headers,

@@ -403,9 +403,9 @@ async def conversation(request: Request, conversation_id: str) -> Response:
             cursor = page["next_cursor"]
             if not cursor:
                 break
-        live = await data.call(
-            request.app, view.session.scope, "GET", f"/v1/conversations/{quote(conversation_id, safe='')}"
-        )
+        if "/" in conversation_id:  # cannot be a conversation id (and would change the API route)
+            raise PageError(data.ApiAnswer(404, b'{"error": "conversation not found"}', {}))
+        live = await data.call(request.app, view.session.scope, "GET", f"/v1/conversations/{conversation_id}")
         if fact is None and not live.ok:
             raise PageError(live)
         return {"fact": fact, "conv": live.json() if live.ok else None, "conversation_id": conversation_id}
