@@ -119,7 +119,8 @@ def deactivate_user(engine: Engine, account_id: str, user_id: str) -> bool:
         done = conn.execute(
             update(users).where(users.c.id == user_id, users.c.account_id == account_id).values(active=False)
         ).rowcount
-        conn.execute(delete(user_sessions).where(user_sessions.c.user_id == user_id))
+        if done:  # another account's user id changes nothing, not even its sessions
+            conn.execute(delete(user_sessions).where(user_sessions.c.user_id == user_id))
     return bool(done)
 
 
