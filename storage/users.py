@@ -14,6 +14,7 @@ import secrets as pysecrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -32,8 +33,12 @@ SESSION_TTL = timedelta(hours=12)
 MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so a wrong e-mail costs the same time as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so a wrong e-mail costs the same time as a wrong password."""
+    return _hasher.hash("not-a-password")
 
 
 class UserError(ValueError):
@@ -133,7 +138,7 @@ def authenticate(engine: Engine, email: str, password: str) -> User | None:
     with engine.connect() as conn:
         row = conn.execute(select(users).where(users.c.email == email, users.c.active.is_(True))).first()
     try:
-        _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
+        _hasher.verify(row.password_hash if row else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if row is None:
