@@ -6,7 +6,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: demo test env lint bench-ingest bench-silver bench-metrics bench-ops bench-llm bench-simulator bench-governance bench-gold-partitions bench-automation serve dagster clean
+.PHONY: demo test env lint web-vendor bench-dashboard bench-ingest bench-silver bench-metrics bench-ops bench-llm bench-simulator bench-governance bench-gold-partitions bench-automation serve dagster clean
 
 env:  ## create .venv and install the locked dependencies (installs uv first if it is missing)
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -61,6 +61,12 @@ bench-gold-partitions: env
 
 bench-automation: env  ## gold behind bronze with `dagster dev` running (a few minutes)
 	$(UV) run python -m benchmarks.automation_latency --rounds 3 --timeout 300
+
+web-vendor:  ## re-fetch the dashboard's vendored uPlot from the npm registry (pinned version + sha512)
+	api/web/vendor.sh
+
+bench-dashboard: env  ## overview load time and page weight in Chromium
+	$(UV) run python -m benchmarks.dashboard
 
 clean:
 	rm -rf .beazap .venv .pytest_cache benchmarks/.work

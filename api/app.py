@@ -18,6 +18,7 @@ from api.errors import LogSafetyMiddleware
 from api.ingest.lifespan import receiver_lifespan
 from api.input_guard import reject_nul_characters
 from api.routes import admin, health, insights, metrics, operations, webhooks
+from api.web import mount as mount_web
 from core.settings import Settings, get_settings
 
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router, dependencies=guarded)
     app.include_router(insights.router, dependencies=guarded)
     app.include_router(admin.router, dependencies=guarded)
+    mount_web(app)  # the web dashboard under /app (docs/dashboard.md)
     app.add_middleware(webhooks.WebhookFastPath)
     app.add_middleware(LogSafetyMiddleware)  # outermost: added last
     return app

@@ -3,6 +3,12 @@
 ``Authorization: Bearer <token>`` resolves to a :class:`~storage.tokens.TenantScope`; routes then
 restrict every query to ``scope.instance_ids``. Asking for another tenant's instance answers 404
 (not 403), so ids of other tenants are not even confirmed to exist.
+
+A dashboard user's session cookie (``storage.users``) is accepted like a token for reading (GET/HEAD
+only: a cookie rides along on cross-site requests, so writes need a bearer token or a web form with
+its CSRF token). The web app calls the API in-process with the user's scope already resolved
+(``request.scope[WEB_SCOPE_KEY]``, which no client can set). An attendant user reads only the metrics
+and conversation facts of their own attendant id.
 """
 
 from __future__ import annotations
@@ -16,6 +22,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from storage.db import get_engine
 from storage.ops_repo import NotFoundError, scoped_instances
 from storage.tokens import TenantScope, resolve_token
+from storage.users import resolve_session
+
+SESSION_COOKIE = "beazap_session"
+WEB_SCOPE_KEY = "beazap.web_scope"
+ATTENDANT_PATHS = ("/v1/metrics/", "/v1/conversations/facts")
 
 _bearer = HTTPBearer(auto_error=False, description="Tenant API token (`beazap token create`).")
 
@@ -24,17 +35,36 @@ def get_scope(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TenantScope:
-    """Resolve the caller's bearer token (401 JSON error when missing, unknown or revoked)."""
+    """Resolve the caller's bearer token or session cookie (401 JSON error when missing, unknown or revoked)."""
+    web_scope = request.scope.get(WEB_SCOPE_KEY)
+    if isinstance(web_scope, TenantScope):
+        return _check_role(request, web_scope)
+    engine = getattr(request.app.state, "engine", None) or get_engine()
     if credentials is None or not credentials.credentials:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie and request.method in ("GET", "HEAD"):
+            session = resolve_session(engine, cookie)
+            if session is not None:
+                return _check_role(request, session.scope)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
         )
-    engine = getattr(request.app.state, "engine", None) or get_engine()
     scope = resolve_token(engine, credentials.credentials)
     if scope is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"}
         )
+    return scope
+
+
+def _check_role(request: Request, scope: TenantScope) -> TenantScope:
+    """An attendant user reads only their own figures: metrics and facts filtered by their attendant id."""
+    if scope.role != "attendant":
+        return scope
+    own = [scope.attendant_id] if scope.attendant_id else []
+    path = request.url.path
+    if not path.startswith(ATTENDANT_PATHS) or request.query_params.getlist("attendant_id") != own or not own:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "attendants see only their own figures")
     return scope
 
 

@@ -22,6 +22,7 @@ from beazap.commands import (
     sql,
     team,
     token,
+    user,
     worker,
 )
 
@@ -46,6 +47,7 @@ for module in (
     team,
     attendant,
     token,
+    user,
     worker,
     retention,
     erase,

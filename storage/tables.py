@@ -367,3 +367,32 @@ instance_watermarks = Table(
     Column("instance_id", String(100), primary_key=True),
     Column("watermark", TS, nullable=False),
 )
+
+# ---------------------------------------------------------------------------------------------
+# Web dashboard (issue 14): people log in as themselves. Migration 0012_users.
+# ---------------------------------------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),  # stored lower-cased
+    Column("password_hash", String(200), nullable=False),  # argon2id (storage/users.py)
+    Column("role", String(20), nullable=False),  # admin | supervisor | attendant
+    Column("attendant_id", String(64), ForeignKey("attendants.id", ondelete="SET NULL")),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Index(None, "account_id"),
+)
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id_hash", String(128), primary_key=True),  # sha256 hex of the cookie value; the value is never stored
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("expires_at", TS, nullable=False),
+    Index(None, "user_id"),
+)

@@ -26,6 +26,8 @@ class TenantScope:
     token_id: str
     scope: str
     instance_ids: frozenset[str]
+    role: str | None = None  # a dashboard user's role (storage/users.py); None for API tokens
+    attendant_id: str | None = None  # an attendant user sees only this attendant's figures
 
     @property
     def can_write(self) -> bool:
@@ -72,3 +74,27 @@ def resolve_token(engine: Engine, token: str) -> TenantScope | None:
             return None
         ids = conn.execute(select(instances.c.id).where(instances.c.account_id == row.account_id)).scalars()
         return TenantScope(row.account_id, row.id, row.scope, frozenset(ids))
+
+
+def list_tokens(engine: Engine, account_id: str) -> list[dict[str, object]]:
+    """The account's live tokens (id, name, scope, created_at), never the token itself."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.scope, api_tokens.c.created_at)
+            .where(api_tokens.c.account_id == account_id, api_tokens.c.revoked_at.is_(None))
+            .order_by(api_tokens.c.created_at)
+        ).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def revoke_account_token(engine: Engine, account_id: str, token_id: str) -> bool:
+    """Revoke one of ``account_id``'s tokens; False when it has no such live token."""
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(api_tokens)
+            .where(
+                api_tokens.c.id == token_id, api_tokens.c.account_id == account_id, api_tokens.c.revoked_at.is_(None)
+            )
+            .values(revoked_at=func.now())
+        ).rowcount
+    return bool(done)

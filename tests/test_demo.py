@@ -32,3 +32,11 @@ def test_demo_runs_end_to_end_and_matches_ground_truth(demo_env: Path) -> None:
     assert "live queue" in out and "Busiest hours" in out
     assert (demo_env / "lake" / "bronze" / "webhook_events" / "_delta_log").is_dir()
     assert (demo_env / "ground_truth.json").is_file()
+    # it ends with the dashboard's URL and a working demo login
+    tail = out[out.index("8. Web dashboard") :]
+    assert "http://127.0.0.1:8000/app?from=2026-03-02&to=2026-03-03" in tail and "beazap-demo" in tail
+    from storage.db import make_engine
+    from storage.users import authenticate
+
+    user = authenticate(make_engine(f"sqlite:///{demo_env / 'beazap.db'}"), "supervisor@demo.beazap", "beazap-demo")
+    assert user is not None and user.role == "supervisor"

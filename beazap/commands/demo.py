@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,27 @@ def _receiver(port: int) -> Any:
         thread.join(timeout=30)
 
 
+DEMO_START = date(2026, 3, 2)
+DEMO_PASSWORD = "beazap-demo"  # noqa: S105 - a demo-only login, printed at the end of the demo
+
+
+def _print_dashboard(engine: Any, sim: Any, days: int) -> None:
+    """Create the demo's dashboard users (an admin and a supervisor) and print the URL and the login."""
+    from storage.users import create_user
+
+    account = sim.instances[0].account_id
+    logins = {"admin": "admin@demo.beazap", "supervisor": "supervisor@demo.beazap"}
+    for role, email in logins.items():
+        create_user(engine, email, DEMO_PASSWORD, role, account)
+    end = DEMO_START + timedelta(days=days - 1)
+    console.print(
+        f"Dashboard: [bold]uv run beazap serve[/] (with the exports below), then open "
+        f"[bold]http://127.0.0.1:8000/app?from={DEMO_START}&to={end}[/]\n"
+        f"Log in as [bold]{logins['admin']}[/] (admin) or [bold]{logins['supervisor']}[/] (supervisor), "
+        f"password [bold]{DEMO_PASSWORD}[/] (demo only)."
+    )
+
+
 def _step(title: str) -> None:
     console.rule(f"[bold]{title}")
 
@@ -87,7 +108,7 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     migrate.upgrade(engine)
 
     _step("1. Simulating Evolution API traffic")
-    sim = simulate(SimulationConfig(seed=seed, instances=instances, days=days, start=date(2026, 3, 2)))
+    sim = simulate(SimulationConfig(seed=seed, instances=instances, days=days, start=DEMO_START))
     register_instances(engine, sim)
     truth_path = home / "ground_truth.json"
     sim.ground_truth.to_json(truth_path)
@@ -149,6 +170,8 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
         f"The demo's lake and database are in {home} "
         f"(export BEAZAP_LAKE_URI={home / 'lake'} BEAZAP_DATABASE_URL=sqlite:///{home / 'beazap.db'})."
     )
+    _step("8. Web dashboard")
+    _print_dashboard(engine, sim, days)
 
 
 def _print_bronze_counts(lake: Any) -> None:
