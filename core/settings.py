@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     default_timezone: str = "America/Sao_Paulo"
     session_timeout_hours: float = Field(default=24.0, description="Inactivity that expires a conversation.")
     reopen_window_hours: float = Field(default=24.0, description="Inbound within this after resolve = reopen.")
+    abandon_after_hours: float = Field(
+        default=7 * 24.0,
+        gt=0,
+        description="A customer-opened conversation with no first response for this long is marked abandoned.",
+    )
 
     # --- operational store (issue 6) -------------------------------------------------------------
     live_window_days: int = Field(default=90, description="Messages kept in the live store (partitions dropped after).")

@@ -1,11 +1,14 @@
 -- conversation_facts (gold/conversation_facts): one row per conversation with every clock in calendar
 -- and business-hours seconds, the SLA outcome per target, attribution and the reopen flags.
 -- METRICS.md § Conversations, § Clocks (FRT once per inbound-opened conversation; resolution =
--- resolved_at - opened_at, none for expired; handling = resolved_at - first assignment; reply waits
+-- resolved_at - opened_at, none for expired or abandoned; handling = resolved_at - first assignment; reply waits
 -- summarized from reply_waits), § SLA (met / breached / pending; a clock that stopped without a
 -- response is breached if it ran past the target, else not counted), § Attribution (FRT to the first
 -- responder and their team at that moment; resolution/handling to the assignee at resolution and
 -- their team) and the date anchor (durations belong to `opened_day`, in the instance time zone).
+-- An abandoned conversation (customer-opened, no first response within the abandonment limit) has its
+-- first-response clock stopped at the limit (`expired_at`): breached for every target it waited past.
+-- `as_of` is the instant running clocks were measured to (silver's as-of for the run).
 with c as (
     select c.*,
            epoch(c.first_response_at) - epoch(c.opened_at) as frt_seconds,
@@ -107,14 +110,15 @@ select x.conversation_id, x.instance_id, x.contact_key, x.origin, x.status,
        coalesce(x.next_reply_pending, 0) as next_reply_pending,
        x.next_reply_overdue_seconds,
        x.resolution_target_seconds, x.resolution_basis,
-       case when x.resolution_target_seconds is null or x.status = 'expired' then null
+       case when x.resolution_target_seconds is null or x.status in ('expired', 'abandoned') then null
             when x.status = 'resolved'
                  then case when x.res_elapsed_target <= x.resolution_target_seconds then 'met' else 'breached' end
             when x.res_elapsed_target > x.resolution_target_seconds then 'breached'
             else 'pending'
        end as resolution_sla,
-       case when x.status <> 'expired' and x.res_elapsed_target > x.resolution_target_seconds
-            then x.res_elapsed_target - x.resolution_target_seconds end as resolution_overdue_seconds
+       case when x.status not in ('expired', 'abandoned') and x.res_elapsed_target > x.resolution_target_seconds
+            then x.res_elapsed_target - x.resolution_target_seconds end as resolution_overdue_seconds,
+       x.as_of
 from x
 asof left join work.attendant_teams frt_team
     on frt_team.instance_id = x.instance_id and frt_team.attendant_id = x.first_responder_id

@@ -39,9 +39,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     sim = simulate(SimulationConfig(seed=23, instances=3, days=5, conversations_per_day=30, start=date(2026, 3, 5)))
     register_instances(engine, sim)
     write_bronze(lake, sim)
-    build_silver(lake, settings=settings)
-    as_of = max(sim.ground_truth.watermarks.values())
-    build_gold(lake, engine=engine, settings=settings, as_of=as_of)
+    stats = build_silver(lake, settings=settings)
+    as_of = sim.ground_truth.as_of
+    assert stats["_run"]["as_of"] == as_of  # a replay's as-of is the latest instant its bronze holds
+    build_gold(lake, engine=engine, settings=settings)  # gold measures running clocks to silver's as-of
     con = connect(lake)
     yield {
         "sim": sim,
