@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from core.settings import get_settings
 from live import sessions
+from live.store_sql import live_as_of
 from storage.ops_repo import ConflictError, InvalidError, NotFoundError
 from storage.tables import actions, attendants, conversations, teams
 from storage.tokens import TenantScope
@@ -93,7 +94,7 @@ def act_in(
     now = now or datetime.now(UTC)
     if conv["status"] == "open":  # the inactivity rule applies before the sweep gets to it (as in silver)
         policy = sessions.Policy.from_settings(get_settings())
-        if (closing := sessions.closed_by(conv, now, policy)) is not None:
+        if (closing := sessions.closed_by(conv, live_as_of(conn, now), policy)) is not None:
             sessions.close(conv, closing, policy)
     _validate(conn, conv, action, attendant_id, team_id)
     if team_id is None and attendant_id and action in ("assign", "transfer", "route"):

@@ -33,7 +33,16 @@ from core.logging import get_logger
 from core.settings import Settings, get_settings
 from live import parse as pz
 from live import sessions as ss
-from live.store_sql import aware, chunks, insert_ignore, read_cursor, row_dict, upsert, write_cursor
+from live.store_sql import (
+    aware,
+    chunks,
+    insert_ignore,
+    live_as_of,
+    read_cursor,
+    row_dict,
+    upsert,
+    write_cursor,
+)
 from storage.lake import Lake
 from storage.leases import Lease, LeaseLostError
 from storage.tables import (
@@ -950,16 +959,9 @@ class Projector:
             }
         conn.execute(update(c).where(c.c.id == conv["id"]).values(**values))
 
-    def as_of(self, conn: Connection) -> datetime:
-        """The live as-of instant: the processing time, bounded by what the projector has read from bronze
-        (the latest receipt or message time of any instance), as silver bounds its run's as-of."""
-        latest = conn.execute(select(func.max(instance_watermarks.c.watermark))).scalar()
-        wall = datetime.now(UTC)
-        return min(wall, aware(latest)) if latest is not None else wall
-
     def sweep(self, *, now: datetime | None = None, every_seconds: float = 30.0) -> int:
         """Close open conversations the inactivity rule has closed by the as-of instant (``now``, else
-        :meth:`as_of`): expired (answered or business-opened, idle past the timeout) or abandoned
+        :func:`~live.store_sql.live_as_of`): expired (answered or business-opened, idle past the timeout) or abandoned
         (waiting for a first response past the abandonment limit), with or without new traffic, as
         silver does. Runs at most every ``every_seconds`` unless ``now`` is given."""
         if now is None and time.monotonic() - self._last_sweep < every_seconds:
@@ -967,7 +969,7 @@ class Projector:
         self._last_sweep = time.monotonic()
         c = conversations
         with self._begin() as conn:
-            at = now or self.as_of(conn)
+            at = now or live_as_of(conn)
             is_waiting = and_(c.c.origin == "inbound", c.c.first_response_at.is_(None))
             rows = conn.execute(
                 select(c.c.id, c.c.origin, c.c.first_response_at, c.c.opened_at, c.c.last_message_at, c.c.version)
