@@ -333,7 +333,7 @@ def build_gold(
     so gold aggregates outlive silver retention. ``refresh_changed`` also replaces every other day
     whose stored rows differ from the recomputation (late data, clocks still running): gold then
     equals a full rebuild. Returns ``{table: {"rows": written, "days": n, "late_days": [iso…], "version": v,
-    "seconds": s}}``.
+    "seconds": s, "as_of": iso}}``.
     """
     settings = settings or get_settings()
     started = time.perf_counter()
@@ -360,8 +360,9 @@ def build_gold(
                 "late_days": [d.isoformat() for d in late],
                 "version": lake.version(f"gold/{table}"),
                 "seconds": round(timings[table] + time.perf_counter() - t0, 3),
+                "as_of": as_of.isoformat(),  # the instant running clocks were measured to
             }
     finally:
         con.close()
-    log.info("gold built", tables=len(stats), seconds=round(time.perf_counter() - started, 2))
+    log.info("gold built", tables=len(stats), as_of=as_of.isoformat(), seconds=round(time.perf_counter() - started, 2))
     return stats

@@ -89,20 +89,21 @@ def test_hourly_volume_equals_truth(built: dict) -> None:
     assert got == want
 
 
+KINDS = ("opened", "resolved", "expired", "abandoned", "reopened")
+
+
 def test_daily_conversations_equal_truth(built: dict) -> None:
     got = {
-        (r[0], r[1].isoformat()): {"opened": r[2], "resolved": r[3], "expired": r[4], "reopened": r[5]}
+        (r[0], r[1].isoformat()): dict(zip(KINDS, r[2:], strict=True))
         for r in q(
             built["con"],
-            "select instance_id, day, sum(opened), sum(resolved), sum(expired), sum(reopened) "
+            "select instance_id, day, sum(opened), sum(resolved), sum(expired), sum(abandoned), sum(reopened) "
             "from gold.daily_conversations group by all "
-            "having sum(opened) + sum(resolved) + sum(expired) + sum(reopened) > 0",
+            "having sum(opened) + sum(resolved) + sum(expired) + sum(abandoned) + sum(reopened) > 0",
         )
     }
-    want = {
-        (d["instance_id"], d["day"]): {k: d[k] for k in ("opened", "resolved", "expired", "reopened")}
-        for d in built["truth"].daily_conversations
-    }
+    want = {(d["instance_id"], d["day"]): {k: d[k] for k in KINDS} for d in built["truth"].daily_conversations}
+    assert any(v["abandoned"] for v in want.values())  # the simulation has customers nobody answered
     assert got == want
 
 
