@@ -8,7 +8,8 @@
 -- their team) and the date anchor (durations belong to `opened_day`, in the instance time zone).
 -- An abandoned conversation (customer-opened, no first response within the abandonment limit) has its
 -- first-response clock stopped at the limit (`expired_at`): breached for every target it waited past.
--- `as_of` is the instant running clocks were measured to (silver's as-of for the run).
+-- Running clocks are measured to the build's as-of (silver's, cfg.params; recorded in the build stats and
+-- the Dagster materialization metadata, not per row: a moving as-of must not rewrite every day).
 with c as (
     select c.*,
            epoch(c.first_response_at) - epoch(c.opened_at) as frt_seconds,
@@ -117,8 +118,7 @@ select x.conversation_id, x.instance_id, x.contact_key, x.origin, x.status,
             else 'pending'
        end as resolution_sla,
        case when x.status not in ('expired', 'abandoned') and x.res_elapsed_target > x.resolution_target_seconds
-            then x.res_elapsed_target - x.resolution_target_seconds end as resolution_overdue_seconds,
-       x.as_of
+            then x.res_elapsed_target - x.resolution_target_seconds end as resolution_overdue_seconds
 from x
 asof left join work.attendant_teams frt_team
     on frt_team.instance_id = x.instance_id and frt_team.attendant_id = x.first_responder_id
