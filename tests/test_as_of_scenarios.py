@@ -27,6 +27,7 @@ from core.settings import Settings
 from gold.runner import build_gold
 from live import actions as live_actions
 from live.projector import Projector
+from live.sla import SlaPolicy, clocks
 from silver.pipeline import build_silver
 from silver.state import SilverState
 from silver.testing import append_webhooks, webhook_rows
@@ -178,6 +179,9 @@ def test_one_now_in_silver_gold_api_and_live(engine: sa.Engine, settings: Settin
     assert [x["status"] for x in live["+" + A]] == ["expired"]
     assert utc(live["+" + A][0]["closed_at"]) == a["closed_at"]
     assert [x["status"] for x in live["+" + B]] == ["open"]
+    live_sla = SlaPolicy.of({"first_response_minutes": FRT_TARGET / 60}, settings)
+    b_live = {k: utc(v) if isinstance(v, datetime) else v for k, v in live["+" + B][0].items()}
+    assert clocks(b_live, live_sla, TWO_DAYS)["clocks"]["first_response"]["state"] == "breached"
     assert [x["id"] for x in live["+" + C]] == [c["conversation_id"]]
     assert utc(live["+" + C][0]["first_response_at"]) == C_OUT
     assert [x["status"] for x in live["+" + D]] == ["expired"]
