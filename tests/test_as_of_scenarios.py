@@ -8,6 +8,7 @@ in silver, gold, the metrics API and the live store, all driven by the same bron
 - C: the customer writes on Friday 17:30 and is answered on Monday 09:20 (São Paulo): one
   conversation, FRT 63 h 50 min of calendar time and the business-hours FRT of Mon–Fri 08:00–18:00.
 - D: answered, then a closing "obrigado" left unanswered: expired with one unanswered wait.
+- E: never answered, resolved by an attendant after two silent days: resolved live and in silver alike.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from live.projector import Projector
 from live.sla import SlaPolicy, clocks
 from silver.pipeline import build_silver
 from silver.state import SilverState
-from silver.testing import append_webhooks, webhook_rows
+from silver.testing import append_ops, append_webhooks, ops_rows, webhook_rows
 from storage.duck import connect
 from storage.instances import add_instance
 from storage.lake import Lake
@@ -40,7 +41,7 @@ from storage.tokens import TenantScope, create_token
 from tests.test_silver_scenarios import message
 
 INST, OTHER = "loja-now", "loja-outra"
-A, B, C, D = ("5511911110001", "5511911110002", "5511911110003", "5511911110004")
+A, B, C, D, E = ("5511911110001", "5511911110002", "5511911110003", "5511911110004", "5511911110005")
 FRT_TARGET = 15 * 60  # calendar seconds (set below)
 # Friday 2026-03-06 17:30 in São Paulo (UTC-3, no DST) → Monday 2026-03-09 09:20
 C_IN, C_OUT = datetime(2026, 3, 6, 20, 30, tzinfo=UTC), datetime(2026, 3, 9, 12, 20, tzinfo=UTC)
@@ -132,6 +133,7 @@ def test_one_now_in_silver_gold_api_and_live(engine: sa.Engine, settings: Settin
         message("d-in", jid(D), T, instance=INST),
         message("d-out", jid(D), T + timedelta(minutes=2), from_me=True, instance=INST),
         message("d-thanks", jid(D), T + timedelta(minutes=3), instance=INST),
+        message("e-in", jid(E), T, instance=INST),
     )
     land(lake, message("o-1", jid("5511900000009"), TWO_DAYS, instance=OTHER))
 
@@ -193,6 +195,16 @@ def test_one_now_in_silver_gold_api_and_live(engine: sa.Engine, settings: Settin
         pass
     else:
         raise AssertionError("an expired conversation must not be resolvable")
+    # E waited two silent days for its first response: still open, so an attendant may resolve it…
+    (e_live,) = live["+" + E]
+    done = live_actions.act(engine, scope, e_live["id"], "resolve", actor_id="att-1", now=TWO_DAYS)
+    assert done["status"] == "resolved"
+    # …and silver applies the same action the same way (the action log reaches bronze/ops_events)
+    append_ops(lake, ops_rows([{"action_id": "act-e", "instance": INST, "contact_key": "+" + E,
+                                "action": "resolve", "actor_id": "att-1", "occurred_at": TWO_DAYS}]))  # fmt: skip
+    build_silver(lake)
+    (e,) = silver_convs(lake)["+" + E]
+    assert e["conversation_id"] == e_live["id"] and e["status"] == "resolved" and e["resolved_at"] == TWO_DAYS
 
     # --- nine days later (again only the other instance talks): B is abandoned everywhere
     land(lake, message("o-2", jid("5511900000009"), NINE_DAYS, instance=OTHER))
