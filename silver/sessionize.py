@@ -258,27 +258,27 @@ def _cut_pass(con: duckdb.DuckDBPyConnection, src: str, out: str) -> None:
     an inbound message: that message opened (or left) a conversation waiting for its first response,
     which never expires by inactivity. Human responses are runs' starts, so the wait ends there.
     """
+    cum_before = f"({_ORDER} rows between unbounded preceding and 1 preceding)"
     con.execute(
         f"""
         create or replace temp table {out} as
         with a as (
-            select s.*, s.hard or f.id is not null as fb
+            select s.*, s.hard or f.id is not null as fb,
+                   (direction = 'inbound' and (s.hard or f.id is not null or s.gap))::int as inb_cand
             from {src} s left join ab_forced f using (instance_id, contact_key, id)
         ),
-        b as (
-            select *, (direction = 'inbound' and (fb or gap))::int as inb_cand,
-                   sum((fb or human)::int) over {_CUM} as run
-            from a
+        -- inbound candidates before each message; a run starts at a break (fb) or a human response
+        b as (select *, coalesce(sum(inb_cand) over {cum_before}, 0) as n_before from a),
+        -- the previous message's run had an inbound candidate up to it (n_before minus the count at
+        -- the latest run start before this message: counts only grow, so that is their running max)
+        c as (
+            select *, fb or (gap and not coalesce(
+                       n_before - max(case when fb or human then n_before end) over {cum_before} > 0, false))
+                   as brk
+            from b
         ),
-        c as (select *, sum(inb_cand) over {_CUM} as cum_inb from b),
-        d as (
-            select *, cum_inb - first_value(cum_inb - inb_cand) over (
-                          partition by instance_id, contact_key, run order by t, ord, id) > 0 as blocked
-            from c
-        ),
-        e as (select *, fb or (gap and not coalesce(lag(blocked) over ({_ORDER}), false)) as brk from d),
-        f as (select *, sum(brk::int) over {_CUM} as sess from e)
-        select * exclude (fb, inb_cand, run, cum_inb, blocked, brk),
+        f as (select *, sum(brk::int) over {_CUM} as sess from c)
+        select * exclude (fb, inb_cand, n_before, brk),
                first_value(t) over ws as s_open, first_value(direction) over ws as s_origin,
                coalesce(bool_or(human) over (partition by instance_id, contact_key, sess order by t, ord, id
                                              rows between unbounded preceding and 1 preceding), false)
