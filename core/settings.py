@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     )
     session_timeout_hours: float = Field(default=24.0, description="Inactivity that expires a conversation.")
     reopen_window_hours: float = Field(default=24.0, description="Inbound within this after resolve = reopen.")
+    abandon_after_hours: float = Field(
+        default=7 * 24.0,
+        gt=0,
+        description="A customer-opened conversation with no first response for this long is marked abandoned.",
+    )
 
     @field_validator("default_timezone")
     @classmethod

@@ -1,13 +1,17 @@
 -- conversation_facts (gold/conversation_facts): one row per conversation with every clock in calendar
 -- and business-hours seconds, the SLA outcome per target, attribution and the reopen flags.
 -- docs/metrics.md § Conversations, § Clocks (FRT once per inbound-opened conversation; resolution =
--- resolved_at - opened_at, none for expired; handling = resolved_at - first assignment; reply waits
+-- resolved_at - opened_at, none for expired or abandoned; handling = resolved_at - first assignment; reply waits
 -- summarized from reply_waits), § SLA (met / breached / pending; a clock that stopped without a
 -- response is breached if it ran past the target, else not counted; each outcome on each basis —
 -- `*_sla_calendar` on calendar time, `*_sla_business` on business time — and `frt_sla` /
 -- `resolution_sla` on the policy's basis; rules: macros of gold/stats.py), § Attribution (FRT to the first
 -- responder and their team at that moment; resolution/handling to the assignee at resolution and
 -- their team) and the date anchor (durations belong to `opened_day`, in the instance time zone).
+-- An abandoned conversation (customer-opened, no first response within the abandonment limit) has its
+-- first-response clock stopped at the limit (`expired_at`): breached for every target it waited past.
+-- Running clocks are measured to the build's as-of (silver's, cfg.params; recorded in the build stats and
+-- the Dagster materialization metadata, not per row: a moving as-of must not rewrite every day).
 with c as (
     select c.*,
            epoch(c.first_response_at) - epoch(c.opened_at) as frt_seconds,
@@ -79,13 +83,13 @@ o as (
                as frt_overdue_calendar_seconds,
            case when x.origin = 'inbound' then sla_overdue(x.frt_elapsed_business, x.frt_target_seconds) end
                as frt_overdue_business_seconds,
-           case when x.status <> 'expired' then sla_outcome(x.res_elapsed, x.resolution_target_seconds,
+           case when x.status not in ('expired', 'abandoned') then sla_outcome(x.res_elapsed, x.resolution_target_seconds,
                x.status = 'resolved', true) end as resolution_sla_calendar,
-           case when x.status <> 'expired' then sla_outcome(x.res_elapsed_business, x.resolution_target_seconds,
+           case when x.status not in ('expired', 'abandoned') then sla_outcome(x.res_elapsed_business, x.resolution_target_seconds,
                x.status = 'resolved', true) end as resolution_sla_business,
-           case when x.status <> 'expired' then sla_overdue(x.res_elapsed, x.resolution_target_seconds) end
+           case when x.status not in ('expired', 'abandoned') then sla_overdue(x.res_elapsed, x.resolution_target_seconds) end
                as resolution_overdue_calendar_seconds,
-           case when x.status <> 'expired' then sla_overdue(x.res_elapsed_business, x.resolution_target_seconds) end
+           case when x.status not in ('expired', 'abandoned') then sla_overdue(x.res_elapsed_business, x.resolution_target_seconds) end
                as resolution_overdue_business_seconds
     from x
 )

@@ -31,6 +31,7 @@ from core.settings import Settings, get_settings
 from gold.config import config_tables, load_attendants, load_configs
 from gold.stats import install as install_macros
 from silver import schema as silver_schema
+from silver.state import SilverState
 from storage.lake import Lake
 
 log = get_logger(__name__)
@@ -123,6 +124,11 @@ def sql_text(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
+def silver_as_of(lake: Lake) -> datetime:
+    """The as-of instant of silver's last run (its cursor), else now (no silver yet)."""
+    return SilverState.load(lake).as_of or datetime.now(UTC)
+
+
 def prepare(
     lake: Lake,
     *,
@@ -161,7 +167,7 @@ def prepare(
     for name, table in {**config_tables(configs), "attendants": load_attendants(engine)}.items():
         con.register(f"__cfg_{name}", table)
         con.execute(f'create or replace table cfg."{name}" as select * from "__cfg_{name}"')
-    as_of = as_of or datetime.now(UTC)
+    as_of = as_of or silver_as_of(lake)
     con.execute("create or replace table cfg.params as select ?::timestamptz as as_of", [as_of])
     con.execute(
         "create or replace table work.versions as "
@@ -342,18 +348,19 @@ def build_gold(
     """Recompute every gold table from silver and replace the requested local days under ``gold/``.
 
     ``engine`` (the ops store) supplies each instance's time zone, business hours and SLA policy;
-    without it the defaults apply. ``as_of`` is the instant running clocks are measured to (now by
-    default). ``days`` (``(first, last)``: local calendar days, each instance in its own zone;
+    without it the defaults apply. ``as_of`` is the instant running clocks are measured to (by
+    default silver's as-of, :func:`silver_as_of`, so gold's clocks and silver's closings
+    agree). ``days`` (``(first, last)``: local calendar days, each instance in its own zone;
     ``None`` leaves an end open) limits what is replaced; by default every day silver covers is.
     Once a table exists, days silver no longer holds (see :func:`keep_before`) are never replaced,
     so gold aggregates outlive silver retention. ``refresh_changed`` also replaces every other day
     whose stored rows differ from the recomputation (late data, clocks still running): gold then
     equals a full rebuild. Returns ``{table: {"rows": written, "days": n, "late_days": [iso…], "version": v,
-    "seconds": s}}``.
+    "seconds": s, "as_of": iso}}``.
     """
     settings = settings or get_settings()
     started = time.perf_counter()
-    as_of = as_of or datetime.now(UTC)
+    as_of = as_of or silver_as_of(lake)
     con = prepare(lake, engine=engine, settings=settings, as_of=as_of)
     try:
         timings = compute(con)
@@ -376,8 +383,9 @@ def build_gold(
                 "late_days": [d.isoformat() for d in late],
                 "version": lake.version(f"gold/{table}"),
                 "seconds": round(timings[table] + time.perf_counter() - t0, 3),
+                "as_of": as_of.isoformat(),  # the instant running clocks were measured to
             }
     finally:
         con.close()
-    log.info("gold built", tables=len(stats), seconds=round(time.perf_counter() - started, 2))
+    log.info("gold built", tables=len(stats), as_of=as_of.isoformat(), seconds=round(time.perf_counter() - started, 2))
     return stats

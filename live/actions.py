@@ -13,8 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from core.settings import get_settings
 from core.utc import utc_row
 from live import sessions
+from live.store_sql import live_as_of
 from storage.ops_repo import ConflictError, InvalidError, NotFoundError
 from storage.tables import actions, attendants, conversations, teams
 from storage.tokens import TenantScope
@@ -85,10 +87,14 @@ def act_in(
     conv.pop("updated_at", None)
     if expected_version is not None and expected_version != conv["version"]:
         raise ConflictError(f"conversation changed (version {conv['version']}, expected {expected_version})")
+    now = now or datetime.now(UTC)
+    if conv["status"] == "open":  # the inactivity rule applies before the sweep gets to it (as in silver)
+        policy = sessions.Policy.from_settings(get_settings())
+        if (closing := sessions.closed_by(conv, live_as_of(conn, now), policy)) is not None:
+            sessions.close(conv, closing, policy)
     _validate(conn, conv, action, attendant_id, team_id)
     if team_id is None and attendant_id and action in ("assign", "transfer", "route"):
         team_id = conn.execute(select(attendants.c.team_id).where(attendants.c.id == attendant_id)).scalar()
-    now = now or datetime.now(UTC)
     record = {
         "action": action,
         "occurred_at": now,

@@ -70,7 +70,8 @@ class Message:
 
 @dataclass(slots=True)
 class Seen:
-    """A message time of a chat the live store does not keep (groups): it still moves the watermark."""
+    """A time the live store only notes: a message of a chat it does not keep (groups) or a bronze receipt
+    time; it moves the instance watermark, which bounds the live as-of (``live.store_sql.live_as_of``)."""
 
     instance_id: str
     timestamp: datetime

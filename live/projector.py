@@ -25,7 +25,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake.exceptions import DeltaError
-from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert, not_, or_, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
 
@@ -34,7 +34,16 @@ from core.logging import get_logger
 from core.settings import Settings, get_settings
 from live import parse as pz
 from live import sessions as ss
-from live.store_sql import aware, chunks, insert_ignore, read_cursor, row_dict, upsert, write_cursor
+from live.store_sql import (
+    aware,
+    chunks,
+    insert_ignore,
+    live_as_of,
+    read_cursor,
+    row_dict,
+    upsert,
+    write_cursor,
+)
 from storage.lake import Lake
 from storage.leases import Lease, LeaseLostError
 from storage.tables import (
@@ -95,10 +104,7 @@ class Projector:
         self.engine = engine
         self.lease = lease
         self.settings = settings or get_settings()
-        self.policy = ss.Policy(
-            timeout=timedelta(hours=self.settings.session_timeout_hours),
-            reopen_window=timedelta(hours=self.settings.reopen_window_hours),
-        )
+        self.policy = ss.Policy.from_settings(self.settings)
         self.batch_rows = max(1, self.settings.projector_batch_rows)
         self.on_new_conversations: Callable[[list[str]], None] | None = None
         self._last_sweep = 0.0
@@ -117,7 +123,7 @@ class Projector:
         applied += self._apply_webhooks()
         if applied:
             applied += self._drain_actions()
-        self.expire_idle(now=now)
+        self.sweep(now=now)
         return applied
 
     # ------------------------------------------------------------------ bronze reading
@@ -216,7 +222,7 @@ class Projector:
         total = 0
         while (window := self._pending_window(WEBHOOK_EVENTS, WEBHOOK_CURSOR)) is not None:
             start, end, offset = window
-            data = self._load(WEBHOOK_EVENTS, start, end, ["instance", "event", "payload"])
+            data = self._load(WEBHOOK_EVENTS, start, end, ["instance", "event", "payload", "received_at"])
             versions = data["_commit_version"].to_pylist()
             pos = offset
             n = len(data)
@@ -243,9 +249,13 @@ class Projector:
         events = chunk["event"].to_pylist()
         payloads = chunk["payload"].to_pylist()
         facts: list[pz.Fact] = []
-        for inst, ev, payload in zip(instances, events, payloads, strict=True):
+        received: dict[str, datetime] = {}  # what bronze holds moves the as-of, like silver's (sweep)
+        for inst, ev, payload, at in zip(instances, events, payloads, chunk["received_at"].to_pylist(), strict=True):
             if ev in pz.RELEVANT_EVENTS:
                 facts.extend(pz.parse(inst, ev, payload))
+            if at is not None and (inst not in received or at > received[inst]):
+                received[inst] = at
+        facts += [pz.Seen(inst, at) for inst, at in received.items()]
         for attempt in range(5):
             try:
                 with self._begin() as conn:
@@ -430,7 +440,7 @@ class Projector:
         conv = batch.convs.get(latest_id) if latest_id else None
         if conv is None or conv["opened_at"] > action["occurred_at"]:
             conv = self._conversation_at(conn, batch, key[0], key[1], action["occurred_at"])
-        if not ss.accepts_action(conv, action["action"], action["occurred_at"]):
+        if not ss.accepts_action(conv, action["action"], action["occurred_at"], self.policy):
             return
         assert conv is not None
         ss.apply_action(conv, action)
@@ -679,7 +689,7 @@ class Projector:
                     latest, msg, automated=bool(r["automated"]), sender_attendant_id=r["sender_attendant_id"]
                 )
                 msg_conv.append({"b_m": r["message_id"], "b_ts": r["timestamp"], "v_c": latest["id"]})
-            elif ss.accepts_action(latest, item["action"], item["occurred_at"]):
+            elif ss.accepts_action(latest, item["action"], item["occurred_at"], self.policy):
                 assert latest is not None
                 ss.apply_action(latest, item)
                 applied[item["id"]] = latest["id"]
@@ -880,7 +890,7 @@ class Projector:
                     self._remember(batch, row_dict(row))
         for r in sorted(best.values(), key=lambda r: r["occurred_at"]):
             conv = batch.convs[r["target_id"]]
-            if ss.accepts_action(conv, r["action"], r["occurred_at"]):
+            if ss.accepts_action(conv, r["action"], r["occurred_at"], self.policy):
                 ss.apply_action(conv, r)
                 batch.applied_actions.append({"b_id": r["id"], "conversation_id": conv["id"]})
         self._write(conn, batch, {}, {}, {}, {}, {})
@@ -951,55 +961,60 @@ class Projector:
             }
         conn.execute(update(c).where(c.c.id == conv["id"]).values(**values))
 
-    def expire_idle(self, *, now: datetime | None = None, every_seconds: float = 30.0) -> int:
-        """Expire open conversations idle for longer than the session timeout.
-
-        "Now" is each instance's watermark (its latest message time seen), exactly as silver decides
-        ``expired``, so replays of old data and the live stream agree with gold. ``now`` caps it.
-        """
+    def sweep(self, *, now: datetime | None = None, every_seconds: float = 30.0) -> int:
+        """Close open conversations the inactivity rule has closed by the as-of instant (``now``, else
+        :func:`~live.store_sql.live_as_of`): expired (answered or business-opened, idle past the timeout) or abandoned
+        (waiting for a first response past the abandonment limit), with or without new traffic, as
+        silver does. Runs at most every ``every_seconds`` unless ``now`` is given."""
         if now is None and time.monotonic() - self._last_sweep < every_seconds:
             return 0
         self._last_sweep = time.monotonic()
         c = conversations
-        total = 0
         with self._begin() as conn:
-            marks = conn.execute(select(instance_watermarks.c.instance_id, instance_watermarks.c.watermark))
+            at = now or live_as_of(conn)
+            is_waiting = and_(c.c.origin == "inbound", c.c.first_response_at.is_(None))
+            rows = conn.execute(
+                select(c.c.id, c.c.origin, c.c.first_response_at, c.c.opened_at, c.c.last_message_at, c.c.version)
+                .where(
+                    c.c.status == "open",
+                    or_(
+                        and_(is_waiting, c.c.opened_at < at - self.policy.abandon_after),
+                        and_(not_(is_waiting), c.c.last_message_at < at - self.policy.timeout),
+                    ),
+                )
+                .limit(20000)
+            ).all()
             params: list[dict[str, Any]] = []
-            for instance_id, watermark in marks.all():
-                mark = aware(watermark)
-                if now is not None and mark is not None:
-                    mark = max(mark, now)
-                if mark is None:
+            for r in rows:
+                conv = {k: aware(v) if isinstance(v, datetime) else v for k, v in r._mapping.items()}
+                status = ss.closed_by(conv, at, self.policy)
+                if status is None:
                     continue
-                cutoff = mark - self.policy.timeout
-                rows = conn.execute(
-                    select(c.c.id, c.c.last_message_at)
-                    .where(c.c.instance_id == instance_id, c.c.status == "open", c.c.last_message_at < cutoff)
-                    .limit(20000)
-                ).all()
-                params += [
+                ss.close(conv, status, self.policy)
+                params.append(
                     {
                         "b_id": r.id,
-                        "b_last": r.last_message_at,
-                        "v_expired": aware(r.last_message_at) + self.policy.timeout,
+                        "b_version": r.version,
+                        "v_status": status,
+                        "v_closed": conv["closed_at"],
+                        "v_expired": conv["expired_at"],
+                        "v_version": int(r.version or 1) + 1,
                     }
-                    for r in rows
-                ]
-            if params:
-                stmt = (
-                    update(c)
-                    .where(
-                        c.c.id == bindparam("b_id"), c.c.status == "open", c.c.last_message_at == bindparam("b_last")
-                    )
-                    .values(
-                        status="expired",
-                        closed_at=bindparam("b_last"),
-                        expired_at=bindparam("v_expired"),
-                        updated_at=datetime.now(UTC),
-                    )
                 )
-                total = conn.execute(stmt, params).rowcount
-        return int(total or 0)
+            if not params:
+                return 0
+            stmt = (
+                update(c)
+                .where(c.c.id == bindparam("b_id"), c.c.status == "open", c.c.version == bindparam("b_version"))
+                .values(
+                    status=bindparam("v_status"),
+                    closed_at=bindparam("v_closed"),
+                    expired_at=bindparam("v_expired"),
+                    version=bindparam("v_version"),
+                    updated_at=datetime.now(UTC),
+                )
+            )
+            return int(conn.execute(stmt, params).rowcount or 0)
 
 
 def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:

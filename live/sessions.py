@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.identity import conversation_id
+from core.settings import Settings
 from live.parse import Message
 
 Conversation = dict[str, Any]
@@ -46,10 +47,46 @@ CONVERSATION_ACTIONS = frozenset({"assign", "transfer", "unassign", "resolve", "
 
 @dataclass(frozen=True)
 class Policy:
-    """Session timeouts (``BEAZAP_SESSION_TIMEOUT_HOURS`` / ``BEAZAP_REOPEN_WINDOW_HOURS``)."""
+    """Session timeouts (``BEAZAP_SESSION_TIMEOUT_HOURS`` / ``BEAZAP_REOPEN_WINDOW_HOURS`` /
+    ``BEAZAP_ABANDON_AFTER_HOURS``)."""
 
     timeout: timedelta = timedelta(hours=24)
     reopen_window: timedelta = timedelta(hours=24)
+    abandon_after: timedelta = timedelta(days=7)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            timeout=timedelta(hours=settings.session_timeout_hours),
+            reopen_window=timedelta(hours=settings.reopen_window_hours),
+            abandon_after=timedelta(hours=settings.abandon_after_hours),
+        )
+
+
+def waiting(conv: Conversation) -> bool:
+    """Customer-opened and not answered yet: its first-response clock is running."""
+    return conv["origin"] == "inbound" and conv["first_response_at"] is None
+
+
+def closed_by(conv: Conversation, at: datetime, policy: Policy) -> str | None:
+    """``abandoned`` / ``expired`` when the inactivity rule has closed ``conv`` (not resolved) by ``at``,
+    else None (``METRICS.md`` → Conversations): a conversation waiting for its first response never
+    expires by inactivity and is abandoned once ``abandon_after`` passed since it opened; any other
+    expires once ``timeout`` passed since its last message."""
+    if waiting(conv):
+        return "abandoned" if at - conv["opened_at"] > policy.abandon_after else None
+    return "expired" if at - conv["last_message_at"] > policy.timeout else None
+
+
+def close(conv: Conversation, status: str, policy: Policy) -> None:
+    """Close ``conv`` by the inactivity rule: expired → ``closed_at`` = last message, ``expired_at`` =
+    that + timeout; abandoned → both at opening + abandonment limit."""
+    conv["status"] = status
+    if status == "abandoned":
+        conv["closed_at"] = conv["expired_at"] = conv["opened_at"] + policy.abandon_after
+    else:
+        conv["closed_at"] = conv["last_message_at"]
+        conv["expired_at"] = conv["last_message_at"] + policy.timeout
 
 
 def open_conversation(message: Message, previous: Conversation | None, policy: Policy) -> Conversation:
@@ -94,18 +131,11 @@ def open_conversation(message: Message, previous: Conversation | None, policy: P
     }
 
 
-def expire(conv: Conversation, policy: Policy) -> None:
-    """Close ``conv`` for inactivity: ``closed_at`` = last message, ``expired_at`` = that + timeout."""
-    conv["status"] = "expired"
-    conv["closed_at"] = conv["last_message_at"]
-    conv["expired_at"] = conv["last_message_at"] + policy.timeout
-
-
 def place(latest: Conversation | None, message: Message, policy: Policy) -> str:
     """Where ``message`` goes given the contact's latest conversation: ``attach`` or ``new``.
 
-    Expires ``latest`` (in place) when the message comes after the inactivity timeout, and revives an
-    expired conversation when a late message lands inside its timeout.
+    Closes ``latest`` (in place) when the message comes after the inactivity rule closed it, and
+    revives an expired or abandoned conversation when a late message lands before it closed.
     """
     if latest is None:
         return "new"
@@ -113,14 +143,15 @@ def place(latest: Conversation | None, message: Message, policy: Policy) -> str:
     if ts < latest["opened_at"]:
         return "attach"  # late message older than the conversation: best effort, kept with it
     if latest["status"] == "open":
-        if ts - latest["last_message_at"] > policy.timeout:
-            expire(latest, policy)
+        status = closed_by(latest, ts, policy)
+        if status is not None:
+            close(latest, status, policy)
             return "new"
         return "attach"
     if latest["status"] == "resolved":
         return "attach" if latest["resolved_at"] is not None and ts <= latest["resolved_at"] else "new"
-    # expired
-    if ts - latest["last_message_at"] <= policy.timeout:
+    # expired / abandoned
+    if closed_by(latest, ts, policy) is None:
         latest["status"] = "open"
         latest["expired_at"] = None
         latest["closed_at"] = None
@@ -154,13 +185,16 @@ def add_message(conv: Conversation, message: Message, *, automated: bool, sender
         conv["awaiting_since"] = None
 
 
-def accepts_action(conv: Conversation | None, action: str, occurred_at: datetime) -> bool:
-    """Whether ``conv`` is the conversation an action at ``occurred_at`` applies to."""
+def accepts_action(conv: Conversation | None, action: str, occurred_at: datetime, policy: Policy) -> bool:
+    """Whether ``conv`` is the conversation an action at ``occurred_at`` applies to: it was open then
+    (not resolved before it, not closed by the inactivity rule — the rule silver applies too)."""
     if conv is None or conv["opened_at"] > occurred_at:
         return False
     if action == "reopen":
         return conv["status"] == "resolved"
-    return conv["closed_at"] is None or conv["closed_at"] >= occurred_at
+    if conv["status"] == "resolved":
+        return conv["closed_at"] is None or conv["closed_at"] >= occurred_at
+    return closed_by(conv, occurred_at, policy) is None
 
 
 def apply_action(conv: Conversation, action: dict[str, Any]) -> bool:

@@ -10,17 +10,25 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.utc import as_utc, utc_row
-from storage.tables import projector_cursors
+from storage.tables import instance_watermarks, projector_cursors
 
 T = TypeVar("T")
 
 
 aware = as_utc
 row_dict = utc_row
+
+
+def live_as_of(conn: Connection, now: datetime | None = None) -> datetime:
+    """The live store's as-of instant: the processing time (``now``), bounded by what the projector has
+    read from bronze (the latest receipt or message time of any instance), as silver bounds its run's."""
+    latest = conn.execute(select(func.max(instance_watermarks.c.watermark))).scalar()
+    wall = now or datetime.now(UTC)
+    return min(wall, as_utc(latest)) if latest is not None else wall
 
 
 def insert_ignore(conn: Connection, table: Table) -> Any:

@@ -355,7 +355,7 @@ def _zone(name: str | None, default: str) -> ZoneInfo:
         return ZoneInfo(default)
 
 
-CLOSED = "status in ('resolved', 'expired')"
+CLOSED = "status in ('resolved', 'expired', 'abandoned')"
 
 
 def stream_closed_conversations(

@@ -13,9 +13,11 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from bronze import schema as bronze_schema
@@ -26,7 +28,7 @@ from silver import io
 from silver import schema as S  # noqa: N812
 from silver.messages import PART_COLUMNS, build_parts, existing_as_parts, finalize_sql, fold
 from silver.parse import parse
-from silver.sessionize import sessionize
+from silver.sessionize import closing_times, sessionize, unresolved_status
 from silver.state import SilverState
 from storage.lake import Lake
 
@@ -163,8 +165,13 @@ def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def build_silver(lake: Lake, *, full: bool = False, settings: Settings | None = None) -> dict[str, dict]:
+def build_silver(
+    lake: Lake, *, full: bool = False, settings: Settings | None = None, as_of: datetime | None = None
+) -> dict[str, dict]:
     """Bring silver up to date with bronze; returns per-table stats.
+
+    ``as_of`` fixes the run's as-of instant (default: the processing time bounded by what bronze holds;
+    see ``_Run._as_of``); the instant used is recorded in the cursor and in ``stats["_run"]["as_of"]``.
 
     ``stats[table]`` has ``rows_written`` (rows upserted/appended/overwritten), ``rows_total``,
     ``bronze_version`` (bronze/webhook_events version processed up to), ``ops_version`` and
@@ -180,9 +187,12 @@ def build_silver(lake: Lake, *, full: bool = False, settings: Settings | None = 
     o_to = o_dt.version() if o_dt is not None else -1
     if not full and state.bronze_version < 0 and state.ops_version < 0:
         full = True  # first run: nothing to increment on
-    if not full and b_to <= state.bronze_version and o_to <= state.ops_version:
-        return _stats(lake, {}, b_to=state.bronze_version, o_to=state.ops_version, rejects=0, started=started)
-    run = _Run(lake, settings, full=full, state=state, b_to=b_to, o_to=o_to)
+    nothing_new = b_to <= state.bronze_version and o_to <= state.ops_version
+    if not full and nothing_new and (as_of is None or (state.as_of is not None and as_of <= state.as_of)):
+        return _stats(
+            lake, {}, b_to=state.bronze_version, o_to=state.ops_version, rejects=0, started=started, as_of=state.as_of
+        )
+    run = _Run(lake, settings, full=full, state=state, b_to=b_to, o_to=o_to, as_of=as_of)
     try:
         written = run.execute()
     finally:
@@ -190,7 +200,7 @@ def build_silver(lake: Lake, *, full: bool = False, settings: Settings | None = 
     state.bronze_version = b_to
     state.ops_version = o_to
     state.save(lake)
-    stats = _stats(lake, written, b_to=b_to, o_to=o_to, rejects=run.rejects, started=started)
+    stats = _stats(lake, written, b_to=b_to, o_to=o_to, rejects=run.rejects, started=started, as_of=state.as_of)
     log.info(
         "silver_built",
         full=full,
@@ -199,6 +209,7 @@ def build_silver(lake: Lake, *, full: bool = False, settings: Settings | None = 
         messages=written.get(S.MESSAGES, 0),
         conversations=written.get(S.CONVERSATIONS, 0),
         rejects=run.rejects,
+        as_of=state.as_of.isoformat() if state.as_of else None,
         seconds=round(time.perf_counter() - started, 3),
     )
     return stats
@@ -218,7 +229,16 @@ ALL_TABLES = (
 )
 
 
-def _stats(lake: Lake, written: dict[str, int], *, b_to: int, o_to: int, rejects: int, started: float) -> dict:
+def _stats(
+    lake: Lake,
+    written: dict[str, int],
+    *,
+    b_to: int,
+    o_to: int,
+    rejects: int,
+    started: float,
+    as_of: datetime | None = None,
+) -> dict:
     out: dict[str, dict] = {}
     for table in ALL_TABLES:
         dt = lake.open_or_none(table)
@@ -230,7 +250,12 @@ def _stats(lake: Lake, written: dict[str, int], *, b_to: int, o_to: int, rejects
             "ops_version": o_to,
             "rejects": rejects if table == S.REJECTS else 0,
         }
-    out["_run"] = {"seconds": round(time.perf_counter() - started, 3), "bronze_version": b_to, "ops_version": o_to}
+    out["_run"] = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "bronze_version": b_to,
+        "ops_version": o_to,
+        "as_of": as_of,
+    }
     return out
 
 
@@ -244,7 +269,17 @@ def _count(lake: Lake, table: str, dt: DeltaTable) -> int:
 class _Run:
     """One silver run over one batch of bronze rows."""
 
-    def __init__(self, lake: Lake, settings: Settings, *, full: bool, state: SilverState, b_to: int, o_to: int):
+    def __init__(
+        self,
+        lake: Lake,
+        settings: Settings,
+        *,
+        full: bool,
+        state: SilverState,
+        b_to: int,
+        o_to: int,
+        as_of: datetime | None = None,
+    ):
         self.lake = lake
         self.settings = settings
         self.full = full
@@ -257,6 +292,9 @@ class _Run:
         self.rejects = 0
         self.timeout_s = settings.session_timeout_hours * 3600.0
         self.reopen_s = settings.reopen_window_hours * 3600.0
+        self.abandon_s = settings.abandon_after_hours * 3600.0
+        self.requested_as_of = as_of
+        self.bronze_latest: datetime | None = None  # latest receipt / event / action time of this batch
 
     # ---------------------------------------------------------------------------------------------
     def execute(self) -> dict[str, int]:
@@ -334,6 +372,10 @@ class _Run:
             first = False
 
         for batch in reader:
+            if batch.num_rows:
+                latest = pc.max(batch.column("received_at")).as_py()
+                if latest is not None and (self.bronze_latest is None or latest > self.bronze_latest):
+                    self.bronze_latest = latest
             pending.append(batch)
             rows += batch.num_rows
             if rows >= chunk_rows:
@@ -493,28 +535,7 @@ class _Run:
             "create or replace temp table msg_conv (instance_id varchar, message_id varchar, conversation_id varchar)"
         )
         con.execute(f"create or replace temp table fin0 as {finalize_sql('folded')}")
-        # watermark per instance: the latest message event time seen (the "now" for expiry)
-        con.execute(
-            """
-            create or replace temp table wm_batch as
-            select instance_id, max(event_at) as wm from fin0 where event_at is not null group by all
-            """
-        )
-        prev = pa.table(
-            {
-                "instance_id": list(self.state.watermarks),
-                "wm": pa.array(list(self.state.watermarks.values()), type=S.TS),
-            }
-        )
-        con.register("wm_prev", prev)
-        con.execute(
-            """
-            create or replace temp table wm as
-            select instance_id, max(wm) as wm from (select * from wm_batch union all select * from wm_prev) group by all
-            """
-        )
-        for inst, wm in con.sql("select instance_id, wm from wm").fetchall():
-            self.state.watermarks[inst] = wm
+        self._as_of()
         if not self.full:
             # message_sent for an existing message changes its conversation's first response too
             con.execute(
@@ -562,7 +583,7 @@ class _Run:
                 """
             )
             self._ops_keyed(filtered=True)
-        sessionize(con, timeout_s=self.timeout_s, reopen_s=self.reopen_s)
+        sessionize(con, timeout_s=self.timeout_s, reopen_s=self.reopen_s, abandon_s=self.abandon_s, as_of=self.as_of)
         written: dict[str, int] = {}
         if self.full:
             rel = con.sql(
@@ -609,19 +630,54 @@ class _Run:
                                                     and a.contact_key = x.contact_key)
               and not exists (select 1 from conv_out c where c.conversation_id = x.conversation_id)
             union all by name
-            select x.* replace ('expired' as status,
-                                x.last_message_at + to_microseconds(cast({self.timeout_s} * 1e6 as bigint))
-                                    as expired_at,
-                                x.last_message_at as closed_at),
+            select x.* replace (c.status as status, c.expired_at as expired_at, c.closed_at as closed_at),
                    false as _delete
-            from ex_conversations x join wm w using (instance_id)
-            where x.status = 'open' and epoch(w.wm) - epoch(x.last_message_at) > {self.timeout_s}
+            from ex_conversations x
+            join (select conversation_id, status, {
+                closing_times(
+                    "status", "opened_at", "last_message_at", self.timeout_s, self.abandon_s, resolved_at="null"
+                )
+            }
+                  from (select conversation_id, opened_at, last_message_at, {
+                unresolved_status(
+                    "origin",
+                    "first_response_at",
+                    "opened_at",
+                    "last_message_at",
+                    self.as_of,
+                    self.timeout_s,
+                    self.abandon_s,
+                )
+            } as status
+                        from ex_conversations where status = 'open')) c using (conversation_id)
+            where x.status = 'open' and c.status <> 'open'
               and not exists (select 1 from affected0 a where a.instance_id = x.instance_id
                                                         and a.contact_key = x.contact_key)
             """
         )
         written[S.CONVERSATIONS] = self._write_conversations()
         return written
+
+    def _as_of(self) -> None:
+        """The run's as-of instant: the processing time, bounded by what bronze holds (its latest
+        receipt, message event or action time), never before the previous run's; an explicit
+        ``as_of`` replaces the processing time. Recorded in the cursor (``SilverState.as_of``)."""
+        con = self.con
+        latest = [self.bronze_latest]
+        latest += con.execute("select max(event_at) from fin0").fetchall()[0]
+        latest += con.execute("select max(occurred_at) from ops_new").fetchall()[0]
+        known = [t for t in latest if t is not None]
+        bronze_wm = max(known) if known else None
+        if self.requested_as_of is not None:
+            as_of = self.requested_as_of.astimezone(UTC)
+        elif bronze_wm is not None:
+            as_of = min(datetime.now(UTC), bronze_wm)
+        else:
+            as_of = self.state.as_of or datetime.now(UTC)
+        if self.state.as_of is not None and self.state.as_of > as_of:
+            as_of = self.state.as_of
+        self.as_of = as_of
+        self.state.as_of = as_of
 
     def _write_messages(self) -> int:
         """Replace the rows of ``msg_write`` in silver/messages.

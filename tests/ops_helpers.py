@@ -63,10 +63,17 @@ def revoke(instance: str, mid: str, phone: str = "5511987654321") -> dict[str, A
     }
 
 
-def write_webhooks(lake: Lake, envelopes: list[dict[str, Any]]) -> None:
-    """Append ``envelopes`` to bronze/webhook_events in ONE commit (created with CDF if needed)."""
+def write_webhooks(lake: Lake, envelopes: list[dict[str, Any]], received_at: datetime | None = None) -> None:
+    """Append ``envelopes`` to bronze/webhook_events in ONE commit (created with CDF if needed).
+
+    The test traffic is old-dated, so it lands as a replay received when it happened (by default the
+    latest message time of the batch): the as-of instant, bounded by what bronze holds, is then that
+    time, not today's — otherwise every conversation would already be closed."""
     ensure_tables(lake, WEBHOOK_EVENTS)
-    lake.write(WEBHOOK_EVENTS, envelopes_table(envelopes))
+    if received_at is None:
+        times = [e["data"]["messageTimestamp"] for e in envelopes if "messageTimestamp" in (e.get("data") or {})]
+        received_at = datetime.fromtimestamp(max(times, default=BASE_TS), UTC)
+    lake.write(WEBHOOK_EVENTS, envelopes_table(envelopes, received_at=received_at))
 
 
 def write_ops_events(lake: Lake, rows: list[dict[str, Any]]) -> None:

@@ -39,9 +39,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     sim = simulate(SimulationConfig(seed=23, instances=3, days=5, conversations_per_day=30, start=date(2026, 3, 5)))
     register_instances(engine, sim)
     write_bronze(lake, sim)
-    build_silver(lake, settings=settings)
-    as_of = max(sim.ground_truth.watermarks.values())
-    build_gold(lake, engine=engine, settings=settings, as_of=as_of)
+    stats = build_silver(lake, settings=settings)
+    as_of = sim.ground_truth.as_of
+    assert stats["_run"]["as_of"] == as_of  # a replay's as-of is the latest instant its bronze holds
+    build_gold(lake, engine=engine, settings=settings)  # gold measures running clocks to silver's as-of
     con = connect(lake)
     yield {
         "sim": sim,
@@ -88,20 +89,21 @@ def test_hourly_volume_equals_truth(built: dict) -> None:
     assert got == want
 
 
+KINDS = ("opened", "resolved", "expired", "abandoned", "reopened")
+
+
 def test_daily_conversations_equal_truth(built: dict) -> None:
     got = {
-        (r[0], r[1].isoformat()): {"opened": r[2], "resolved": r[3], "expired": r[4], "reopened": r[5]}
+        (r[0], r[1].isoformat()): dict(zip(KINDS, r[2:], strict=True))
         for r in q(
             built["con"],
-            "select instance_id, day, sum(opened), sum(resolved), sum(expired), sum(reopened) "
+            "select instance_id, day, sum(opened), sum(resolved), sum(expired), sum(abandoned), sum(reopened) "
             "from gold.daily_conversations group by all "
-            "having sum(opened) + sum(resolved) + sum(expired) + sum(reopened) > 0",
+            "having sum(opened) + sum(resolved) + sum(expired) + sum(abandoned) + sum(reopened) > 0",
         )
     }
-    want = {
-        (d["instance_id"], d["day"]): {k: d[k] for k in ("opened", "resolved", "expired", "reopened")}
-        for d in built["truth"].daily_conversations
-    }
+    want = {(d["instance_id"], d["day"]): {k: d[k] for k in KINDS} for d in built["truth"].daily_conversations}
+    assert any(v["abandoned"] for v in want.values())  # the simulation has customers nobody answered
     assert got == want
 
 

@@ -73,12 +73,27 @@ def test_late_ack_and_revoke_are_pending_then_applied(engine, lake):
 
 def test_expiry_and_new_conversation_after_timeout(engine, lake):
     add_instance(engine, INST, "acct")
-    write_webhooks(lake, [msg(INST, "a1", BASE_TS), msg(INST, "a2", BASE_TS + 25 * 3600)])
+    write_webhooks(
+        lake,
+        [
+            msg(INST, "a1", BASE_TS),
+            msg(INST, "o1", BASE_TS + 60, from_me=True),  # answered: inactivity expiry applies
+            msg(INST, "a2", BASE_TS + 60 + 25 * 3600),
+        ],
+    )
     run_once(lake, engine)
     convs = _convs(engine)
     assert [c["status"] for c in convs] == ["expired", "open"]
     assert convs[1]["previous_conversation_id"] == convs[0]["id"]
-    assert convs[0]["closed_at"].replace(tzinfo=UTC) == datetime.fromtimestamp(BASE_TS, UTC)
+    assert convs[0]["closed_at"].replace(tzinfo=UTC) == datetime.fromtimestamp(BASE_TS + 60, UTC)
+
+
+def test_waiting_conversation_never_expires_by_inactivity(engine, lake):
+    add_instance(engine, INST, "acct")
+    write_webhooks(lake, [msg(INST, "w1", BASE_TS), msg(INST, "w2", BASE_TS + 30 * 3600)])
+    run_once(lake, engine)
+    (c,) = _convs(engine)
+    assert c["status"] == "open" and c["inbound_count"] == 2 and c["first_response_at"] is None
 
 
 def test_bronze_actions_resolve_then_reopen_window(engine, lake):

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from test_silver_scenarios import T0, ack, edit, message, op, reaction, revoke
 
+from core.settings import Settings
 from silver import schema as S  # noqa: N812
 from silver.pipeline import build_silver
 from storage.lake import Lake
@@ -110,6 +111,28 @@ def _split(items: list[Any], cuts: list[int]) -> list[list[Any]]:
     ops_cuts=st.lists(st.integers(0, 60), max_size=2),
 )
 def test_incremental_equals_full(world, perm, cuts, ops_cuts):
+    _check_incremental_equals_full(world, perm, cuts, ops_cuts, None)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(
+    world=traffic(),
+    perm=st.randoms(use_true_random=False),
+    cuts=st.lists(st.integers(0, 60), max_size=3),
+    ops_cuts=st.lists(st.integers(0, 60), max_size=2),
+)
+def test_incremental_equals_full_with_abandonment(world, perm, cuts, ops_cuts):
+    """The same with an abandonment limit shorter than the traffic's span, so waiting conversations are
+    abandoned (and re-cut) in random places and batches."""
+    _check_incremental_equals_full(world, perm, cuts, ops_cuts, Settings(abandon_after_hours=20))
+
+
+def _check_incremental_equals_full(world, perm, cuts, ops_cuts, cfg: Settings | None) -> None:
     webhooks, actions = world
     order = list(range(len(webhooks)))
     perm.shuffle(order)  # arrival order != event order
@@ -124,12 +147,12 @@ def test_incremental_equals_full(world, perm, cuts, ops_cuts):
                 append_webhooks(lake, webhook_rows(batches[k]))
             if k < len(op_batches) and op_batches[k]:
                 append_ops(lake, ops_rows(op_batches[k]))
-            build_silver(lake)
+            build_silver(lake, settings=cfg)
         incremental = _snapshot(lake)
-        again = build_silver(lake)  # nothing new: no-op
+        again = build_silver(lake, settings=cfg)  # nothing new: no-op
         assert all(v.get("rows_written", 0) == 0 for k, v in again.items() if k != "_run")
         assert _snapshot(lake) == incremental
-        build_silver(lake, full=True)
+        build_silver(lake, full=True, settings=cfg)
         full = _snapshot(lake)
     for table in TABLES:
         only_inc = sorted(set(incremental[table]) - set(full[table]))

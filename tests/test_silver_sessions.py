@@ -1,5 +1,6 @@
 """Sessionization edge cases (docs/metrics.md → Conversations): expiry, reopen window, origin, groups, ties,
-operational actions (assign/resolve/reopen/message_sent) and the watermark "now" rule."""
+operational actions (assign/resolve/reopen/message_sent), waiting / abandoned conversations and the as-of
+"now" rule."""
 
 from __future__ import annotations
 
@@ -58,16 +59,57 @@ def test_inactivity_expiry_and_exact_boundary(lake):
     assert c2["is_reopen"] is False and c1["reopened"] is False
 
 
-def test_watermark_expires_quiet_conversations_incrementally(lake):
-    land(lake, message("a1", A, T0), message("b1", B, T0 + minutes(1)))
+def test_as_of_expires_quiet_conversations_incrementally(lake):
+    land(lake, message("a1", A, T0), message("a2", A, T0 + minutes(1), from_me=True), message("b1", B, T0))
     build_silver(lake)
     assert {c["status"] for c in convs(lake)} == {"open"}
-    land(lake, message("b2", B, T0 + hours(30)))  # only B talks; the instance's clock moves past A's timeout
-    build_silver(lake)
+    land(lake, message("b2", B, T0 + hours(30)))  # only B talks; the run's as-of moves past A's timeout
+    stats = build_silver(lake)
+    assert stats["_run"]["as_of"] == T0 + hours(30)
     (a,) = convs(lake, A_KEY)
-    assert a["status"] == "expired" and a["closed_at"] == T0 and a["expired_at"] == T0 + hours(24)
-    b1, b2 = convs(lake, B_KEY)
-    assert b1["status"] == "expired" and b2["status"] == "open"
+    assert a["status"] == "expired" and a["closed_at"] == T0 + minutes(1)
+    assert a["expired_at"] == T0 + minutes(1) + hours(24)
+    # B never had a first response: its conversation waits, whatever the silence
+    (b,) = convs(lake, B_KEY)
+    assert b["status"] == "open" and b["inbound_count"] == 2 and b["closed_at"] is None
+    # a later as-of past the abandonment limit closes it, with or without traffic
+    build_silver(lake, as_of=T0 + hours(24 * 7) + timedelta(seconds=1))
+    (b,) = convs(lake, B_KEY)
+    limit = hours(get_settings().abandon_after_hours)
+    assert b["status"] == "abandoned" and b["closed_at"] == b["expired_at"] == T0 + limit
+
+
+def test_waiting_conversation_absorbs_gaps_until_answered(lake):
+    land(
+        lake,
+        message("w1", A, T0),
+        message("w2", A, T0 + hours(30)),  # still waiting: the same conversation
+        message("w3", A, T0 + hours(40), from_me=True),  # first response after 40 h
+        message("w4", A, T0 + hours(41)),  # thanks…
+        message("w5", A, T0 + hours(70)),  # more than 24 h after w4: answered conversations expire
+    )
+    build_silver(lake)
+    c1, c2 = convs(lake)
+    assert c1["inbound_count"] == 3 and c1["outbound_count"] == 1 and c1["first_response_at"] == T0 + hours(40)
+    assert c1["status"] == "expired" and c1["closed_at"] == T0 + hours(41)
+    assert c2["opening_message_id"] == "w5" and c2["status"] == "open"
+
+
+def test_abandonment_splits_and_late_answer_opens_business_conversation(lake, monkeypatch):
+    monkeypatch.setenv("BEAZAP_ABANDON_AFTER_HOURS", "48")
+    get_settings.cache_clear()
+    land(
+        lake,
+        message("x1", A, T0),
+        message("x2", A, T0 + hours(47)),  # within the limit: same conversation
+        message("x3", A, T0 + hours(49)),  # after it: the first was abandoned, a new one waits
+        message("x4", A, T0 + hours(98), from_me=True),  # 49 h after x3: answers nothing, opens its own
+    )
+    build_silver(lake)
+    c1, c2, c3 = convs(lake)
+    assert c1["status"] == "abandoned" and c1["inbound_count"] == 2 and c1["closed_at"] == T0 + hours(48)
+    assert c2["opening_message_id"] == "x3" and c2["status"] == "abandoned" and c2["first_response_at"] is None
+    assert c3["origin"] == "outbound" and c3["status"] == "open"
 
 
 def test_outbound_initiated_has_no_first_response(lake):
@@ -133,20 +175,37 @@ def test_reopen_action_and_late_resolve_after_expiry(lake):
         message("d1", A, T0),
         message("d2", A, T0 + minutes(20)),
         message("e1", B, T0),
+        message("e1r", B, T0 + minutes(1), from_me=True),
         message("e2", B, T0 + hours(80)),
     )
     land_ops(
         lake,
         op("y1", "resolve", A_KEY, T0 + minutes(10)),
         op("y2", "reopen", A_KEY, T0 + minutes(15)),  # undoes the resolve: d2 stays in the same conversation
-        op("y3", "resolve", B_KEY, T0 + hours(30)),  # B's conversation had already expired: ignored
+        op("y3", "resolve", B_KEY, T0 + hours(30)),  # B's answered conversation had already expired: ignored
     )
     build_silver(lake)
     (a,) = convs(lake, A_KEY)
-    # open until the instance clock (B at +80 h) passed its timeout; never resolved
-    assert a["status"] == "expired" and a["inbound_count"] == 2 and a["resolved_at"] is None
+    # never answered: still waiting (open) at the as-of (+80 h), never resolved
+    assert a["status"] == "open" and a["inbound_count"] == 2 and a["resolved_at"] is None
     b1, _b2 = convs(lake, B_KEY)
     assert b1["status"] == "expired" and b1["resolved_at"] is None
+
+
+def test_resolve_after_long_silence_of_a_waiting_conversation_applies(lake):
+    """The live store lets an attendant resolve a conversation still waiting for its first response,
+    however long it has been silent: silver applies that resolve the same way."""
+    land(lake, message("s1", A, T0), message("s2", A, T0 + hours(60)))
+    land_ops(
+        lake,
+        op("z1", "assign", A_KEY, T0 + hours(50), attendant="att-1", team="team-1"),
+        op("z2", "resolve", A_KEY, T0 + hours(50) + minutes(1), actor="att-1"),
+    )
+    build_silver(lake)
+    c1, c2 = convs(lake, A_KEY)
+    assert c1["status"] == "resolved" and c1["resolved_at"] == T0 + hours(50) + minutes(1)
+    assert c1["assignee_id"] == "att-1" and c1["resolved_by"] == "att-1"
+    assert c2["opening_message_id"] == "s2" and c2["status"] == "open"
 
 
 def test_automated_and_attendant_sent_messages(lake):
@@ -183,7 +242,8 @@ def test_automated_and_attendant_sent_messages(lake):
 
 @pytest.mark.parametrize("late_first", [True, False])
 def test_late_message_recomputes_only_its_contact(lake, late_first):
-    land(lake, message("g1", A, T0), message("g3", A, T0 + hours(30)), message("k1", B, T0))
+    g0 = message("g0", A, T0 + minutes(1), from_me=True)  # answered: the gap expires it
+    land(lake, message("g1", A, T0), g0, message("g3", A, T0 + hours(30)), message("k1", B, T0))
     build_silver(lake)
     assert len(convs(lake, A_KEY)) == 2
     b_before = convs(lake, B_KEY)

@@ -252,6 +252,7 @@ def check_truth(s: Simulation) -> None:
     g = s.ground_truth
     timeout = timedelta(hours=cfg.session_timeout_hours)
     reopen = timedelta(hours=cfg.reopen_window_hours)
+    abandon = timedelta(hours=cfg.abandon_after_hours)
     convs = g.conversation_by_id()
     assert len(convs) == len(g.conversations), "conversation ids are unique"
     direct = [m for m in g.messages if m.chat_type == "direct"]
@@ -279,16 +280,22 @@ def check_truth(s: Simulation) -> None:
             assert c.first_responder_id
             fr = next(m for m in direct if m.message_id == c.first_response_message_id)
             assert fr.direction == "outbound" and not fr.automated
-        wm = g.watermarks[c.instance_id]
+        now = g.as_of
+        waiting = c.origin == "inbound" and c.first_response_at is None  # never expires by inactivity
         if c.status == "resolved":
             assert c.resolved_at is not None and c.resolved_by
-            assert c.last_message_at < c.resolved_at <= c.last_message_at + timeout
+            limit = c.opened_at + abandon if waiting else c.last_message_at + timeout
+            assert c.last_message_at < c.resolved_at <= limit
             assert c.closed_at == c.resolved_at and c.expired_at is None
         elif c.status == "expired":
-            assert wm - c.last_message_at > timeout
+            assert not waiting and now - c.last_message_at > timeout
             assert c.expired_at == c.last_message_at + timeout and c.closed_at == c.last_message_at
+        elif c.status == "abandoned":
+            assert waiting and now - c.opened_at > abandon
+            assert c.expired_at == c.closed_at == c.opened_at + abandon
         else:
-            assert c.status == "open" and wm - c.last_message_at <= timeout and c.closed_at is None
+            assert c.status == "open" and c.closed_at is None
+            assert (now - c.opened_at <= abandon) if waiting else (now - c.last_message_at <= timeout)
         if c.first_assigned_at is not None:
             assert c.first_assigned_at >= c.opened_at
         by_contact[(c.instance_id, c.contact_key)].append(c)
@@ -296,7 +303,9 @@ def check_truth(s: Simulation) -> None:
         convs_of.sort(key=lambda c: c.opened_at)
         for prev, nxt in itertools.pairwise(convs_of):
             assert nxt.previous_conversation_id == prev.conversation_id
-            end = prev.resolved_at if prev.status == "resolved" else prev.last_message_at + timeout
+            end = {"resolved": prev.resolved_at, "abandoned": prev.closed_at}.get(
+                prev.status, prev.last_message_at + timeout
+            )
             assert nxt.opened_at > end, "conversations of one contact never overlap"
             expect_reopen = (
                 nxt.origin == "inbound" and prev.status == "resolved" and nxt.opened_at - prev.resolved_at <= reopen
@@ -363,7 +372,7 @@ def test_ground_truth_json_round_trip(sim: Simulation, tmp_path: Path) -> None:
     assert back.conversations == sim.ground_truth.conversations
     assert back.messages == sim.ground_truth.messages
     assert back.calls == sim.ground_truth.calls
-    assert back.watermarks == sim.ground_truth.watermarks
+    assert back.as_of == sim.ground_truth.as_of
     assert back.daily_volume == sim.ground_truth.daily_volume
 
 

@@ -484,7 +484,8 @@ def get_conversation_facts(
     hour: Annotated[int | None, Query(ge=0, le=23, description="Opened in this local hour.")] = None,
     weekday: Annotated[int | None, Query(ge=1, le=7, description="Opened on this ISO weekday.")] = None,
     conversation_status: Annotated[
-        Literal["open", "resolved", "expired"] | None, Query(alias="status", description="Conversation status.")
+        Literal["open", "resolved", "expired", "abandoned"] | None,
+        Query(alias="status", description="Conversation status."),
     ] = None,
     frt_sla: SlaOutcome | None = None,
     next_reply_sla: SlaOutcome | None = None,

@@ -31,6 +31,12 @@ class OverviewFigures(BaseModel):
     conversations_opened: int = Field(0, examples=[410])
     conversations_resolved: int = Field(0, examples=[377])
     conversations_expired: int = Field(0, examples=[21])
+    conversations_abandoned: int = Field(
+        0,
+        examples=[3],
+        description="Customer-opened conversations never answered within the abandonment limit "
+        "(BEAZAP_ABANDON_AFTER_HOURS); each is a first-response breach.",
+    )
     conversations_reopened: int = Field(0, examples=[12])
     backlog_end: int = Field(0, description="Conversations still open at the end of the period's last day.")
     frt_mean_seconds: float | None = Field(None, examples=[540.2])

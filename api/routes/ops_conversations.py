@@ -48,7 +48,7 @@ def list_conversations(
     request: Request,
     scope: Scope,
     instance_id: Annotated[list[str] | None, Query()] = None,
-    status_: Annotated[Literal["open", "resolved", "expired"] | None, Query(alias="status")] = None,
+    status_: Annotated[Literal["open", "resolved", "expired", "abandoned"] | None, Query(alias="status")] = None,
     assignee_id: str | None = None,
     team_id: str | None = None,
     unassigned: bool | None = None,

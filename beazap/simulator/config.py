@@ -60,6 +60,7 @@ class SimulationConfig:
     # --- sessionization (must match the product's settings) --------------------------------------
     session_timeout_hours: float = 24.0
     reopen_window_hours: float = 24.0
+    abandon_after_hours: float = 7 * 24.0
 
     def __post_init__(self) -> None:
         if self.instances < 1 or self.days < 1:

@@ -79,10 +79,9 @@ def build_people(cfg: SimulationConfig) -> tuple[list[SimInstance], list[Team], 
 
 
 def _truth_for(
-    world: InstanceWorld, team_of: dict[str, str]
-) -> tuple[list[TrueConversation], list[TrueMessage], list[TrueCall], dict[str, str], float | None]:
+    world: InstanceWorld, team_of: dict[str, str], as_of: float
+) -> tuple[list[TrueConversation], list[TrueMessage], list[TrueCall], dict[str, str]]:
     msgs = [m for m in world.messages if m.chat_type != "broadcast"]
-    wm = max((m.t for m in msgs), default=None)
     conversations: list[TrueConversation] = []
     attribution: dict[str, tuple[str, str | None, str | None]] = {}
     action_conv: dict[str, str] = {}
@@ -102,7 +101,7 @@ def _truth_for(
         timeline.extend(actions_by_contact.get(id(c), []))
         convs, attr, acts = sessionize(
             world.inst.id, c.contact_key, timeline,
-            timeout_s=world.timeout, reopen_s=world.reopen, watermark=wm, team_of=team_of,
+            timeout_s=world.timeout, reopen_s=world.reopen, abandon_s=world.abandon, as_of=as_of, team_of=team_of,
         )  # fmt: skip
         conversations.extend(convs)
         attribution.update(attr)
@@ -166,7 +165,7 @@ def _truth_for(
         )
         for call in world.calls
     ]
-    return conversations, truth_msgs, calls, action_conv, wm
+    return conversations, truth_msgs, calls, action_conv
 
 
 def _volumes(truth: GroundTruth, tz_of: dict[str, ZoneInfo]) -> None:
@@ -194,11 +193,15 @@ def _volumes(truth: GroundTruth, tz_of: dict[str, ZoneInfo]) -> None:
 
         bump(c.opened_at, "opened")
         bump(c.resolved_at, "resolved")
-        bump(c.expired_at, "expired")
+        bump(c.expired_at, "abandoned" if c.status == "abandoned" else "expired")
         if c.is_reopen:
             bump(c.opened_at, "reopened")
     truth.daily_conversations = [
-        {"instance_id": k[0], "day": k[1], **{w: v.get(w, 0) for w in ("opened", "resolved", "expired", "reopened")}}
+        {
+            "instance_id": k[0],
+            "day": k[1],
+            **{w: v.get(w, 0) for w in ("opened", "resolved", "expired", "abandoned", "reopened")},
+        }
         for k, v in sorted(conv.items())
     ]
 
@@ -236,6 +239,7 @@ def simulate(cfg: SimulationConfig | None = None) -> Simulation:
     deliveries: list[Delivery] = []
     ops_rows: list[dict[str, Any]] = []
     tz_of: dict[str, ZoneInfo] = {}
+    worlds: list[InstanceWorld] = []
     for inst in instances:
         world = InstanceWorld(
             cfg,
@@ -246,14 +250,19 @@ def simulate(cfg: SimulationConfig | None = None) -> Simulation:
         )
         world.build_timeline()
         tz_of[inst.id] = world.tz
-        convs, msgs, calls, action_conv, wm = _truth_for(world, team_of)
+        worlds.append(world)
+        deliveries.extend(_deliveries(cfg, world))
+    # the as-of silver uses for a replay of this bronze: the latest receipt, message or action time
+    latest = [d.received_at.timestamp() for d in deliveries]
+    latest += [m.t for w in worlds for m in w.messages] + [a.t for w in worlds for a in w.actions]
+    as_of = max(latest, default=datetime.fromisoformat(cfg.start.isoformat()).replace(tzinfo=UTC).timestamp())
+    truth.as_of = datetime.fromtimestamp(as_of, UTC)
+    for world in worlds:
+        convs, msgs, calls, action_conv = _truth_for(world, team_of, as_of)
         truth.conversations.extend(convs)
         truth.messages.extend(msgs)
         truth.calls.extend(calls)
-        if wm is not None:
-            truth.watermarks[inst.id] = datetime.fromtimestamp(wm, UTC)
         ops_rows.extend(webhooks.ops_rows(world, action_conv))
-        deliveries.extend(_deliveries(cfg, world))
     deliveries.sort(key=lambda d: (d.received_at, d.instance))
     for i, d in enumerate(deliveries):
         d.seq = i

@@ -6,16 +6,19 @@ plus the operational actions). :func:`sessionize` cuts it into conversations wit
 SQL in silver and the live projector:
 
 - per contact, items ordered by time (the generator never lets two items of a chat share a time);
-- a message opens a conversation when none is open (no previous message, the previous message is
-  more than the session timeout ago, or the open conversation was resolved);
-- an action applies to the conversation open at its time (previous message within the timeout):
+- a message opens a conversation when none is open: no previous message, the open conversation was
+  resolved, or it closed before the message — a conversation waiting for its first response
+  (customer-opened, not answered yet) never expires by inactivity and closes as ``abandoned`` once
+  the abandonment limit passed since it opened; any other closes as ``expired`` once the session
+  timeout passed since its last message;
+- an action applies to the conversation open at its time (same rule):
   ``resolve`` closes it (first one wins until a ``reopen``); while it is not resolved a ``transfer``
   sets the assignee and team, an ``assign`` sets the assignee and — only when it names one — the team
   (an assign without a team keeps the current team, as silver and the live store do), ``unassign``
   clears the assignee (the team keeps it);
-- status: ``resolved``, else ``expired`` when the instance watermark (its latest message time) is more
-  than the timeout past the last message, else ``open``; ``expired_at`` = last message + timeout and
-  ``closed_at`` = last message time;
+- status at the run's as-of instant (the latest instant bronze holds): ``resolved``, else
+  ``abandoned`` / ``expired`` by the rule above, else ``open``; expired: ``expired_at`` = last
+  message + timeout and ``closed_at`` = last message time; abandoned: both = opening + limit;
 - first response = first non-automated outbound of an inbound-origin conversation; its responder is
   the BeaZap sender, else the assignee at that moment, else ``unattributed``;
 - ``previous_conversation_id`` links every conversation to the contact's previous one; ``is_reopen``
@@ -137,9 +140,10 @@ class GroundTruth:
     daily_volume: list[dict[str, Any]] = field(default_factory=list)
     # [{instance_id, day, hour, direction, chat_type, messages}]
     hourly_volume: list[dict[str, Any]] = field(default_factory=list)
-    # [{instance_id, day, opened, resolved, expired, reopened}] each by its own event day (instance zone)
+    # [{instance_id, day, opened, resolved, expired, abandoned, reopened}] each by its own event day
+    # (instance zone)
     daily_conversations: list[dict[str, Any]] = field(default_factory=list)
-    watermarks: dict[str, datetime] = field(default_factory=dict)  # instance → latest message time
+    as_of: datetime | None = None  # the as-of instant statuses are decided at (latest instant bronze holds)
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, path: str | Path) -> Path:
@@ -147,7 +151,7 @@ class GroundTruth:
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "config": self.config,
-            "watermarks": {k: v.isoformat() for k, v in sorted(self.watermarks.items())},
+            "as_of": self.as_of.isoformat() if self.as_of else None,
             "conversations": [asdict(c) for c in self.conversations],
             "messages": [asdict(m) for m in self.messages],
             "calls": [asdict(c) for c in self.calls],
@@ -168,7 +172,7 @@ class GroundTruth:
             daily_volume=doc.get("daily_volume", []),
             hourly_volume=doc.get("hourly_volume", []),
             daily_conversations=doc.get("daily_conversations", []),
-            watermarks={k: datetime.fromisoformat(v) for k, v in doc.get("watermarks", {}).items()},
+            as_of=datetime.fromisoformat(doc["as_of"]) if doc.get("as_of") else None,
             config=doc.get("config", {}),
         )
 
@@ -230,7 +234,8 @@ def sessionize(
     *,
     timeout_s: float,
     reopen_s: float,
-    watermark: float | None,
+    abandon_s: float,
+    as_of: float,
     team_of: dict[str, str],
 ) -> tuple[list[TrueConversation], dict[str, tuple[str, str | None, str | None]], dict[str, str]]:
     """Conversations of one contact; per message id its (conversation id, attendant, team) attribution;
@@ -245,11 +250,18 @@ def sessionize(
             getattr(it, "message_id", "") or getattr(it, "action_id", ""),
         ),
     )
+
+    def closed_by(s: _Open, t: float) -> str | None:
+        """``abandoned`` / ``expired`` when ``s`` (not resolved) is closed at ``t``, else None."""
+        if s.origin == "inbound" and s.fr_at is None:
+            return "abandoned" if t - s.opened_at > abandon_s else None
+        return "expired" if t - s.last_msg > timeout_s else None
+
     sessions: list[_Open] = []
     cur: _Open | None = None
     for it in items:
         if isinstance(it, TLMessage):
-            if cur is None or it.t - cur.last_msg > timeout_s or cur.resolved_at is not None:
+            if cur is None or cur.resolved_at is not None or closed_by(cur, it.t):
                 cur = _Open(
                     opened_at=it.t, origin=it.direction, opening_id=it.message_id, chat_jid=it.chat_jid, last_msg=it.t
                 )
@@ -271,7 +283,7 @@ def sessionize(
                     if cur.origin == "inbound" and cur.fr_at is None:
                         cur.fr_at, cur.fr_id, cur.fr_by = it.t, it.message_id, who
             continue
-        if cur is None or it.t - cur.last_msg > timeout_s:
+        if cur is None or closed_by(cur, it.t):
             continue  # no conversation open: the action applies to nothing
         action_session[it.action_id] = len(sessions) - 1
         if it.action == "resolve":
@@ -294,12 +306,8 @@ def sessionize(
     prev: TrueConversation | None = None
     for s in sessions:
         cid = make_conversation_id(instance_id, contact_key, s.opening_id)
-        if s.resolved_at is not None:
-            status = "resolved"
-        elif watermark is not None and watermark - s.last_msg > timeout_s:
-            status = "expired"
-        else:
-            status = "open"
+        status = "resolved" if s.resolved_at is not None else closed_by(s, as_of) or "open"
+        ended = {"expired": s.last_msg + timeout_s, "abandoned": s.opened_at + abandon_s}.get(status)
         is_reopen = bool(
             prev is not None
             and s.origin == "inbound"
@@ -327,8 +335,12 @@ def sessionize(
             status=status,
             resolved_at=ts(s.resolved_at),
             resolved_by=s.resolved_by,
-            expired_at=ts(s.last_msg + timeout_s) if status == "expired" else None,
-            closed_at=ts(s.resolved_at) if status == "resolved" else ts(s.last_msg) if status == "expired" else None,
+            expired_at=ts(ended),
+            closed_at=ts(s.resolved_at)
+            if status == "resolved"
+            else ts(s.last_msg)
+            if status == "expired"
+            else ts(ended),
             first_assigned_at=ts(s.first_assigned_at),
             assignee_id=s.assignee,
             team_id=s.team,

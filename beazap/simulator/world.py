@@ -151,6 +151,7 @@ class InstanceWorld:
         self.by_team: dict[str, list[Attendant]] = {t.id: [a for a in attendants if a.team_id == t.id] for t in teams}
         self.timeout = cfg.session_timeout_hours * 3600.0
         self.reopen = cfg.reopen_window_hours * 3600.0
+        self.abandon = cfg.abandon_after_hours * 3600.0
         start_local = datetime(cfg.start.year, cfg.start.month, cfg.start.day, tzinfo=self.tz)
         self.t_start = start_local.timestamp()
         end_day = cfg.start + timedelta(days=cfg.days)

@@ -182,7 +182,7 @@ def build(con: duckdb.DuckDBPyConnection) -> GoldArrays:
             con,
             "gold.daily_conversations",
             "day",
-            {c: f"coalesce({c}, 0)" for c in ("opened", "resolved", "expired", "reopened", "backlog")},
+            {c: f"coalesce({c}, 0)" for c in ("opened", "resolved", "expired", "abandoned", "reopened", "backlog")},
         ),
         facts=_load(
             con,
@@ -316,6 +316,7 @@ def overview(g: GoldArrays, f: Filters) -> dict[str, dict[str, Any]]:
                 conversations_opened=int(c["opened"].sum()),
                 conversations_resolved=int(c["resolved"].sum()),
                 conversations_expired=int(c["expired"].sum()),
+                conversations_abandoned=int(c["abandoned"].sum()),
                 conversations_reopened=int(c["reopened"].sum()),
                 backlog_end=int(c["backlog"][c["day"] == ends[period]].sum()),
             )

@@ -129,6 +129,7 @@ def overview(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, dict[str, 
         con,
         f"select {f.period('day')} as period, sum(opened)::bigint as conversations_opened, "
         "sum(resolved)::bigint as conversations_resolved, sum(expired)::bigint as conversations_expired, "
+        "coalesce(sum(abandoned), 0)::bigint as conversations_abandoned, "
         "sum(reopened)::bigint as conversations_reopened, "
         f"coalesce(sum(backlog) filter (where day = date '{f.end}' or day = date '{f.prev_end}'), 0)::bigint"
         " as backlog_end "
