@@ -21,7 +21,7 @@ from bronze import schema as bronze_schema
 from core.identity import is_lid_jid, is_phone_jid, jid_user, normalize_phone
 from core.logging import get_logger
 from core.settings import Settings, get_settings
-from silver import io
+from silver import chunks, io
 from silver import schema as S  # noqa: N812
 from silver.messages import PART_COLUMNS, build_parts, existing_as_parts, finalize_sql, fold
 from silver.parse import parse
@@ -57,12 +57,16 @@ def _changed_rows(lake: Lake, table: str, after: int, upto: int, schema: pa.Sche
         con.close()
 
 
-def _source(lake: Lake, table: str, schema: pa.Schema, after: int, upto: int, full: bool) -> object:
+def _source(lake: Lake, table: str, schema: pa.Schema, after: int, upto: int, window: chunks.Window | None) -> object:
+    """Bronze rows of one run: the rows received in ``window`` (full rebuilds, a filtered dataset) or,
+    without a window, the rows committed in versions ``(after, upto]`` (incremental runs)."""
     dt = lake.open_or_none(table)
     if dt is None or upto < 0:
         return schema.empty_table()
-    if full:
-        return dt.to_pyarrow_dataset()
+    if window is not None:
+        flt = window.bronze_filter() if table == bronze_schema.WEBHOOK_EVENTS else window.ops_filter()
+        dataset = dt.to_pyarrow_dataset()
+        return dataset if flt is None else dataset.filter(flt)
     if upto <= after:
         return schema.empty_table()
     return _changed_rows(lake, table, after, upto, schema)
@@ -183,15 +187,35 @@ def build_silver(lake: Lake, *, full: bool = False, settings: Settings | None = 
         full = True  # first run: nothing to increment on
     if not full and b_to <= state.bronze_version and o_to <= state.ops_version:
         return _stats(lake, {}, b_to=state.bronze_version, o_to=state.ops_version, rejects=0, started=started)
-    run = _Run(lake, settings, full=full, state=state, b_to=b_to, o_to=o_to)
-    try:
-        written = run.execute()
-    finally:
-        run.con.close()
+    # a full rebuild runs window by window: the first like a full run, the others like incremental
+    # runs over the rows received in their window (silver itself carries the state between them)
+    windows = chunks.plan(b_dt, settings.silver_rebuild_chunk_rows) if full else [None]
+    last_version = _run_version(b_to, o_to)
+    written: dict[str, int] = {}
+    rejects = 0
+    for i, window in enumerate(windows):
+        run = _Run(
+            lake,
+            settings,
+            full=full and i == 0,
+            state=state,
+            b_to=b_to,
+            o_to=o_to,
+            window=window,
+            version=last_version - (len(windows) - 1 - i),  # increasing, the last one as before
+        )
+        try:
+            for table, rows in run.execute().items():
+                written[table] = written.get(table, 0) + rows
+        finally:
+            run.con.close()
+        rejects += run.rejects
+        if len(windows) > 1:
+            log.info("silver_window_built", window=i + 1, windows=len(windows), seconds=round(time.perf_counter() - started, 3))
     state.bronze_version = b_to
     state.ops_version = o_to
     state.save(lake)
-    stats = _stats(lake, written, b_to=b_to, o_to=o_to, rejects=run.rejects, started=started)
+    stats = _stats(lake, written, b_to=b_to, o_to=o_to, rejects=rejects, started=started)
     log.info(
         "silver_built",
         full=full,
@@ -199,7 +223,8 @@ def build_silver(lake: Lake, *, full: bool = False, settings: Settings | None = 
         ops_version=o_to,
         messages=written.get(S.MESSAGES, 0),
         conversations=written.get(S.CONVERSATIONS, 0),
-        rejects=run.rejects,
+        rejects=rejects,
+        windows=len(windows),
         seconds=round(time.perf_counter() - started, 3),
     )
     return stats
@@ -235,6 +260,11 @@ def _stats(lake: Lake, written: dict[str, int], *, b_to: int, o_to: int, rejects
     return out
 
 
+def _run_version(b_to: int, o_to: int) -> int:
+    """The Delta app transaction version of a run over bronze up to ``b_to`` / ops up to ``o_to``."""
+    return (b_to + 1) * 1_000_000_000 + (o_to + 1)
+
+
 def _count(dt: object) -> int:
     try:
         return int(dt.count())  # type: ignore[attr-defined]
@@ -245,15 +275,27 @@ def _count(dt: object) -> int:
 class _Run:
     """One silver run over one batch of bronze rows."""
 
-    def __init__(self, lake: Lake, settings: Settings, *, full: bool, state: SilverState, b_to: int, o_to: int):
+    def __init__(
+        self,
+        lake: Lake,
+        settings: Settings,
+        *,
+        full: bool,
+        state: SilverState,
+        b_to: int,
+        o_to: int,
+        window: chunks.Window | None = None,
+        version: int | None = None,
+    ):
         self.lake = lake
         self.settings = settings
         self.full = full
         self.state = state
         self.b_to = b_to
         self.o_to = o_to
+        self.window = window  # full rebuilds: the bronze receipt-time window of this run
         # one monotonically increasing number per run, recorded as the Delta app transaction version
-        self.version = (b_to + 1) * 1_000_000_000 + (o_to + 1)
+        self.version = _run_version(b_to, o_to) if version is None else version
         self.con = _connect(settings)
         self.rejects = 0
         self.timeout_s = settings.session_timeout_hours * 3600.0
@@ -268,7 +310,7 @@ class _Run:
             bronze_schema.WEBHOOK_EVENTS_SCHEMA,
             self.state.bronze_version,
             self.b_to,
-            self.full,
+            self.window,
         )
         ops = _source(
             lake,
@@ -276,7 +318,7 @@ class _Run:
             bronze_schema.OPS_EVENTS_SCHEMA,
             self.state.ops_version,
             self.o_to,
-            self.full,
+            self.window,
         )
         con.register("ops_src", ops)
         con.execute(
