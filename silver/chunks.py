@@ -15,6 +15,7 @@ more rows is cut into equal time slices. No bronze data is read to plan.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -92,7 +93,7 @@ def plan(dt: DeltaTable | None, chunk_rows: int) -> list[Window]:
         else:
             acc += rows
     bounds = [None, *sorted(set(cuts)), None]
-    return [Window(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [Window(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def scan(dt: DeltaTable, columns: list[str], flt: pc.Expression | None, batch_rows: int) -> pa.RecordBatchReader:

@@ -211,7 +211,12 @@ def build_silver(lake: Lake, *, full: bool = False, settings: Settings | None = 
             run.con.close()
         rejects += run.rejects
         if len(windows) > 1:
-            log.info("silver_window_built", window=i + 1, windows=len(windows), seconds=round(time.perf_counter() - started, 3))
+            log.info(
+                "silver_window_built",
+                window=i + 1,
+                windows=len(windows),
+                seconds=round(time.perf_counter() - started, 3),
+            )
     state.bronze_version = b_to
     state.ops_version = o_to
     state.save(lake)
@@ -840,6 +845,10 @@ class _Run:
         if self.full:
             io.overwrite(lake, S.CONTACTS, con.sql("select * from contacts_out"), S.CONTACTS_SCHEMA, None, v)
             written[S.CONTACTS] = con.execute("select count(*) from contacts_out").fetchall()[0][0]
+        elif self.window is not None:  # a later window of a full rebuild: rewrite the (small) table whole
+            written[S.CONTACTS] = self._rewrite_small(
+                S.CONTACTS, "contacts_out", "ex_contacts", "contact_keys", S.CONTACTS_SCHEMA, S.CONTACTS_KEY
+            )
         else:  # touched contacts replace theirs; merged LID rows (in contact_keys, not in the output) go
             keys = con.execute("select instance_id, contact_key from contact_keys").fetchall()
             written[S.CONTACTS] = io.replace_where(
@@ -923,7 +932,7 @@ class _Run:
             from call_parts group by instance_id, call_id
             """
         )
-        self._write_folded(S.CALLS, rel, S.CALLS_SCHEMA, S.CALLS_KEY, written)
+        self._write_folded(S.CALLS, rel, S.CALLS_SCHEMA, S.CALLS_KEY, written, existing="ex_calls")
 
     def _groups(self, written: dict[str, int]) -> None:
         con = self.con
@@ -945,7 +954,7 @@ class _Run:
         rel = con.sql(
             f"select instance_id, group_jid, {latest}, max(updated_at) as updated_at from group_parts group by all"
         )
-        self._write_folded(S.GROUPS, rel, S.GROUPS_SCHEMA, S.GROUPS_KEY, written)
+        self._write_folded(S.GROUPS, rel, S.GROUPS_SCHEMA, S.GROUPS_KEY, written, existing="ex_groups")
 
     def _write_folded(
         self,
@@ -954,16 +963,37 @@ class _Run:
         schema: pa.Schema,
         keys: tuple[str, ...],
         written: dict[str, int],
+        *,
+        existing: str,
     ) -> None:
         if self.full:
             io.overwrite(self.lake, table, rel, schema, None, self.version)
             written[table] = rel.count("*").fetchall()[0][0]
+        elif self.window is not None:  # a later window of a full rebuild: rewrite the (small) table whole
+            self.con.execute(f"create or replace temp table folded_{existing} as {rel.sql_query()}")
+            written[table] = self._rewrite_small(
+                table, f"folded_{existing}", existing, f"folded_{existing}", schema, keys
+            )
         else:
             data = io.relation_table(rel, schema)
             pairs = list(zip(data.column(keys[0]).to_pylist(), data.column(keys[1]).to_pylist(), strict=True))
             written[table] = io.replace_where(
                 self.lake, table, data, schema, None, io.keys_predicate(pairs, keys[0], keys[1]), self.version
             )
+
+    def _rewrite_small(
+        self, table: str, new: str, existing: str, replaced: str, schema: pa.Schema, keys: tuple[str, ...]
+    ) -> int:
+        """Overwrite a small keyed table (contacts, calls, groups: a row per contact/call/group) with its
+        rows not in ``replaced`` plus ``new``. Later windows of a chunked full rebuild touch most keys of
+        these tables; one overwrite is far cheaper than a delta-rs predicate listing thousands of keys."""
+        on = " and ".join(f"r.{k} = x.{k}" for k in keys)
+        rel = self.con.sql(
+            f"""select * from {new} union all by name
+                select x.* from {existing} x where not exists (select 1 from {replaced} r where {on})"""
+        )
+        io.overwrite(self.lake, table, rel, schema, None, self.version)
+        return self.con.execute(f"select count(*) from {new}").fetchall()[0][0]
 
 
 def _and(*predicates: str | None) -> str | None:

@@ -9,6 +9,7 @@ actions) with random chunk sizes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from datetime import date, timedelta
@@ -66,7 +67,7 @@ def test_plan_covers_all_rows_once(sim_lake: tuple[Lake, str]) -> None:
     windows = chunks.plan(dt, 400)
     assert len(windows) > 5  # days cut in slices too
     assert windows[0].lo is None and windows[-1].hi is None
-    assert all(a.hi == b.lo for a, b in zip(windows, windows[1:], strict=False))
+    assert all(a.hi == b.lo for a, b in itertools.pairwise(windows))
     counts = [dt.to_pyarrow_dataset().count_rows(filter=w.bronze_filter()) for w in windows]
     assert sum(counts) == total
     assert chunks.plan(dt, 0) == [chunks.Window(None, None)]
