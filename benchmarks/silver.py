@@ -218,7 +218,7 @@ def _report(results: list[dict[str, Any]]) -> None:
                 f"| {rows / f['seconds']:,.0f} | {f['peak_rss_mib'] / 1024:.2f} GiB | {bare_s:.1f} s "
                 f"| {f['seconds'] / bare_s:.2f} | {inc_cells} |"
             )
-        per_m = {k: round(v / (rows / 1e6), 1) for k, v in r["sizes_mib"].items()}
+        per_m = {k: round(v / (rows / 1e6), 1) for k, v in r["sizes_mib"].items() if k != "peak_rss_mib"}
         print(f"size on disk per million bronze events (MiB): {per_m}")
 
 

@@ -3,9 +3,11 @@
 One run = one batch: the bronze ``webhook_events`` and ``ops_events`` rows committed after the
 cursor (``silver/_state``), read through the change data feed, or everything with ``full=True``.
 DuckDB parses and folds the batch (``silver.parse``, ``silver.messages``), sessionizes only the
-contacts the batch touches (``silver.sessionize``) and writes with Delta ``merge``; a full rebuild
+contacts the batch touches (``silver.sessionize``) and replaces the changed rows; a full rebuild
 runs the same SQL over all of bronze and overwrites. Folding rules are associative and
-idempotent, so incremental runs in any batching give the same tables as one full rebuild.
+idempotent, so incremental runs in any batching give the same tables as one full rebuild — which is
+also how a large full rebuild bounds its memory: it runs window by window of bronze receipt time
+(``silver.chunks``), the first window as a full run and the others as incremental runs.
 """
 
 from __future__ import annotations
