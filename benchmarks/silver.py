@@ -155,6 +155,19 @@ def incremental(root: str) -> dict[str, Any]:
 # --- driver ---------------------------------------------------------------------------------------
 
 
+def gold_build(root: str) -> dict[str, Any]:
+    """``build_gold`` over the silver just built (for its time and its size on disk)."""
+    from datetime import UTC, datetime
+
+    from gold.runner import build_gold
+    from storage.lake import Lake
+
+    cpu = time.process_time()
+    started = time.perf_counter()
+    build_gold(Lake(root=root), as_of=datetime(INC_START.year, INC_START.month, INC_START.day, tzinfo=UTC))
+    return {"seconds": round(time.perf_counter() - started, 2), "cpu_seconds": round(time.process_time() - cpu, 1)}
+
+
 def sizes_on_disk(root: str) -> dict[str, Any]:
     """MiB of the live data files of each layer (Delta add actions, not old versions)."""
     from deltalake import DeltaTable
@@ -171,7 +184,11 @@ def sizes_on_disk(root: str) -> dict[str, Any]:
 
 
 def run(
-    sizes: list[int], keep: str | None, chunk_values: list[int | None], incremental_on: bool = True
+    sizes: list[int],
+    keep: str | None,
+    chunk_values: list[int | None],
+    incremental_on: bool = True,
+    gold_on: bool = False,
 ) -> list[dict[str, Any]]:
     base = Path(keep) if keep else scratch_dir("silver-")
     results = []
@@ -188,6 +205,9 @@ def run(
         for chunk_rows in chunk_values:
             row["full"].append(_in_child(full_rebuild, str(root), chunk_rows))
             print(f"[{size:,}] full rebuild: {row['full'][-1]}", flush=True)
+        if gold_on:
+            row["gold"] = _in_child(gold_build, str(root))
+            print(f"[{size:,}] gold full build: {row['gold']}", flush=True)
         row["sizes_mib"] = _in_child(sizes_on_disk, str(root))
         print(f"[{size:,}] size on disk (MiB): {row['sizes_mib']}", flush=True)
         if incremental_on:
@@ -230,8 +250,15 @@ def main(argv: list[str] | None = None) -> None:
         "--chunk-rows", type=int, nargs="+", help="full rebuilds to run: bronze rows per window (0 = one pass)"
     )
     parser.add_argument("--no-incremental", action="store_true", help="skip the 10k-webhook incremental phase")
+    parser.add_argument("--gold", action="store_true", help="also build gold (time, and its size on disk)")
     args = parser.parse_args(argv)
-    run(args.sizes, args.keep, args.chunk_rows or [None], incremental_on=not args.no_incremental)
+    run(
+        args.sizes,
+        args.keep,
+        args.chunk_rows or [None],
+        incremental_on=not args.no_incremental,
+        gold_on=args.gold,
+    )
 
 
 if __name__ == "__main__":
