@@ -212,6 +212,11 @@ class Settings(BaseSettings):
     silver_memory_limit: str = Field(default="3GB", description="DuckDB memory limit for silver runs (spills beyond).")
     silver_threads: int | None = Field(default=None, description="DuckDB threads for silver (default: all cores).")
     silver_chunk_rows: int = Field(default=500_000, ge=1, description="Bronze rows parsed per chunk (bounds memory).")
+    silver_rebuild_chunk_rows: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="Bronze rows per window of a full silver rebuild (bounds its memory); 0 = one pass.",
+    )
 
     # --- logging -----------------------------------------------------------------------------------
     log_level: str = "INFO"

@@ -3,9 +3,11 @@
 One run = one batch: the bronze ``webhook_events`` and ``ops_events`` rows committed after the
 cursor (``silver/_state``), read through the change data feed, or everything with ``full=True``.
 DuckDB parses and folds the batch (``silver.parse``, ``silver.messages``), sessionizes only the
-contacts the batch touches (``silver.sessionize``) and writes with Delta ``merge``; a full rebuild
+contacts the batch touches (``silver.sessionize``) and replaces the changed rows; a full rebuild
 runs the same SQL over all of bronze and overwrites. Folding rules are associative and
-idempotent, so incremental runs in any batching give the same tables as one full rebuild.
+idempotent, so incremental runs in any batching give the same tables as one full rebuild — which is
+also how a large full rebuild bounds its memory: it runs window by window of bronze receipt time
+(``silver.chunks``), the first window as a full run and the others as incremental runs.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from bronze import schema as bronze_schema
 from core.identity import is_lid_jid, is_phone_jid, jid_user, normalize_phone
 from core.logging import get_logger
 from core.settings import Settings, get_settings
-from silver import io
+from silver import chunks, io
 from silver import schema as S  # noqa: N812
 from silver.messages import PART_COLUMNS, build_parts, existing_as_parts, finalize_sql, fold
 from silver.parse import parse
@@ -58,12 +60,16 @@ def _changed_rows(lake: Lake, table: str, after: int, upto: int, schema: pa.Sche
         con.close()
 
 
-def _source(lake: Lake, table: str, schema: pa.Schema, after: int, upto: int, full: bool) -> object:
+def _source(lake: Lake, table: str, schema: pa.Schema, after: int, upto: int, window: chunks.Window | None) -> object:
+    """Bronze rows of one run: the rows received in ``window`` (full rebuilds, a filtered dataset) or,
+    without a window, the rows committed in versions ``(after, upto]`` (incremental runs)."""
     dt = lake.open_or_none(table)
     if dt is None or upto < 0:
         return schema.empty_table()
-    if full:
-        return lake.dataset(table, dt)
+    if window is not None:
+        flt = window.bronze_filter() if table == bronze_schema.WEBHOOK_EVENTS else window.ops_filter()
+        dataset = lake.dataset(table, dt)
+        return dataset if flt is None else dataset.filter(flt)
     if upto <= after:
         return schema.empty_table()
     return _changed_rows(lake, table, after, upto, schema)
@@ -192,15 +198,41 @@ def build_silver(
         return _stats(
             lake, {}, b_to=state.bronze_version, o_to=state.ops_version, rejects=0, started=started, as_of=state.as_of
         )
-    run = _Run(lake, settings, full=full, state=state, b_to=b_to, o_to=o_to, as_of=as_of)
-    try:
-        written = run.execute()
-    finally:
-        run.con.close()
+    # a full rebuild runs window by window: the first like a full run, the others like incremental
+    # runs over the rows received in their window (silver itself carries the state between them)
+    windows = chunks.plan(b_dt, settings.silver_rebuild_chunk_rows) if full else [None]
+    last_version = _run_version(b_to, o_to)
+    written: dict[str, int] = {}
+    rejects = 0
+    for i, window in enumerate(windows):
+        run = _Run(
+            lake,
+            settings,
+            full=full and i == 0,
+            state=state,
+            b_to=b_to,
+            o_to=o_to,
+            as_of=as_of,
+            window=window,
+            version=last_version - (len(windows) - 1 - i),  # increasing, the last one as before
+        )
+        try:
+            for table, rows in run.execute().items():
+                written[table] = written.get(table, 0) + rows
+        finally:
+            run.con.close()
+        rejects += run.rejects
+        if len(windows) > 1:
+            log.info(
+                "silver_window_built",
+                window=i + 1,
+                windows=len(windows),
+                seconds=round(time.perf_counter() - started, 3),
+            )
     state.bronze_version = b_to
     state.ops_version = o_to
     state.save(lake)
-    stats = _stats(lake, written, b_to=b_to, o_to=o_to, rejects=run.rejects, started=started, as_of=state.as_of)
+    stats = _stats(lake, written, b_to=b_to, o_to=o_to, rejects=rejects, started=started, as_of=state.as_of)
     log.info(
         "silver_built",
         full=full,
@@ -208,7 +240,8 @@ def build_silver(
         ops_version=o_to,
         messages=written.get(S.MESSAGES, 0),
         conversations=written.get(S.CONVERSATIONS, 0),
-        rejects=run.rejects,
+        rejects=rejects,
+        windows=len(windows),
         as_of=state.as_of.isoformat() if state.as_of else None,
         seconds=round(time.perf_counter() - started, 3),
     )
@@ -259,6 +292,11 @@ def _stats(
     return out
 
 
+def _run_version(b_to: int, o_to: int) -> int:
+    """The Delta app transaction version of a run over bronze up to ``b_to`` / ops up to ``o_to``."""
+    return (b_to + 1) * 1_000_000_000 + (o_to + 1)
+
+
 def _count(lake: Lake, table: str, dt: DeltaTable) -> int:
     try:
         return int(dt.count())
@@ -279,6 +317,8 @@ class _Run:
         b_to: int,
         o_to: int,
         as_of: datetime | None = None,
+        window: chunks.Window | None = None,
+        version: int | None = None,
     ):
         self.lake = lake
         self.settings = settings
@@ -286,8 +326,9 @@ class _Run:
         self.state = state
         self.b_to = b_to
         self.o_to = o_to
+        self.window = window  # full rebuilds: the bronze receipt-time window of this run
         # one monotonically increasing number per run, recorded as the Delta app transaction version
-        self.version = (b_to + 1) * 1_000_000_000 + (o_to + 1)
+        self.version = _run_version(b_to, o_to) if version is None else version
         self.con = _connect(settings)
         self.rejects = 0
         self.timeout_s = settings.session_timeout_hours * 3600.0
@@ -305,7 +346,7 @@ class _Run:
             bronze_schema.WEBHOOK_EVENTS_SCHEMA,
             self.state.bronze_version,
             self.b_to,
-            self.full,
+            self.window,
         )
         ops = _source(
             lake,
@@ -313,7 +354,7 @@ class _Run:
             bronze_schema.OPS_EVENTS_SCHEMA,
             self.state.ops_version,
             self.o_to,
-            self.full,
+            self.window,
         )
         con.register("ops_src", ops)
         con.execute(
@@ -853,6 +894,10 @@ class _Run:
         if self.full:
             io.overwrite(lake, S.CONTACTS, con.sql("select * from contacts_out"), S.CONTACTS_SCHEMA, None, v)
             written[S.CONTACTS] = con.execute("select count(*) from contacts_out").fetchall()[0][0]
+        elif self.window is not None:  # a later window of a full rebuild: rewrite the (small) table whole
+            written[S.CONTACTS] = self._rewrite_small(
+                S.CONTACTS, "contacts_out", "ex_contacts", "contact_keys", S.CONTACTS_SCHEMA, S.CONTACTS_KEY
+            )
         else:  # touched contacts replace theirs; merged LID rows (in contact_keys, not in the output) go.
             # Contact keys are phones: they never go into the (logged) predicate, so the contacts of
             # the touched instances are rewritten whole, untouched ones carried over.
@@ -946,7 +991,7 @@ class _Run:
             from call_parts group by instance_id, call_id
             """
         )
-        self._write_folded(S.CALLS, rel, S.CALLS_SCHEMA, S.CALLS_KEY, written)
+        self._write_folded(S.CALLS, rel, S.CALLS_SCHEMA, S.CALLS_KEY, written, existing="ex_calls")
 
     def _groups(self, written: dict[str, int]) -> None:
         con = self.con
@@ -969,7 +1014,7 @@ class _Run:
             f"select instance_id, group_jid, {latest}, max(updated_at) as updated_at from group_parts group by all"
         )
         # group JIDs of the old form embed the creator's phone: not a predicate value (see _write_folded)
-        self._write_folded(S.GROUPS, rel, S.GROUPS_SCHEMA, S.GROUPS_KEY, written, carry_over="ex_groups")
+        self._write_folded(S.GROUPS, rel, S.GROUPS_SCHEMA, S.GROUPS_KEY, written, existing="ex_groups", personal=True)
 
     def _write_folded(
         self,
@@ -978,15 +1023,22 @@ class _Run:
         schema: pa.Schema,
         keys: tuple[str, ...],
         written: dict[str, int],
-        carry_over: str | None = None,
+        *,
+        existing: str,
+        personal: bool = False,
     ) -> None:
-        """Replace the folded rows by key; with ``carry_over`` (the registered existing table) the keys
-        may be personal data, so whole instances are replaced instead (the predicate names only
-        instance ids) and their untouched rows are carried over from ``carry_over``."""
+        """Replace the folded rows by key (``existing``: the registered table of their current rows). When
+        the keys are ``personal`` data, whole instances are replaced instead (the predicate names only
+        instance ids) and their untouched rows are carried over from ``existing``."""
         if self.full:
             io.overwrite(self.lake, table, rel, schema, None, self.version)
             written[table] = rel.count("*").fetchall()[0][0]
-        elif carry_over is None:
+        elif self.window is not None:  # a later window of a full rebuild: rewrite the (small) table whole
+            self.con.execute(f"create or replace temp table folded_{existing} as {rel.sql_query()}")
+            written[table] = self._rewrite_small(
+                table, f"folded_{existing}", existing, f"folded_{existing}", schema, keys
+            )
+        elif not personal:
             data = io.relation_table(rel, schema)
             pairs = list(zip(data.column(keys[0]).to_pylist(), data.column(keys[1]).to_pylist(), strict=True))
             written[table] = io.replace_where(
@@ -998,7 +1050,7 @@ class _Run:
             self.con.register("folded_new", data)
             merged = self.con.sql(
                 f"""select * from folded_new union all by name
-                    select * from ({io.rows_of_instances(carry_over, touched)}) x
+                    select * from ({io.rows_of_instances(existing, touched)}) x
                     where not exists (select 1 from folded_new n
                                       where n.{keys[0]} = x.{keys[0]} and n.{keys[1]} = x.{keys[1]})"""
             )
@@ -1013,6 +1065,20 @@ class _Run:
             )
             self.con.unregister("folded_new")
             written[table] = data.num_rows
+
+    def _rewrite_small(
+        self, table: str, new: str, existing: str, replaced: str, schema: pa.Schema, keys: tuple[str, ...]
+    ) -> int:
+        """Overwrite a small keyed table (contacts, calls, groups: a row per contact/call/group) with its
+        rows not in ``replaced`` plus ``new``. Later windows of a chunked full rebuild touch most keys of
+        these tables; one overwrite is far cheaper than a delta-rs predicate listing thousands of keys."""
+        on = " and ".join(f"r.{k} = x.{k}" for k in keys)
+        rel = self.con.sql(
+            f"""select * from {new} union all by name
+                select x.* from {existing} x where not exists (select 1 from {replaced} r where {on})"""
+        )
+        io.overwrite(self.lake, table, rel, schema, None, self.version)
+        return self.con.execute(f"select count(*) from {new}").fetchall()[0][0]
 
 
 def _and(*predicates: str | None) -> str | None:
