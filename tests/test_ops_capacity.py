@@ -17,7 +17,7 @@ WAITING = 16
 
 def _seed(engine: sa.Engine) -> None:
     add_instance(engine, "cap-1", "acct")
-    base = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    base = datetime.now(UTC) - timedelta(minutes=30)  # waiting now: not past the abandonment limit
     with engine.begin() as conn:
         conn.execute(sa.insert(teams).values(id="t1", instance_id="cap-1", name="T"))
         conn.execute(
