@@ -163,15 +163,34 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
 
     _step("7. Check against the simulator's ground truth")
     _print_truth_check(lake, sim)
-    console.print(
-        "\nNext: [bold]uv run beazap serve[/] and open http://127.0.0.1:8000/docs for the metrics and "
-        "operational APIs; [bold]uv run beazap sql[/] to query the lake; "
-        "[bold]uv run dagster dev -w workspace.yaml[/] for the Dagster UI.\n"
-        f"The demo's lake and database are in {home} "
-        f"(export BEAZAP_LAKE_URI={home / 'lake'} BEAZAP_DATABASE_URL=sqlite:///{home / 'beazap.db'})."
-    )
     _step("8. Web dashboard")
     _print_dashboard(engine, sim, days)
+    _print_next_steps(home, sorted({inst.account_id for inst in sim.instances}))
+
+
+def _print_next_steps(home: Path, accounts: list[str]) -> None:
+    """Copy-pasteable commands that continue on the demo's data (not the default lake)."""
+    try:
+        where = home.resolve().relative_to(Path.cwd())
+    except ValueError:
+        where = home.resolve()
+    env = (
+        f"export BEAZAP_LAKE_URI={where / 'lake'} BEAZAP_DATABASE_URL=sqlite:///{where / 'beazap.db'}"
+        f" BEAZAP_SECRET_KEY_FILE={where / 'secret.key'}"
+    )
+    lines = [
+        "",
+        "[bold]Next steps[/] (the demo's lake and database are in "
+        f"{where}; without the export, commands use the default .beazap/lake):",
+        f"  {env}",
+        '  uv run beazap sql -c "select * from gold.daily_volume limit 5"   # query the lake (DuckDB)',
+        f"  uv run beazap token create --account {accounts[0]} --scope read-only   # token for the APIs",
+        "  uv run beazap serve   # metrics + operational APIs, http://127.0.0.1:8000/docs",
+        "  make dagster          # Dagster UI, http://127.0.0.1:3000",
+        "A worked example, step by step (one instance, your own webhooks): docs/quickstart.md",
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 def _print_bronze_counts(lake: Any) -> None:
