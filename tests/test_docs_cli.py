@@ -170,3 +170,18 @@ def test_every_documented_make_target_exists() -> None:
         for t in re.findall(r"(?:^|\s)make ([a-z][\w-]*)", line)
     }
     assert shown and shown - targets == set()
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_documented_python_import_works(doc: Path) -> None:
+    """The ``import`` lines of the docs' Python examples name modules and objects that exist."""
+    blocks, _ = _fenced(doc.read_text(encoding="utf-8"))
+    imports = [
+        line.strip()
+        for lang, body in blocks
+        if lang == "python"
+        for line in body.splitlines()
+        if re.match(r"\s*(from \S+ )?import ", line)
+    ]
+    for statement in imports:
+        exec(statement, {})  # the doc's own import line
