@@ -185,3 +185,24 @@ def test_every_documented_python_import_works(doc: Path) -> None:
     ]
     for statement in imports:
         exec(statement, {})  # the doc's own import line
+
+
+def test_every_documented_endpoint_exists(tmp_path: Path) -> None:
+    """``METHOD /v1/…`` and ``/webhooks/…`` lines in the docs name a route of the app with that method."""
+    from api.app import create_app
+
+    app = create_app(Settings(lake_uri=str(tmp_path / "lake"), database_url=f"sqlite:///{tmp_path / 'db'}"))
+    routes = {
+        (method.upper(), re.sub(r"\{[^}]+\}", "{}", path))
+        for path, methods in app.openapi()["paths"].items()
+        for method in methods
+    }
+    documented = {
+        (method, re.sub(r"\{[^}]+\}", "{}", path.rstrip(".")))
+        for doc in DOCS
+        for method, path in re.findall(
+            r"\b(GET|POST|PUT|PATCH|DELETE) (/(?:v1|webhooks)/[\w/{}.-]+)", doc.read_text(encoding="utf-8")
+        )
+    }
+    assert len(documented) > 20
+    assert documented - routes == set()
