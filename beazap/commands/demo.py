@@ -120,7 +120,8 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     _step("2. Posting them to the receiver over HTTP")
     with _receiver(_free_port()) as base_url:
         started = time.perf_counter()
-        report = post_deliveries(base_url, sim, concurrency=64)
+        with console.status(f"posting {len(sim.deliveries):,} webhooks (a minute or two)…"):
+            report = post_deliveries(base_url, sim, concurrency=64)
         elapsed = time.perf_counter() - started
     console.print(
         f"posted {report['posted']:,} webhooks in {elapsed:.1f} s ({report['posted'] / elapsed:,.0f}/s): "
@@ -136,12 +137,16 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     _step("3. Silver: messages, conversations, contacts, groups, calls")
     from silver.pipeline import build_silver
 
-    _print_stats(build_silver(lake, settings=settings))
+    with console.status("building silver from bronze (about a minute)…"):
+        stats = build_silver(lake, settings=settings)
+    _print_stats(stats)
 
     _step("4. Gold: volume, SLA, attendants, teams, calls")
     from gold.runner import build_gold
 
-    _print_stats(build_gold(lake, engine=engine, settings=settings))
+    with console.status("building gold…"):
+        stats = build_gold(lake, engine=engine, settings=settings)
+    _print_stats(stats)
     try:
         from llm.insights import build_insights
 
