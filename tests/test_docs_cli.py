@@ -1,10 +1,12 @@
 """The README and docs/*.md cannot drift from the code: every ``beazap …`` command line they show
 exists with those subcommands and flags (``--help`` of each through typer's CliRunner, flags from the
-command's own parameters), every ``BEAZAP_*`` variable they name is read by the code, and every
-repository file they point to exists."""
+command's own parameters), every ``BEAZAP_*`` variable they name is read by the code and shows its
+real default, every repository file, ``make`` target, HTTP endpoint and Python import they name
+exists."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from functools import cache
@@ -206,3 +208,27 @@ def test_every_documented_endpoint_exists(tmp_path: Path) -> None:
     }
     assert len(documented) > 20
     assert documented - routes == set()
+
+
+def _documented_default(text: str) -> object:
+    text = text.strip().strip("`")
+    if text.startswith("unset"):
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_documented_setting_defaults_are_the_code_defaults(doc: Path) -> None:
+    """Tables of the form | `BEAZAP_X` | default | … show the default of ``core/settings.py``."""
+    fields = Settings.model_fields
+    rows = re.findall(r"^\| `BEAZAP_(\w+)` \| ([^|]+) \|", doc.read_text(encoding="utf-8"), flags=re.M)
+    for name, shown in rows:
+        field = fields.get(name.lower())
+        if field is None:  # read outside the settings (BEAZAP_SECRET_KEY): checked by the env-var test
+            continue
+        assert _documented_default(shown) == field.default, f"BEAZAP_{name}"
