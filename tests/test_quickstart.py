@@ -87,7 +87,9 @@ def test_quickstart_runs_as_documented(tmp_path: Path) -> None:
     bodies = posted_messages("".join(blocks))
     post_block = next(i for i, b in enumerate(blocks) if "post '" in b)
     answers = [json.loads(line) for line in outputs[post_block].splitlines() if line.strip()]
-    assert len(answers) == len(bodies) == 5 and all(a["status"] == "accepted" for a in answers), answers
+    assert len(answers) == len(bodies) == 5 and all(
+        a["status"] == "accepted" and a["event"] == b["event"] for a, b in zip(answers, bodies, strict=True)
+    ), answers
 
     # the overview equals what the posted webhooks imply, and what the doc's table says
     overview_block = next(i for i, b in enumerate(blocks) if "/v1/metrics/overview" in b)
