@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,8 @@ def test_demo_runs_end_to_end_and_matches_ground_truth(demo_env: Path, monkeypat
     assert result.exit_code == 0, result.output
     assert len(result.output.strip().splitlines()) > 1  # a header and gold rows
     assert "docs/quickstart.md" in out
+    # the overview example asks for the simulated days (the API's default, the last 30 days, has none)
+    period = re.search(r"overview\?from=(\S+)&to=(\S+?)\"", out)
+    assert period is not None
+    days = CliRunner().invoke(app, ["sql", "-c", "select min(day), max(day) from gold.daily_volume"])
+    assert period.group(1) in days.output and period.group(2) in days.output, days.output

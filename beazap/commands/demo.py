@@ -157,7 +157,8 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     _step("5. Live operational store")
     from live.projector import run_once
 
-    applied = run_once(lake, engine)
+    with console.status("projecting bronze into the live operational store (a minute or two)…"):
+        applied = run_once(lake, engine)
     console.print(f"projector applied {applied:,} bronze events to the operational store")
     _print_live_queue(engine)
 
@@ -170,10 +171,10 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     _print_truth_check(lake, sim)
     _step("8. Web dashboard")
     _print_dashboard(engine, sim, days)
-    _print_next_steps(home, sorted({inst.account_id for inst in sim.instances}))
+    _print_next_steps(home, sorted({inst.account_id for inst in sim.instances}), DEMO_START, days)
 
 
-def _print_next_steps(home: Path, accounts: list[str]) -> None:
+def _print_next_steps(home: Path, accounts: list[str], start: date, days: int) -> None:
     """Copy-pasteable commands that continue on the demo's data (not the default lake)."""
     try:
         where = home.resolve().relative_to(Path.cwd())
@@ -188,9 +189,15 @@ def _print_next_steps(home: Path, accounts: list[str]) -> None:
         "[bold]Next steps[/] (the demo's lake and database are in "
         f"{where}; without the export, commands use the default .beazap/lake):",
         f"  {env}",
-        '  uv run beazap sql -c "select * from gold.daily_volume limit 5"   # query the lake (DuckDB)',
-        f"  uv run beazap token create --account {accounts[0]} --scope read-only   # token for the APIs",
-        "  uv run beazap serve   # metrics + operational APIs, http://127.0.0.1:8000/docs",
+        '  uv run beazap sql -c "select instance_id, status, count(*) as n from silver.conversations group by all '
+        'order by all"   # query the lake (DuckDB)',
+        f"  TOKEN=$(uv run beazap token create --account {accounts[0]} --scope read-only | tail -n 1)"
+        "   # a token for the APIs",
+        "  uv run beazap serve & until curl -sf http://127.0.0.1:8000/healthz >/dev/null; do sleep 0.5; done"
+        "   # APIs: http://127.0.0.1:8000/docs",
+        # the API's default period is the last 30 days, which the simulated dates are not in
+        f'  curl -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8000/v1/metrics/overview'
+        f'?from={start}&to={start + timedelta(days=days - 1)}"',
         "  make dagster          # Dagster UI, http://127.0.0.1:3000",
         "A worked example, step by step (one instance, your own webhooks): docs/quickstart.md",
     ]
