@@ -232,3 +232,16 @@ def test_documented_setting_defaults_are_the_code_defaults(doc: Path) -> None:
         if field is None:  # read outside the settings (BEAZAP_SECRET_KEY): checked by the env-var test
             continue
         assert _documented_default(shown) == field.default, f"BEAZAP_{name}"
+
+
+def test_shell_blocks_run_the_cli_through_uv() -> None:
+    """In a clone ``beazap`` is not on PATH; shell blocks say ``uv run beazap`` like the README."""
+    bare = [
+        f"{doc.name}: {line.strip()}"
+        for doc in DOCS
+        for lang, body in _fenced(doc.read_text(encoding="utf-8"))[0]
+        if lang in ("", "bash", "sh", "shell", "console")
+        for line in body.splitlines()
+        if re.match(r"\s*beazap\s", line)
+    ]
+    assert bare == []
