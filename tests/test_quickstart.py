@@ -12,6 +12,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +28,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _port_closes(port: int, deadline_seconds: float) -> bool:
+    """Poll until nothing accepts connections on ``port`` (True) or the deadline passes (False)."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return True
+        time.sleep(0.2)
+    return False
 
 
 def posted_messages(script: str) -> list[dict]:
@@ -75,11 +87,13 @@ def test_quickstart_runs_as_documented(tmp_path: Path) -> None:
     )
     try:
         out, err = proc.communicate(timeout=240)
+        server_stopped = _port_closes(port, deadline_seconds=15)  # the doc's `kill $SERVE_PID` stops it
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     log = tmp_path / ".beazap" / "quickstart" / "serve.log"
     assert proc.returncode == 0, f"{err[-3000:]}\nserve.log:\n{log.read_text()[-2000:] if log.exists() else ''}"
+    assert server_stopped, "the server still listens after the quickstart's last block"
     outputs = out.split(MARK + "\n")[1:]
     assert len(outputs) == len(blocks)
 
