@@ -132,12 +132,13 @@ def test_every_documented_command_exists_with_its_flags() -> None:
 
 
 def _code_env_vars() -> set[str]:
-    """``BEAZAP_*`` names the code reads: every settings field, and literals in product code."""
+    """``BEAZAP_*`` names the code reads: every settings field, and literals in product code and test tooling."""
     names = {f"BEAZAP_{name.upper()}" for name in Settings.model_fields}
     for folder in ("core", "storage", "bronze", "silver", "gold", "llm", "live", "governance", "api"):
         for py in (ROOT / folder).rglob("*.py"):
             names.update(re.findall(r"BEAZAP_[A-Z0-9_]+", py.read_text(encoding="utf-8")))
-    for py in [*(ROOT / "orchestration").rglob("*.py"), *(ROOT / "beazap").rglob("*.py")]:
+    helpers = [p for p in (ROOT / "tests").rglob("*.py") if not p.name.startswith("test_")]  # test tooling
+    for py in [*(ROOT / "orchestration").rglob("*.py"), *(ROOT / "beazap").rglob("*.py"), *helpers]:
         names.update(re.findall(r"BEAZAP_[A-Z0-9_]+", py.read_text(encoding="utf-8")))
     names.update(re.findall(r"BEAZAP_[A-Z0-9_]+", (ROOT / "orchestration" / "dagster.yaml").read_text()))
     return names
