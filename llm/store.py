@@ -130,6 +130,21 @@ def usage_report(engine: Engine, account_id: str, start: date, end: date) -> lis
         ]
 
 
+def last_model(conn: Connection, account_id: str) -> str | None:
+    """The model of ``account_id``'s most recent validated LLM answer (any process, any purpose), or None.
+
+    The API process is not the one calling the LLM (the routing worker, ``beazap llm analyze`` and
+    Dagster are), so what the tenant's LLM really is comes from what they stored, not from this
+    process's settings.
+    """
+    return conn.execute(
+        select(llm_cache.c.model)
+        .where(llm_cache.c.account_id == account_id)
+        .order_by(llm_cache.c.created_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 class Budget:
     """In-process view of one tenant's remaining daily budget, charged as requests complete."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def demo_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     get_settings.cache_clear()
 
 
-def test_demo_runs_end_to_end_and_matches_ground_truth(demo_env: Path) -> None:
+def test_demo_runs_end_to_end_and_matches_ground_truth(demo_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(
         app, ["demo", "--home", str(demo_env), "--instances", "2", "--days", "2", "--seed", "3"]
     )
@@ -40,3 +41,24 @@ def test_demo_runs_end_to_end_and_matches_ground_truth(demo_env: Path) -> None:
 
     user = authenticate(make_engine(f"sqlite:///{demo_env / 'beazap.db'}"), "supervisor@demo.beazap", "beazap-demo")
     assert user is not None and user.role == "supervisor"
+
+    # the printed next steps continue on the demo's data: the export line, then the printed query
+    export = next(line.strip() for line in out.splitlines() if line.strip().startswith("export BEAZAP_"))
+    for var in ("BEAZAP_LAKE_URI", "BEAZAP_DATABASE_URL", "BEAZAP_SECRET_KEY_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    for assignment in export.removeprefix("export ").split():
+        name, value = assignment.split("=", 1)
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    assert Path(get_settings().lake_uri).resolve() == (demo_env / "lake").resolve()
+    sql = next(line for line in out.splitlines() if "beazap sql -c" in line)
+    query = sql.split('"')[1]
+    result = CliRunner().invoke(app, ["sql", "-c", query, "-f", "csv"])
+    assert result.exit_code == 0, result.output
+    assert len(result.output.strip().splitlines()) > 1  # a header and gold rows
+    assert "docs/quickstart.md" in out
+    # the overview example asks for the simulated days (the API's default, the last 30 days, has none)
+    period = re.search(r"overview\?from=(\S+)&to=(\S+?)\"", out)
+    assert period is not None
+    days = CliRunner().invoke(app, ["sql", "-c", "select min(day), max(day) from gold.daily_volume"])
+    assert period.group(1) in days.output and period.group(2) in days.output, days.output

@@ -150,3 +150,30 @@ def test_schema_fuzzing_finds_no_server_errors(world: World) -> None:
                 case.validate_response(response)
 
         check()
+
+
+def test_usage_says_configured_when_another_process_uses_the_llm(engine: Any, tmp_path: Path) -> None:
+    """Regression: the API process has no BEAZAP_LLM_BASE_URL while the routing worker (its own
+    process and environment) calls the LLM — the usage answer must not say "not configured"."""
+    from llm.store import CachedAnswer, add_usage, cache_put_many
+
+    settings = Settings(lake_uri=str(tmp_path / "lake"), database_url="sqlite://", llm_base_url=None)
+    add_instance(engine, "inst-w", "acct-w")
+    token = create_token(engine, "acct-w", "read-only")
+    app = create_app(settings)
+    app.state.engine = engine
+    client = TestClient(app)
+
+    def usage() -> dict[str, Any]:
+        res = client.get("/v1/llm/usage", headers={"Authorization": f"Bearer {token}"})
+        assert res.status_code == 200, res.text
+        return res.json()
+
+    assert usage()["llm_configured"] is False and usage()["model"] is None  # nothing anywhere: rules only
+    with engine.begin() as conn:  # what the routing worker records after one LLM answer
+        add_usage(conn, "acct-w", "route", requests=1, prompt_tokens=120, completion_tokens=30)
+        answer = CachedAnswer({"team": "t"}, 120, 30)
+        cache_put_many(conn, "acct-w", "route", {("h" * 64, "v1", "worker-model"): answer})
+    body = usage()
+    assert body["llm_configured"] is True and body["model"] == "worker-model"
+    assert body["totals"]["requests"] == 1

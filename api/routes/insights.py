@@ -177,8 +177,11 @@ class UsageToday(BaseModel):
 class UsageResponse(BaseModel):
     account_id: str
     period: Period
-    llm_configured: bool
-    model: str | None
+    llm_configured: bool = Field(
+        description="An LLM is configured for this API process, or the tenant's LLM answers/requests show one in use "
+        "(the routing worker and batch analysis run in their own processes)."
+    )
+    model: str | None = Field(description="This process's model, else the model of the tenant's latest LLM answer.")
     budget: dict[str, int] = Field(description="Daily budget per tenant: requests and tokens (UTC day).")
     today: UsageToday
     totals: dict[str, int]
@@ -294,7 +297,7 @@ def llm_usage(
     to: Annotated[date | None, Query(description="Last UTC day, inclusive. Default: today.")] = None,
 ) -> dict[str, Any]:
     """Requests, tokens, failures and cache hits per day and purpose, with today's remaining budget."""
-    from llm.store import usage_report, usage_today
+    from llm.store import last_model, usage_report, usage_today
     from storage.db import get_engine
 
     for given in (from_, to):
@@ -311,13 +314,16 @@ def llm_usage(
     days = usage_report(engine, scope.account_id, start, end)
     with engine.connect() as conn:
         spent = usage_today(conn, scope.account_id)
+        used_model = last_model(conn, scope.account_id)
     totals = {k: sum(d[k] for d in days) for k in ("requests", "prompt_tokens", "completion_tokens", "failures")}
     totals["cache_hits"] = sum(d["cache_hits"] for d in days)
     return {
         "account_id": scope.account_id,
         "period": {"from": start, "to": end},
-        "llm_configured": bool(settings.llm_base_url),
-        "model": settings.llm_model if settings.llm_base_url else None,
+        # The worker and batch runs call the LLM from their own processes (their own environment):
+        # this process's settings alone would say "not configured" while they use it.
+        "llm_configured": bool(settings.llm_base_url) or used_model is not None or totals["requests"] > 0,
+        "model": settings.llm_model if settings.llm_base_url else used_model,
         "budget": {"requests": settings.llm_daily_request_budget, "tokens": settings.llm_daily_token_budget},
         "today": {
             "requests": spent.requests,

@@ -120,7 +120,8 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     _step("2. Posting them to the receiver over HTTP")
     with _receiver(_free_port()) as base_url:
         started = time.perf_counter()
-        report = post_deliveries(base_url, sim, concurrency=64)
+        with console.status(f"posting {len(sim.deliveries):,} webhooks (a minute or two)…"):
+            report = post_deliveries(base_url, sim, concurrency=64)
         elapsed = time.perf_counter() - started
     console.print(
         f"posted {report['posted']:,} webhooks in {elapsed:.1f} s ({report['posted'] / elapsed:,.0f}/s): "
@@ -136,12 +137,16 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     _step("3. Silver: messages, conversations, contacts, groups, calls")
     from silver.pipeline import build_silver
 
-    _print_stats(build_silver(lake, settings=settings))
+    with console.status("building silver from bronze (about a minute)…"):
+        stats = build_silver(lake, settings=settings)
+    _print_stats(stats)
 
     _step("4. Gold: volume, SLA, attendants, teams, calls")
     from gold.runner import build_gold
 
-    _print_stats(build_gold(lake, engine=engine, settings=settings))
+    with console.status("building gold…"):
+        stats = build_gold(lake, engine=engine, settings=settings)
+    _print_stats(stats)
     try:
         from llm.insights import build_insights
 
@@ -152,7 +157,8 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     _step("5. Live operational store")
     from live.projector import run_once
 
-    applied = run_once(lake, engine)
+    with console.status("projecting bronze into the live operational store (a minute or two)…"):
+        applied = run_once(lake, engine)
     console.print(f"projector applied {applied:,} bronze events to the operational store")
     _print_live_queue(engine)
 
@@ -163,15 +169,40 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
 
     _step("7. Check against the simulator's ground truth")
     _print_truth_check(lake, sim)
-    console.print(
-        "\nNext: [bold]uv run beazap serve[/] and open http://127.0.0.1:8000/docs for the metrics and "
-        "operational APIs; [bold]uv run beazap sql[/] to query the lake; "
-        "[bold]uv run dagster dev -w workspace.yaml[/] for the Dagster UI.\n"
-        f"The demo's lake and database are in {home} "
-        f"(export BEAZAP_LAKE_URI={home / 'lake'} BEAZAP_DATABASE_URL=sqlite:///{home / 'beazap.db'})."
-    )
     _step("8. Web dashboard")
     _print_dashboard(engine, sim, days)
+    _print_next_steps(home, sorted({inst.account_id for inst in sim.instances}), DEMO_START, days)
+
+
+def _print_next_steps(home: Path, accounts: list[str], start: date, days: int) -> None:
+    """Copy-pasteable commands that continue on the demo's data (not the default lake)."""
+    try:
+        where = home.resolve().relative_to(Path.cwd())
+    except ValueError:
+        where = home.resolve()
+    env = (
+        f"export BEAZAP_LAKE_URI={where / 'lake'} BEAZAP_DATABASE_URL=sqlite:///{where / 'beazap.db'}"
+        f" BEAZAP_SECRET_KEY_FILE={where / 'secret.key'}"
+    )
+    lines = [
+        "",
+        "[bold]Next steps[/] (the demo's lake and database are in "
+        f"{where}; without the export, commands use the default .beazap/lake):",
+        f"  {env}",
+        '  uv run beazap sql -c "select instance_id, status, count(*) as n from silver.conversations group by all '
+        'order by all"   # query the lake (DuckDB)',
+        f"  TOKEN=$(uv run beazap token create --account {accounts[0]} --scope read-only | tail -n 1)"
+        "   # a token for the APIs",
+        "  uv run beazap serve & until curl -sf http://127.0.0.1:8000/healthz >/dev/null; do sleep 0.5; done"
+        "   # APIs: http://127.0.0.1:8000/docs",
+        # the API's default period is the last 30 days, which the simulated dates are not in
+        f'  curl -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8000/v1/metrics/overview'
+        f'?from={start}&to={start + timedelta(days=days - 1)}"',
+        "  make dagster          # Dagster UI, http://127.0.0.1:3000",
+        "A worked example, step by step (one instance, your own webhooks): docs/quickstart.md",
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 def _print_bronze_counts(lake: Any) -> None:
