@@ -15,15 +15,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.ingest.lifespan import receiver_lifespan
-from api.routes import admin, health, insights, metrics, operations, webhooks
+from api.routes import admin, console, health, insights, live_stream, metrics, operations, webhooks
 from core.settings import Settings, get_settings
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Process start/stop: the webhook receiver (bronze writers, credential cache)."""
+    """Process start/stop: the webhook receiver (bronze writers, credential cache), the live feed."""
     async with receiver_lifespan(app):
         yield
+        await live_stream.stop_live_feed(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(operations.router)
     app.include_router(insights.router)
+    app.include_router(console.router)
+    app.include_router(live_stream.router)
     app.include_router(admin.router)
     app.add_middleware(webhooks.WebhookFastPath)
     return app
