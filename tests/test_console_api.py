@@ -155,7 +155,7 @@ def test_alerts_fire_once_with_notifications_and_signed_webhook(api: TestClient,
         assert alerts.deliver_due(engine, retry_at, settings) == 1
         assert alerts.deliver_due(engine, retry_at + timedelta(hours=1), settings) == 0  # delivered: never again
         assert len(receiver.requests) == 2
-        (h1, b1), (h2, b2) = receiver.requests
+        (h1, _b1), (h2, b2) = receiver.requests
         assert h1["idempotency-key"] == h2["idempotency-key"] == f"sla-alert-{first[0]}"
         for headers, body in receiver.requests:
             expected = hmac.new(SECRET.encode(), headers["x-beazap-timestamp"].encode() + b"." + body, hashlib.sha256)
