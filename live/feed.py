@@ -7,13 +7,17 @@ migration 0013_console); the row's id is the event id, monotonic, so a client th
 builds each event ONCE — the conversation's state and its SLA clocks (:mod:`live.sla`, on the
 policy's basis) — for every subscriber whose tenant (instances, optional team) it concerns.
 
-On PostgreSQL sequence values can commit out of order: a missing id is waited for up to
-``gap_grace`` seconds before it is skipped (a rolled-back insert never arrives).
+On PostgreSQL the trigger also sends ``NOTIFY beazap_live``; a listener thread wakes the feed at
+once, so the poll interval is only a fallback there. Sequence values can commit out of order: a
+missing id is waited for up to ``gap_grace`` seconds before it is skipped (a rolled-back insert
+never arrives).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -132,6 +136,9 @@ class ChangeFeed:
         self.subscribers: set[Subscriber] = set()
         self._gap_seen: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._stop_listening = threading.Event()
+        self.listening = threading.Event()  # PostgreSQL: set once LISTEN is in place
 
     def subscribe(self, instance_ids: Iterable[str], team_id: str | None = None) -> Subscriber:
         sub = Subscriber(frozenset(instance_ids), team_id, self.cursor)
@@ -143,9 +150,38 @@ class ChangeFeed:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-change-feed")
+            loop = asyncio.get_running_loop()
+            self._wake = asyncio.Event()
+            self._task = loop.create_task(self._run(), name="live-change-feed")
+            if self.engine.dialect.name == "postgresql":
+                threading.Thread(target=self._listen, args=(loop,), name="live-feed-listen", daemon=True).start()
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        """PostgreSQL: wake the feed on ``NOTIFY beazap_live`` (reconnects after a database outage)."""
+        while not self._stop_listening.is_set():
+            try:
+                raw = self.engine.raw_connection()
+                try:
+                    conn = raw.driver_connection
+                    conn.autocommit = True  # type: ignore[union-attr]
+                    conn.execute("LISTEN beazap_live")  # type: ignore[union-attr]
+                    self.listening.set()
+                    while not self._stop_listening.is_set():
+                        if any(True for _ in conn.notifies(timeout=1.0, stop_after=1)):  # type: ignore[union-attr]
+                            loop.call_soon_threadsafe(self._wake_up)
+                finally:
+                    self.listening.clear()
+                    raw.invalidate()  # a LISTENing session never goes back to the pool
+            except Exception as exc:
+                log.warning("live_feed.listen_failed", error=type(exc).__name__)
+                self._stop_listening.wait(self.interval * 10)
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     async def stop(self) -> None:
+        self._stop_listening.set()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -161,7 +197,10 @@ class ChangeFeed:
                 raise
             except Exception as exc:  # a database hiccup must not end the feed; retried next tick
                 log.warning("live_feed.poll_failed", error=type(exc).__name__)
-            await asyncio.sleep(self.interval)
+            assert self._wake is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
 
     async def poll_once(self) -> int:
         """Read new changes, build their events once, hand them to the subscribers; how many changes."""

@@ -125,3 +125,39 @@ def test_stream_scope_and_bad_input(engine, live):
     r = httpx.get(f"{base}/v1/live/stream", headers={**h, "Last-Event-ID": "abc"})
     assert r.status_code == 422 and "Last-Event-ID" in r.json()["error"]
     assert httpx.get(f"{base}/v1/live/stream").status_code == 401
+
+
+def test_postgresql_notify_wakes_the_feed_before_its_poll_interval(engine):
+    """With a 60 s poll interval only LISTEN/NOTIFY can deliver the change within the deadline."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no NOTIFY: the feed polls")
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from live.feed import ChangeFeed
+    from storage.instances import add_instance
+    from storage.tables import conversations
+
+    add_instance(engine, "acme-1", "acme")
+
+    async def scenario() -> dict:
+        feed = ChangeFeed(engine, interval=60.0)
+        feed.start()
+        sub = feed.subscribe(["acme-1"])
+        try:
+            assert await asyncio.to_thread(feed.listening.wait, 10)
+            now = datetime.now(UTC)
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.insert(conversations).values(
+                        id="cv-n", instance_id="acme-1", contact_key="k", origin="inbound",
+                        opening_message_id="m", opened_at=now, last_message_at=now, status="open",
+                    )
+                )  # fmt: skip
+            return await asyncio.wait_for(sub.queue.get(), 10)
+        finally:
+            await feed.stop()
+
+    event = asyncio.run(scenario())
+    assert event["conversation"]["id"] == "cv-n" and event["kind"] == "waiting"
