@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     )
     # --- console: live stream, presence, SLA alerts (issue 15) ----------------------------------
     live_poll_seconds: float = Field(default=0.2, gt=0, description="How often the live stream reads new changes.")
+    live_changes_keep_hours: float = Field(
+        default=24.0, gt=0, description="How long the live stream's change log is kept for reconnecting clients."
+    )
     live_keepalive_seconds: float = Field(default=15.0, gt=0, description="SSE keep-alive comment interval.")
     presence_away_minutes: float = Field(default=5.0, gt=0, description="An attendant silent this long is away.")
     presence_offline_minutes: float = Field(default=15.0, gt=0, description="… and this long is offline.")

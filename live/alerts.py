@@ -13,7 +13,8 @@ HMAC-SHA256 of ``<X-BeaZap-Timestamp>.<body>`` under the account's secret, and `
 (the alert's id, the same on every retry: at least once, deduplicated by the receiver). A failure is
 retried with exponential backoff up to ``alert_webhook_attempts``.
 
-:func:`tick` does both; ``beazap worker`` calls it from its loop (at most every ``interval``).
+:func:`tick` does both — and trims the live stream's change log to ``live_changes_keep_hours`` —;
+``beazap worker`` calls it from its loop (at most every ``interval``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from core.logging import get_logger
 from core.settings import Settings, get_settings
 from core.utc import as_utc, utc_row
+from live.feed import prune_changes
 from live.sla import clocks, policies
 from storage.console_repo import alert_webhook_target
 from storage.tables import alert_deliveries, alert_webhooks, conversations, instances, notifications, sla_alerts
@@ -221,5 +223,7 @@ def tick(engine: Engine, settings: Settings | None = None, *, interval: float = 
         return
     _last_tick["at"] = time.monotonic()
     now = datetime.now(UTC)
+    settings = settings or get_settings()
     scan(engine, now)
     deliver_due(engine, now, settings)
+    prune_changes(engine, now - timedelta(hours=settings.live_changes_keep_hours))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from core.logging import get_logger
 from core.utc import utc_row
@@ -105,6 +105,12 @@ def read_changes(
 def last_change_id(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.coalesce(func.max(live_changes.c.id), 0))).scalar_one())
+
+
+def prune_changes(engine: Engine, before: datetime) -> int:
+    """Delete changes older than ``before`` (a client that far behind reloads: ``event: reset``)."""
+    with engine.begin() as conn:
+        return int(conn.execute(delete(live_changes).where(live_changes.c.changed_at < before)).rowcount or 0)
 
 
 @dataclass(eq=False)

@@ -190,3 +190,16 @@ def test_alert_webhook_input_errors(api: TestClient) -> None:
     r = api.put("/v1/alerts/webhook", json={"url": "ftp://x.example/a", "secret": SECRET})
     assert r.status_code == 422 and "url" in r.json()["error"]
     assert api.put("/v1/alerts/webhook", json={"url": "http://127.0.0.1:9/a", "secret": "short"}).status_code == 422
+
+
+def test_worker_tick_trims_the_change_log(api: TestClient, engine, settings) -> None:
+    from storage.tables import live_changes
+
+    old = datetime.now(UTC) - timedelta(hours=settings.live_changes_keep_hours + 1)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(live_changes).values(instance_id="acme-1", conversation_id="gone", changed_at=old))
+    _conversation(engine, "cv-fresh", datetime.now(UTC))  # the trigger logs it now
+    alerts.tick(engine, settings, interval=0)
+    with engine.connect() as conn:
+        left = set(conn.execute(sa.select(live_changes.c.conversation_id)).scalars())
+    assert left == {"cv-fresh"}
