@@ -1,8 +1,8 @@
 """Live queue stream (``python -m benchmarks.live_stream``): webhook → SSE event latency, idle
 connection memory and the queue's first page.
 
-One BeaZap server runs as a subprocess (uvicorn, SQLite store, local lake) so its memory is its own.
-This process runs the projector in a thread (what ``beazap worker`` does), posts webhooks to the
+One BeaZap server (uvicorn) and one ``beazap worker`` (the projector) run as subprocesses on a
+SQLite store and a local lake, so the server's memory is its own. This process posts webhooks to the
 receiver at ``--rate`` per second for ``--seconds`` (each a new customer, so each makes a queue
 change), and holds ``--clients`` SSE streams; latency is from the start of the webhook POST to the
 event's arrival on each stream. Then ``--idle`` idle streams measure the server's extra RSS, and the
@@ -20,7 +20,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,17 +160,14 @@ def main() -> None:
     get_settings.cache_clear()
     import sqlalchemy as sa
 
-    from live.projector import run_once
     from storage import migrate
     from storage.db import get_engine
-    from storage.lake import Lake
     from storage.tables import conversations
     from storage.tokens import create_token
 
     settings = get_settings()
     engine = get_engine(settings)
     migrate.upgrade(engine)
-    lake = Lake.from_settings(settings)
     token = create_token(engine, "bench", "admin")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -190,7 +186,7 @@ def main() -> None:
         cwd=ROOT,
         env={**os.environ, **env},
     )
-    stop_projector = threading.Event()
+    worker: subprocess.Popen[bytes] | None = None
     try:
         with httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as api:
             deadline = time.monotonic() + 60
@@ -205,17 +201,11 @@ def main() -> None:
                 time.sleep(0.1)  # waiting for the subprocess to listen, bounded
             hook = api.post("/v1/instances", json={"id": "bench-1"}).json()["webhook_token"]
 
-            def project() -> None:
-                while not stop_projector.is_set():
-                    if not run_once(lake, engine):
-                        stop_projector.wait(settings.projector_poll_ms / 1000)
-
-            projector = threading.Thread(target=project, daemon=True)
-            projector.start()
+            worker = subprocess.Popen([sys.executable, "-m", "beazap", "worker"], cwd=ROOT, env={**os.environ, **env})
             time.sleep(1.0)  # the receiver's instance cache refreshes (0.5 s)
             lat = asyncio.run(_latency(base, token, hook, args))
-            stop_projector.set()
-            projector.join(timeout=30)
+            worker.terminate()
+            worker.wait(timeout=30)
 
             before, after = asyncio.run(_idle(base, token, server.pid, args.idle))
 
@@ -243,7 +233,9 @@ def main() -> None:
             page = _timed(api, "/v1/conversations?status=open&limit=50", 30)
             queue = _timed(api, "/v1/sla/queue?limit=50", 30)
     finally:
-        stop_projector.set()
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            worker.wait(timeout=30)
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(home, ignore_errors=True)

@@ -120,12 +120,17 @@ class Subscriber:
     instance_ids: frozenset[str]
     team_id: str | None
     horizon: int
+    attendant_id: str | None = None  # an attendant's view: their own conversations and unassigned ones
     queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
     overflowed: bool = False
 
     def wants(self, event: dict[str, Any]) -> bool:
         conv = event["conversation"]
-        return conv["instance_id"] in self.instance_ids and (self.team_id is None or conv["team_id"] == self.team_id)
+        if conv["instance_id"] not in self.instance_ids:
+            return False
+        if self.team_id is not None and conv["team_id"] != self.team_id:
+            return False
+        return self.attendant_id is None or conv["assignee_id"] in (None, self.attendant_id)
 
 
 class ChangeFeed:
@@ -146,8 +151,10 @@ class ChangeFeed:
         self._stop_listening = threading.Event()
         self.listening = threading.Event()  # PostgreSQL: set once LISTEN is in place
 
-    def subscribe(self, instance_ids: Iterable[str], team_id: str | None = None) -> Subscriber:
-        sub = Subscriber(frozenset(instance_ids), team_id, self.cursor)
+    def subscribe(
+        self, instance_ids: Iterable[str], team_id: str | None = None, attendant_id: str | None = None
+    ) -> Subscriber:
+        sub = Subscriber(frozenset(instance_ids), team_id, self.cursor, attendant_id)
         self.subscribers.add(sub)
         return sub
 

@@ -125,6 +125,26 @@ def test_stream_scope_and_bad_input(engine, live):
     r = httpx.get(f"{base}/v1/live/stream", headers={**h, "Last-Event-ID": "abc"})
     assert r.status_code == 422 and "Last-Event-ID" in r.json()["error"]
     assert httpx.get(f"{base}/v1/live/stream").status_code == 401
+    r = httpx.post(
+        f"{base}/v1/attendants",
+        json={"instance_id": "acme-1", "name": "Ana", "id": "ana"},
+        headers={"Authorization": f"Bearer {token_a}"},
+    )
+    assert r.status_code == 201
+    assert httpx.get(f"{base}/v1/live/stream?attendant_id=ana", headers=h).status_code == 404
+
+
+def test_attendant_view_is_own_and_unassigned() -> None:
+    from live.feed import Subscriber
+
+    def event(instance: str, assignee: str | None, team: str | None = None) -> dict:
+        return {"conversation": {"instance_id": instance, "assignee_id": assignee, "team_id": team}}
+
+    ana = Subscriber(frozenset({"acme-1"}), None, 0, "ana")
+    assert ana.wants(event("acme-1", "ana")) and ana.wants(event("acme-1", None))
+    assert not ana.wants(event("acme-1", "bob")) and not ana.wants(event("beta-1", None))
+    team = Subscriber(frozenset({"acme-1"}), "t1", 0)
+    assert team.wants(event("acme-1", "bob", "t1")) and not team.wants(event("acme-1", "bob", "t2"))
 
 
 def test_postgresql_notify_wakes_the_feed_before_its_poll_interval(engine):

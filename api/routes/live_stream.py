@@ -63,9 +63,11 @@ async def live_stream(
     scope: Scope,
     instance_id: Annotated[list[str] | None, Query()] = None,
     team_id: str | None = None,
+    attendant_id: str | None = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    """Conversation changes of the caller's instances (or ``instance_id``s, optionally one ``team_id``)."""
+    """Conversation changes of the caller's instances (or ``instance_id``s, optionally one ``team_id``;
+    ``attendant_id``: that attendant's view — their own conversations and the unassigned ones)."""
     ids = allowed_instances(scope, instance_id)
     engine = engine_of(request)
     if team_id is not None:
@@ -74,6 +76,12 @@ async def live_stream(
         except ops_repo.NotFoundError:
             raise HTTPException(404, f"team not found: {team_id}") from None
         ids = [i for i in ids if i == team["instance_id"]]
+    if attendant_id is not None:
+        try:
+            person = await asyncio.to_thread(ops_repo.get_attendant, engine, scope, attendant_id)
+        except ops_repo.NotFoundError:
+            raise HTTPException(404, f"attendant not found: {attendant_id}") from None
+        ids = [i for i in ids if i == person["instance_id"]]
     after: int | None = None
     if last_event_id:
         if not last_event_id.isdigit():
@@ -81,7 +89,7 @@ async def live_stream(
         after = int(last_event_id)
     keepalive = settings_of(request).live_keepalive_seconds
     feed = live_feed(request.app)
-    sub = feed.subscribe(ids, team_id)
+    sub = feed.subscribe(ids, team_id, attendant_id)
 
     async def events() -> AsyncIterator[bytes]:
         try:
