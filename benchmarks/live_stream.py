@@ -74,9 +74,11 @@ async def _latency(base: str, token: str, hook: str, args: argparse.Namespace) -
     tasks = [asyncio.create_task(_stream(base, token, arrivals[i], readies[i], stop)) for i in range(args.clients)]
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
     sent: dict[str, float] = {}
+    failed: list[int] = []
     total = int(args.rate * args.seconds)
     ts = int((datetime.now(UTC) - timedelta(minutes=1)).timestamp())
-    async with httpx.AsyncClient(base_url=base, timeout=30) as poster:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as poster:
 
         async def post(n: int) -> None:
             phone = f"55119{n:08d}"
@@ -90,9 +92,20 @@ async def _latency(base: str, token: str, hook: str, args: argparse.Namespace) -
                     "messageTimestamp": ts,
                 },
             }
-            sent["+" + phone] = time.monotonic()
-            resp = await poster.post("/webhooks/evolution", json=body, headers={"apikey": hook})
-            resp.raise_for_status()
+            t = time.monotonic()
+            if args.leg == "store":  # the console's own leg: a store write → the event on every stream
+                await asyncio.to_thread(_store_write, args.engine, phone, n)
+                sent["+" + phone] = t
+                return
+            try:
+                resp = await poster.post("/webhooks/evolution", json=body, headers={"apikey": hook})
+            except httpx.HTTPError:
+                failed.append(n)
+                return
+            if resp.status_code == 200:
+                sent["+" + phone] = t
+            else:
+                failed.append(n)
 
         started = time.monotonic()
         posts = []
@@ -102,16 +115,39 @@ async def _latency(base: str, token: str, hook: str, args: argparse.Namespace) -
                 await asyncio.sleep(delay)  # pacing the load generator, not synchronizing
             posts.append(asyncio.create_task(post(n)))
         await asyncio.gather(*posts)
+        post_seconds = time.monotonic() - started
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(len(a) < total for a in arrivals):
+    while time.monotonic() < deadline and any(len(a) < len(sent) for a in arrivals):
         await asyncio.sleep(0.1)  # bounded wait for the stragglers
     stop.set()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     lat = [a[k] - sent[k] for a in arrivals for k in a if k in sent]
-    missing = total * args.clients - len(lat)
-    return {"p50": _pct(lat, 0.5), "p95": _pct(lat, 0.95), "max": max(lat, default=float("nan")), "missing": missing}
+    missing = len(sent) * args.clients - len(lat)
+    return {
+        "p50": _pct(lat, 0.5),
+        "p95": _pct(lat, 0.95),
+        "max": max(lat, default=float("nan")),
+        "missing": missing,
+        "failed_posts": len(failed),
+        "post_seconds": post_seconds,
+    }
+
+
+def _store_write(engine, phone: str, n: int) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    from storage.tables import conversations
+
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(conversations).values(
+                id=f"direct-{n}", instance_id="bench-1", contact_key="+" + phone, origin="inbound",
+                opening_message_id=f"d-{n}", opened_at=now, last_message_at=now, status="open",
+            )
+        )  # fmt: skip
 
 
 async def _idle(base: str, token: str, pid: int, n: int) -> tuple[float, float]:
@@ -143,6 +179,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=50, help="SSE streams during the latency run.")
     parser.add_argument("--idle", type=int, default=1000, help="Idle SSE streams for the memory measure.")
+    parser.add_argument(
+        "--leg",
+        choices=["webhook", "store"],
+        default="webhook",
+        help="webhook: the whole path (receiver → bronze → worker → store → stream); store: direct store writes.",
+    )
     parser.add_argument("--open", type=int, default=5000, help="Open conversations for the first-page timing.")
     args = parser.parse_args()
 
@@ -203,6 +245,7 @@ def main() -> None:
 
             worker = subprocess.Popen([sys.executable, "-m", "beazap", "worker"], cwd=ROOT, env={**os.environ, **env})
             time.sleep(1.0)  # the receiver's instance cache refreshes (0.5 s)
+            args.engine = engine
             lat = asyncio.run(_latency(base, token, hook, args))
             worker.terminate()
             worker.wait(timeout=30)
@@ -242,9 +285,9 @@ def main() -> None:
 
     print(f"load average: {os.getloadavg()[0]:.1f}")
     print(
-        f"webhook → event on {args.clients} streams at {args.rate:g}/s for {args.seconds:g} s: "
+        f"{args.leg} → event on {args.clients} streams at {args.rate:g}/s for {args.seconds:g} s: "
         f"p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms, max {lat['max'] * 1000:.0f} ms, "
-        f"missing {lat['missing']}"
+        f"missing {lat['missing']}; {lat['failed_posts']} posts failed; posting took {lat['post_seconds']:.1f} s"
     )
     print(f"{args.idle} idle streams: server RSS {before:.0f} → {after:.0f} MB (+{after - before:.0f} MB)")
     h50, p50, q50 = statistics.median(health), statistics.median(page), statistics.median(queue)
