@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, delete, func, select
 
 from core.logging import get_logger
@@ -45,6 +46,11 @@ def kind_of(conv: dict[str, Any]) -> str:
     if conv["status"] == "open":
         return "assigned" if conv["assignee_id"] else "waiting"
     return str(conv["status"])
+
+
+def encode(event: dict[str, Any], name: str = "conversation") -> bytes:
+    """One SSE frame; the feed encodes each event once for all its subscribers."""
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event["id"], name.encode(), orjson.dumps(event))
 
 
 def build_events(engine: Engine, changes: list[tuple[int, str, str]], now: datetime) -> list[dict[str, Any]]:
@@ -121,7 +127,7 @@ class Subscriber:
     team_id: str | None
     horizon: int
     attendant_id: str | None = None  # an attendant's view: their own conversations and unassigned ones
-    queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
     overflowed: bool = False
 
     def wants(self, event: dict[str, Any]) -> bool:
@@ -223,10 +229,11 @@ class ChangeFeed:
             return 0
         events = await asyncio.to_thread(build_events, self.engine, changes, self.clock())
         self.cursor = changes[-1][0]
+        frames = [(event, encode(event)) for event in events]
         for sub in list(self.subscribers):
-            for event in events:
+            for event, frame in frames:
                 if sub.wants(event):
-                    self._offer(sub, event)
+                    self._offer(sub, frame)
         return len(changes)
 
     def _contiguous(self, changes: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
@@ -243,9 +250,9 @@ class ChangeFeed:
         self._gap_seen = None
         return changes
 
-    def _offer(self, sub: Subscriber, event: dict[str, Any]) -> None:
+    def _offer(self, sub: Subscriber, frame: bytes) -> None:
         try:
-            sub.queue.put_nowait(event)
+            sub.queue.put_nowait(frame)
         except asyncio.QueueFull:  # a stalled client: close it; it resumes with Last-Event-ID
             sub.overflowed = True
             self._close(sub)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
+import orjson
 import pytest
 
 from live.projector import run_once
@@ -161,7 +162,7 @@ def test_postgresql_notify_wakes_the_feed_before_its_poll_interval(engine):
 
     add_instance(engine, "acme-1", "acme")
 
-    async def scenario() -> dict:
+    async def scenario() -> bytes:
         feed = ChangeFeed(engine, interval=60.0)
         feed.start()
         sub = feed.subscribe(["acme-1"])
@@ -179,5 +180,6 @@ def test_postgresql_notify_wakes_the_feed_before_its_poll_interval(engine):
         finally:
             await feed.stop()
 
-    event = asyncio.run(scenario())
+    frame = asyncio.run(scenario())
+    event = orjson.loads(frame.split(b"data: ", 1)[1])
     assert event["conversation"]["id"] == "cv-n" and event["kind"] == "waiting"

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.auth import Scope, allowed_instances
 from api.routes.ops_common import ERRORS, engine_of, settings_of
-from live.feed import CATCH_UP_LIMIT, ChangeFeed, build_events, now_utc, read_changes
+from live.feed import CATCH_UP_LIMIT, ChangeFeed, build_events, encode, now_utc, read_changes
 from storage import ops_repo
 
 router = APIRouter(prefix="/v1", tags=["console"], responses=ERRORS)
@@ -46,10 +45,6 @@ async def stop_live_feed(app: FastAPI) -> None:
     if feed is not None:
         await feed.stop()
         app.state.live_feed = None
-
-
-def sse(event: dict[str, Any], name: str = "conversation") -> bytes:
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event["id"], name.encode(), orjson.dumps(event))
 
 
 @router.get(
@@ -99,20 +94,20 @@ async def live_stream(
                     read_changes, engine, after, upto=sub.horizon, instance_ids=ids, limit=CATCH_UP_LIMIT + 1
                 )
                 if len(missed) > CATCH_UP_LIMIT:
-                    yield sse({"id": sub.horizon, "reason": "too many missed changes"}, "reset")
+                    yield encode({"id": sub.horizon, "reason": "too many missed changes"}, "reset")
                 else:
                     for event in await asyncio.to_thread(build_events, engine, missed, now_utc()):
                         if sub.wants(event):
-                            yield sse(event)
+                            yield encode(event)
             while True:
                 try:
-                    event = await asyncio.wait_for(sub.queue.get(), keepalive)
+                    frame = await asyncio.wait_for(sub.queue.get(), keepalive)
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue
-                if event is None:  # the feed stopped or this client fell too far behind
+                if frame is None:  # the feed stopped or this client fell too far behind
                     return
-                yield sse(event)
+                yield frame
         finally:
             feed.unsubscribe(sub)
 
