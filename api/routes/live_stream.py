@@ -107,7 +107,12 @@ async def live_stream(
                     continue
                 if frame is None:  # the feed stopped or this client fell too far behind
                     return
-                yield frame
+                batch, more = [frame], frame  # whatever else is queued goes out in the same write
+                while not sub.queue.empty() and (more := sub.queue.get_nowait()) is not None:
+                    batch.append(more)
+                yield b"".join(batch)
+                if more is None:
+                    return
         finally:
             feed.unsubscribe(sub)
 
