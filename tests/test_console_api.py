@@ -203,3 +203,16 @@ def test_worker_tick_trims_the_change_log(api: TestClient, engine, settings) -> 
     with engine.connect() as conn:
         left = set(conn.execute(sa.select(live_changes.c.conversation_id)).scalars())
     assert left == {"cv-fresh"}
+
+
+def test_console_migration_downgrades_and_upgrades(api: TestClient, engine) -> None:
+    from storage import migrate
+    from storage.tables import live_changes
+
+    migrate.downgrade(engine, "0009_leases")
+    assert "live_changes" not in sa.inspect(engine).get_table_names()
+    migrate.upgrade(engine)
+    assert migrate.drift(engine) == []
+    _conversation(engine, "cv-after", datetime.now(UTC))  # the trigger is back
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(live_changes.c.conversation_id)).scalars().all() == ["cv-after"]
