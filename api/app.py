@@ -17,16 +17,17 @@ from starlette.exceptions import HTTPException
 from api.errors import LogSafetyMiddleware
 from api.ingest.lifespan import receiver_lifespan
 from api.input_guard import reject_nul_characters
-from api.routes import admin, health, insights, metrics, operations, webhooks
+from api.routes import admin, console, health, insights, live_stream, metrics, operations, webhooks
 from api.web import mount as mount_web
 from core.settings import Settings, get_settings
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Process start/stop: the webhook receiver (bronze writers, credential cache)."""
+    """Process start/stop: the webhook receiver (bronze writers, credential cache), the live feed."""
     async with receiver_lifespan(app):
         yield
+        await live_stream.stop_live_feed(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router, dependencies=guarded)
     app.include_router(operations.router, dependencies=guarded)
     app.include_router(insights.router, dependencies=guarded)
+    app.include_router(console.router, dependencies=guarded)
+    app.include_router(live_stream.router, dependencies=guarded)
     app.include_router(admin.router, dependencies=guarded)
     mount_web(app)  # the web dashboard under /app (docs/dashboard.md)
     app.add_middleware(webhooks.WebhookFastPath)

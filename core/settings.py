@@ -146,6 +146,19 @@ class Settings(BaseSettings):
     public_webhook_url: str | None = Field(
         default=None, description="URL Evolution posts webhooks to (POST /v1/instances/{id}/webhook)."
     )
+    # --- console: live stream, presence, SLA alerts (issue 15) ----------------------------------
+    live_poll_seconds: float = Field(default=0.2, gt=0, description="How often the live stream reads new changes.")
+    live_changes_keep_hours: float = Field(
+        default=24.0, gt=0, description="How long the live stream's change log is kept for reconnecting clients."
+    )
+    live_keepalive_seconds: float = Field(default=15.0, gt=0, description="SSE keep-alive comment interval.")
+    presence_away_minutes: float = Field(default=5.0, gt=0, description="An attendant silent this long is away.")
+    presence_offline_minutes: float = Field(default=15.0, gt=0, description="… and this long is offline.")
+    alert_webhook_attempts: int = Field(default=8, ge=1, description="Delivery attempts of one SLA alert webhook.")
+    alert_webhook_backoff_seconds: float = Field(
+        default=5.0, gt=0, description="First retry delay of an alert webhook (doubles each attempt)."
+    )
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, description="Timeout of one alert webhook POST.")
 
     # --- governance: retention, maintenance, orchestration (issue 7) ------------------------------
     retention_bronze_days: int = Field(default=730, ge=1, description="Raw webhooks kept in bronze (24 months).")

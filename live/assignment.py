@@ -1,8 +1,9 @@
 """Auto-assignment of conversations behind a small pluggable :class:`Router` protocol.
 
-The built-in router is round-robin within a team: among the team's active, available attendants
-with fewer open conversations than their capacity, the one assigned longest ago gets the
-conversation. Other routers (the LLM router) register with :func:`register_router` and are chosen
+The built-in router is round-robin within a team: among the team's active, available, online
+(:mod:`live.presence`) attendants with fewer open conversations than their capacity, the one
+assigned longest ago gets the conversation. Other routers (the LLM router) register with
+:func:`register_router` and are chosen
 per instance by ``instances.routing`` (``{"auto_assign": true, "router": "round_robin",
 "default_team_id": "…"}``). Every decision is recorded as a ``route`` action with its source.
 """
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Connection, Engine, func, select
 
 from core.logging import get_logger
 from live.actions import act_in
+from live.presence import routable
 from storage.ops_repo import ConflictError, InvalidError, NotFoundError
 from storage.tables import attendants, conversations, instances
 
@@ -88,7 +91,11 @@ def pick_round_robin(conn: Connection, instance_id: str, team_id: str | None) ->
     a, c = attendants, conversations
     load = select(func.count()).where(c.c.assignee_id == a.c.id, c.c.status == "open").correlate(a).scalar_subquery()
     q = select(a.c.id).where(
-        a.c.instance_id == instance_id, a.c.active.is_(True), a.c.available.is_(True), load < a.c.capacity
+        a.c.instance_id == instance_id,
+        a.c.active.is_(True),
+        a.c.available.is_(True),
+        load < a.c.capacity,
+        routable(a.c.id, datetime.now(UTC)),  # presence: online (or never tracked)
     )
     if team_id is not None:
         q = q.where(a.c.team_id == team_id)

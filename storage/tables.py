@@ -396,3 +396,95 @@ user_sessions = Table(
     Column("expires_at", TS, nullable=False),
     Index(None, "user_id"),
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Console (issue 15): the live queue's change feed, quick replies, attendant presence and SLA
+# alerts. Migration 0013_console (it also installs the triggers that fill ``live_changes``).
+# ---------------------------------------------------------------------------------------------
+
+SEQ = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+# One row per insert/update of a conversation, written by a database trigger: its id is the live
+# stream's event id (monotonic), so a reconnecting client catches up from ``Last-Event-ID``.
+live_changes = Table(
+    "live_changes",
+    metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("instance_id", String(100), nullable=False),
+    Column("conversation_id", String(64), nullable=False),
+    Column("changed_at", TS, nullable=False, server_default=func.now()),
+)
+
+quick_replies = Table(
+    "quick_replies",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("shortcut", String(50), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    UniqueConstraint("account_id", "shortcut"),
+)
+
+attendant_presence = Table(
+    "attendant_presence",
+    metadata,
+    Column("attendant_id", String(64), ForeignKey("attendants.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_seen_at", TS, nullable=False),
+    Column("away", Boolean, nullable=False, server_default=false()),  # the attendant said so
+)
+
+# One row per SLA state change of a conversation's clock: the unique key makes an alert fire once.
+sla_alerts = Table(
+    "sla_alerts",
+    metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), nullable=False),
+    Column("instance_id", String(100), nullable=False),
+    Column("conversation_id", String(64), nullable=False),
+    Column("clock", String(20), nullable=False),
+    Column("state", String(10), nullable=False),  # at_risk | breached
+    Column("clock_started_at", TS, nullable=False),
+    Column("assignee_id", String(64)),
+    Column("due_at", TS),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("conversation_id", "clock", "clock_started_at", "state"),
+    Index(None, "account_id", "id"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), nullable=False),
+    Column("recipient", String(64), nullable=False),  # an attendant id, or "supervisors"
+    Column("alert_id", BigInteger, ForeignKey("sla_alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("acked_at", TS),
+    Index(None, "account_id", "recipient", "acked_at"),
+)
+
+alert_webhooks = Table(
+    "alert_webhooks",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret_encrypted", Text, nullable=False),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+)
+
+# The outbox of alert webhooks: delivered at least once, retried with backoff (idempotency id = alert).
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("alert_id", BigInteger, ForeignKey("sla_alerts.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("delivered_at", TS),
+    Column("last_error", String(200)),
+    Index(None, "delivered_at", "next_attempt_at"),
+)

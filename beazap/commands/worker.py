@@ -24,12 +24,14 @@ def worker(
     auto_assign: bool = typer.Option(True, help="Route new conversations of instances with routing.auto_assign."),
 ) -> None:
     """Keep the operational store live from bronze (projector), route new conversations and extract
-    the store's actions to the lake. A database outage pauses it; it resumes from its cursor."""
+    the store's actions to the lake, and raise SLA alerts. A database outage pauses it; it resumes from
+    its cursor."""
     setup()
     from sqlalchemy.exc import OperationalError
 
     import live.routing  # noqa: F401 - registers the `llm` router so new conversations queue routing jobs at once
     from core.settings import get_settings
+    from live.alerts import tick as sla_alerts_tick
     from live.assignment import auto_assign as route_new
     from live.extract import extract_actions
     from live.projector import PROJECTOR_LEASE, Projector, run_forever
@@ -76,6 +78,7 @@ def worker(
         if extract_every and time.monotonic() - last["t"] >= extract_every:
             extract_actions(engine, lake)
             last["t"] = time.monotonic()
+        sla_alerts_tick(engine)
 
     console.print("worker running (Ctrl-C to stop); a second worker waits as a standby for the projector lease")
     run_forever(lake, engine, stop=lambda: stopping["flag"], on_new_conversations=hook, after_step=_extract)
