@@ -27,6 +27,7 @@ from api.app import create_app
 from api.cache import InProcessCache
 from core.settings import Settings
 from gold.runner import build_gold
+from gold.serving import fast
 from gold.serving.reader import GoldReader
 from storage import migrate
 from storage.db import make_engine
@@ -114,7 +115,8 @@ class World:
         app = create_app(settings)
         app.state.engine = self.engine
         app.state.gold_reader = GoldReader(self.lake, background=False)
-        app.state.metrics_cache = InProcessCache(90)
+        self.cache = InProcessCache(90)
+        app.state.metrics_cache = self.cache
         self.client = TestClient(app)
 
     def get(self, path: str, accept: str | None = None, **params: Any) -> Any:
@@ -202,20 +204,24 @@ def test_activity_rejects_people_filters_and_other_tenants(world: World) -> None
     assert world.get("/v1/metrics/activity", instance_id="inst-other", **period).status_code == 404
 
 
-def test_conversations_by_origin_in_overview_and_volume(world: World) -> None:
-    period = {"from": "2026-03-03", "to": "2026-03-03"}
-    overview = world.get("/v1/metrics/overview", **period).json()
-    assert {k: overview["current"][k] for k in ("conversations_opened", "conversations_opened_inbound")} == {
-        "conversations_opened": 1,
-        "conversations_opened_inbound": 0,
-    }
-    assert overview["current"]["conversations_opened_outbound"] == 1
-    assert overview["previous"]["conversations_opened_inbound"] == 2
-    assert overview["previous"]["conversations_opened_outbound"] == 0
+@pytest.mark.parametrize("path", ["fast", "sql"])
+def test_conversations_by_origin_in_overview_and_volume(
+    world: World, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Both ways of answering (the numpy fast path and the SQL of gold.serving.queries) split by origin."""
+    if path == "sql":
+        monkeypatch.setattr(fast, "supports", lambda f: False)
+        monkeypatch.setattr(fast, "supports_volume", lambda f, by: False)
+    world.cache.clear()
+    figures = ("conversations_opened", "conversations_opened_inbound", "conversations_opened_outbound")
+    overview = world.get("/v1/metrics/overview", **{"from": "2026-03-03", "to": "2026-03-03"}).json()
+    assert [overview["current"][k] for k in figures] == [1, 0, 1]
+    assert [overview["previous"][k] for k in figures] == [2, 2, 0]
     both = {"from": "2026-03-02", "to": "2026-03-03"}
-    for by in ("none", "instance"):  # the numpy fast path and the SQL path
-        rows = world.get("/v1/metrics/volume", by=by, **both).json()["rows"]
-        got = [(r["bucket"], r["conversations_opened_inbound"], r["conversations_opened_outbound"]) for r in rows]
-        assert got == [("2026-03-02", 2, 0), ("2026-03-03", 0, 1)], by
+    for granularity in ("day", "week"):
+        rows = world.get("/v1/metrics/volume", granularity=granularity, **both).json()["rows"]
+        got = [(r["bucket"], *(r[k] for k in figures)) for r in rows]
+        want = [("2026-03-02", 2, 2, 0), ("2026-03-03", 1, 0, 1)] if granularity == "day" else [("2026-W10", 3, 2, 1)]
+        assert got == want, granularity
     text = world.get("/v1/metrics/volume", accept="text/csv", **both).text
     assert [r["conversations_opened_outbound"] for r in csv.DictReader(io.StringIO(text))] == ["0", "1"]
