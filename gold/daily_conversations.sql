@@ -1,5 +1,6 @@
 -- daily_conversations (gold/daily_conversations): conversations opened, resolved, expired, abandoned
--- and reopened per instance × day × team × assignee, and the backlog (still open) at the end of each day.
+-- and reopened per instance × day × team × assignee (opened split by origin: opened_inbound by the
+-- customer, opened_outbound by the business), and the backlog (still open) at the end of each day.
 -- docs/metrics.md § Volume ("conversations opened, resolved, expired, reopened per day; backlog (open at
 -- end of day)") with event-day anchors: opened on the opening day, resolved on the day of
 -- resolved_at, expired on the day of expired_at (when the inactivity timeout passed), abandoned on the
@@ -8,20 +9,22 @@
 -- current while open).
 with ev as (
     select instance_id, team_id, coalesce(assignee_id, 'unassigned') as assignee_id, opened_day as day,
-           1 as opened, (origin = 'inbound')::int as opened_inbound, is_reopen::int as reopened,
+           1 as opened, (origin = 'inbound')::int as opened_inbound, (origin = 'outbound')::int as opened_outbound,
+           is_reopen::int as reopened,
            0 as resolved, 0 as expired, 0 as abandoned, 1 as delta
     from gold.conversation_facts
     union all
-    select instance_id, team_id, coalesce(assignee_id, 'unassigned'), resolved_day, 0, 0, 0, 1, 0, 0, -1
+    select instance_id, team_id, coalesce(assignee_id, 'unassigned'), resolved_day, 0, 0, 0, 0, 1, 0, 0, -1
     from gold.conversation_facts where resolved_at is not null
     union all
-    select instance_id, team_id, coalesce(assignee_id, 'unassigned'), expired_day, 0, 0, 0, 0,
+    select instance_id, team_id, coalesce(assignee_id, 'unassigned'), expired_day, 0, 0, 0, 0, 0,
            (status = 'expired')::int, (status = 'abandoned')::int, -1
     from gold.conversation_facts where status in ('expired', 'abandoned') and expired_at is not null
 ),
 agg as (
     select instance_id, team_id, assignee_id, day,
-           sum(opened) as opened, sum(opened_inbound) as opened_inbound, sum(reopened) as reopened,
+           sum(opened) as opened, sum(opened_inbound) as opened_inbound, sum(opened_outbound) as opened_outbound,
+           sum(reopened) as reopened,
            sum(resolved) as resolved, sum(expired) as expired, sum(abandoned) as abandoned, sum(delta) as delta
     from ev group by all
 ),
@@ -40,6 +43,7 @@ grid as (
 filled as (
     select g.instance_id, g.team_id, g.assignee_id, g.day,
            coalesce(a.opened, 0)::bigint as opened, coalesce(a.opened_inbound, 0)::bigint as opened_inbound,
+           coalesce(a.opened_outbound, 0)::bigint as opened_outbound,
            coalesce(a.reopened, 0)::bigint as reopened, coalesce(a.resolved, 0)::bigint as resolved,
            coalesce(a.expired, 0)::bigint as expired, coalesce(a.abandoned, 0)::bigint as abandoned,
            sum(coalesce(a.delta, 0)) over (

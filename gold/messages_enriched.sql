@@ -9,7 +9,8 @@
 with m as (
     select m.instance_id, m.message_id, m.conversation_id, m.contact_key, m.direction, m.kind, m.chat_type,
            m.event_at, coalesce(m.automated, false) as automated, coalesce(m.revoked, false) as revoked,
-           coalesce(m.edited, false) as edited, m.sender_attendant_id,
+           coalesce(m.edited, false) as edited, coalesce(m.reaction_count, 0) as reaction_count,
+           m.sender_attendant_id,
            timezone(i.timezone, m.event_at) as local_ts
     from silver.messages m
     join cfg.instances i using (instance_id)
@@ -43,7 +44,7 @@ everything as (
     select * exclude (sender_attendant_id), null::varchar as attendant_id, null::varchar as team_id
     from m where not (direction = 'outbound' and not automated)
 )
-select instance_id, message_id, conversation_id, direction, kind, chat_type, event_at,
+select instance_id, message_id, conversation_id, contact_key, direction, kind, chat_type, event_at,
        local_ts::date as day, hour(local_ts)::int as hour, isodow(local_ts)::int as weekday,
-       automated, revoked, edited, attendant_id, team_id
+       automated, revoked, edited, reaction_count, attendant_id, team_id
 from everything

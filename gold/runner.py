@@ -60,6 +60,7 @@ GOLD_TABLES = (
     "attendant_daily",
     "team_daily",
     "calls_daily",
+    "contact_days",
 )
 
 SILVER_INPUTS = {
@@ -83,6 +84,7 @@ SILVER_COLUMNS = {
         "automated",
         "revoked",
         "edited",
+        "reaction_count",
         "sender_attendant_id",
     ),
 }

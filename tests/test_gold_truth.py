@@ -107,6 +107,60 @@ def test_daily_conversations_equal_truth(built: dict) -> None:
     assert got == want
 
 
+def test_conversations_by_origin_equal_truth(built: dict) -> None:
+    got = {
+        (r[0], r[1].isoformat()): (r[2], r[3])
+        for r in q(
+            built["con"],
+            "select instance_id, day, sum(opened_inbound), sum(opened_outbound) from gold.daily_conversations "
+            "group by all having sum(opened) > 0",
+        )
+    }
+    want = {
+        (d["instance_id"], d["day"]): (d["opened_inbound"], d["opened_outbound"])
+        for d in built["truth"].daily_conversations
+        if d["opened"]
+    }
+    assert any(v[0] for v in want.values()) and any(v[1] for v in want.values())  # both origins happen
+    assert got == want
+
+
+ACTIVITY = ("edited", "revoked", "reactions", "image", "audio", "video", "document", "sticker", "location", "contact")
+
+
+def test_message_activity_equals_truth(built: dict) -> None:
+    """Edited, revoked, reactions and media by type per instance × day (gold.daily_volume)."""
+    kinds = ", ".join(f"sum(messages) filter (where kind = '{k}')" for k in ACTIVITY[3:])
+    got = {
+        (r[0], r[1].isoformat()): tuple(int(v or 0) for v in r[2:])
+        for r in q(
+            built["con"],
+            f"select instance_id, day, sum(edited_messages), sum(revoked_messages), sum(reactions), {kinds} "
+            "from gold.daily_volume group by all",
+        )
+    }
+    want = {(d["instance_id"], d["day"]): tuple(d.get(k, 0) for k in ACTIVITY) for d in built["truth"].daily_activity}
+    totals = [sum(v[i] for v in want.values()) for i in range(len(ACTIVITY))]
+    assert all(totals[:5]), dict(zip(ACTIVITY, totals, strict=True))  # the simulation has each of these
+    assert got == want
+
+
+def test_contacts_new_and_returning_equal_truth(built: dict) -> None:
+    got = {
+        (r[0], r[1].isoformat()): {"contacts": r[2], "new": r[3], "returning": r[2] - r[3]}
+        for r in q(
+            built["con"],
+            "select instance_id, day, count(*), count(*) filter (where new) from gold.contact_days group by all",
+        )
+    }
+    want = {
+        (d["instance_id"], d["day"]): {k: d[k] for k in ("contacts", "new", "returning")}
+        for d in built["truth"].daily_contacts
+    }
+    assert sum(v["returning"] for v in want.values()) and sum(v["new"] for v in want.values())
+    assert got == want
+
+
 def test_conversation_clocks_and_sla_equal_truth(built: dict) -> None:
     rows = q(
         built["con"],

@@ -32,6 +32,7 @@ B_INSTANCES = ["inst-b1"]
 ENDPOINTS = [
     "/v1/metrics/overview",
     "/v1/metrics/volume",
+    "/v1/metrics/activity",
     "/v1/metrics/heatmap",
     "/v1/metrics/sla",
     "/v1/metrics/attendants",
@@ -165,6 +166,25 @@ def test_volume_attendant_filter_counts_their_messages(world: World) -> None:
     assert body["totals"]["inbound"] == 0
 
 
+def test_activity_matches_silver(world: World) -> None:
+    """Media by type and distinct contacts (new vs returning) of the period, from the silver rows."""
+    start, end = PERIOD["from"], PERIOD["to"]
+    msgs = [m for m in world.rows["messages"] if m["instance_id"] in A_INSTANCES]
+    first_day: dict[tuple[str, str], date] = {}
+    for m in sorted(msgs, key=lambda m: m["event_at"]):
+        first_day.setdefault((m["instance_id"], m["contact_key"]), local_day(m["event_at"]))
+    now = [m for m in msgs if in_period(local_day(m["event_at"]), start, end)]
+    contacts = {(m["instance_id"], m["contact_key"]) for m in now}
+    new = {c for c in contacts if in_period(first_day[c], start, end)}
+    body = world.get("/v1/metrics/activity", **PERIOD).json()
+    for kind in ("image", "audio", "document"):
+        assert body["totals"][f"media_{kind}"] == sum(m["kind"] == kind for m in now), kind
+    assert body["totals"]["contacts"] == len(contacts) > 0
+    assert body["totals"]["new_contacts"] == len(new)
+    assert body["totals"]["returning_contacts"] == len(contacts - new)
+    assert sum(r["media_image"] for r in body["rows"]) == body["totals"]["media_image"]
+
+
 def test_heatmap_cells(world: World) -> None:
     body = world.get("/v1/metrics/heatmap", **PERIOD).json()
     assert sum(c["inbound_messages"] for c in body["cells"]) == body["totals"]["inbound_messages"]
@@ -277,6 +297,7 @@ def test_facts_filters(world: World) -> None:
     "path",
     [
         "/v1/metrics/volume",
+        "/v1/metrics/activity",
         "/v1/metrics/heatmap",
         "/v1/metrics/sla",
         "/v1/metrics/attendants",

@@ -1,4 +1,5 @@
-"""Metrics API: overview, volume, heatmap, SLA, attendants, teams, calls and conversation facts.
+"""Metrics API: overview, volume, message activity and contacts, heatmap, SLA, attendants, teams, calls
+and conversation facts.
 
 This module only parses parameters and shapes HTTP answers (JSON / CSV); the figures come from the
 metrics read side in ``gold.serving``. Every endpoint reads gold (a long-lived in-memory DuckDB copy,
@@ -30,6 +31,7 @@ from fastapi.responses import Response
 from api.auth import Scope, allowed_instances
 from api.cache import MetricsCache, cache_from_settings, make_key
 from api.routes.metrics_models import (
+    ActivityResponse,
     CallsResponse,
     FactsPage,
     HeatmapResponse,
@@ -298,6 +300,42 @@ def get_volume(
             "totals": totals,
             "previous_totals": previous,
             "change_pct": q.change_pct(totals, previous),
+        }
+    )
+
+
+@router.get("/v1/metrics/activity", response_model=ActivityResponse, responses=CSV_RESPONSE)
+def get_activity(
+    request: Request,
+    f: FiltersDep,
+    reader: ReaderDep,
+    cache: CacheDep,
+    granularity: Annotated[Literal["day", "week", "month"], Query(description="Bucket size.")] = "day",
+) -> Any:
+    """Messages edited and revoked, reactions, media by type, and distinct contacts (new vs returning)
+    per bucket (instance time zone), with the period's and the previous period's totals."""
+    if f.people:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "activity figures are per instance; team_id and attendant_id do not apply",
+        )
+
+    def compute() -> dict[str, Any]:
+        with reader.cursor() as con:
+            return _clean(q.activity(con, f, granularity))
+
+    data = _cached(cache, reader, "activity", {**_filter_params(f), "g": granularity}, compute)
+    rows = [{**r, "bucket_start": _as_date(r["bucket_start"])} for r in data["rows"]]
+    if wants_csv(request):
+        return csv_response(rows, f"activity_{granularity}")
+    return json_response(
+        {
+            "granularity": granularity,
+            **_periods(f, reader),
+            "rows": rows,
+            "totals": data["totals"],
+            "previous_totals": data["previous_totals"],
+            "change_pct": q.change_pct(data["totals"], data["previous_totals"]),
         }
     )
 

@@ -29,6 +29,8 @@ class OverviewFigures(BaseModel):
     messages_outbound: int = Field(0, examples=[1688])
     messages_automated: int = Field(0, examples=[212])
     conversations_opened: int = Field(0, examples=[410])
+    conversations_opened_inbound: int = Field(0, examples=[352], description="Opened by the customer.")
+    conversations_opened_outbound: int = Field(0, examples=[58], description="Opened by the business.")
     conversations_resolved: int = Field(0, examples=[377])
     conversations_expired: int = Field(0, examples=[21])
     conversations_abandoned: int = Field(
@@ -74,6 +76,8 @@ class VolumeRow(BaseModel):
     automated: int = 0
     total: int = 0
     conversations_opened: int | None = Field(None, description="Day/week/month granularity only.")
+    conversations_opened_inbound: int | None = Field(None, description="Of those opened: by the customer.")
+    conversations_opened_outbound: int | None = Field(None, description="Of those opened: by the business.")
     conversations_resolved: int | None = None
     drilldown: str = Field(description="URL of the conversations opened in this bucket.")
 
@@ -93,6 +97,40 @@ class VolumeResponse(BaseModel):
     rows: list[VolumeRow]
     totals: VolumeTotals
     previous_totals: VolumeTotals
+    change_pct: dict[str, float | None]
+
+
+class ActivityFigures(BaseModel):
+    """Message activity and contacts of a bucket or a period (docs/metrics.md § Message activity, § Contacts)."""
+
+    edited: int = Field(0, examples=[14], description="Messages edited (on the day they were sent).")
+    revoked: int = Field(0, examples=[3], description="Messages deleted for everyone.")
+    reactions: int = Field(0, examples=[41], description="Reactions currently on the messages sent.")
+    media_image: int = 0
+    media_audio: int = 0
+    media_video: int = 0
+    media_document: int = 0
+    media_sticker: int = 0
+    media_location: int = 0
+    media_contact: int = Field(0, description="Contact cards (vCards) sent or received.")
+    contacts: int = Field(0, examples=[120], description="Distinct contacts with direct-chat messages.")
+    new_contacts: int = Field(0, examples=[35], description="Of those: first message ever in the bucket/period.")
+    returning_contacts: int = Field(0, examples=[85], description="Of those: seen before the bucket/period.")
+
+
+class ActivityRow(ActivityFigures):
+    bucket: str = Field(examples=["2026-03-02", "2026-W10", "2026-03"])
+    bucket_start: date
+
+
+class ActivityResponse(BaseModel):
+    granularity: str
+    period: Period
+    previous_period: Period
+    no_data: NoData | None = Field(None, description="Present only when the period holds no data.")
+    rows: list[ActivityRow]
+    totals: ActivityFigures
+    previous_totals: ActivityFigures
     change_pct: dict[str, float | None]
 
 

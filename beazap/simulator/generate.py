@@ -183,6 +183,7 @@ def _volumes(truth: GroundTruth, tz_of: dict[str, ZoneInfo]) -> None:
         {"instance_id": k[0], "day": k[1], "hour": k[2], "direction": k[3], "chat_type": k[4], "messages": n}
         for k, n in sorted(hourly.items())
     ]
+    _activity(truth, tz_of)
     conv: dict[tuple[str, str], Counter[str]] = {}
     for c in truth.conversations:
         tz = tz_of[c.instance_id]
@@ -192,6 +193,7 @@ def _volumes(truth: GroundTruth, tz_of: dict[str, ZoneInfo]) -> None:
                 conv.setdefault((inst, when.astimezone(tz).date().isoformat()), Counter())[what] += 1
 
         bump(c.opened_at, "opened")
+        bump(c.opened_at, "opened_inbound" if c.origin == "inbound" else "opened_outbound")
         bump(c.resolved_at, "resolved")
         bump(c.expired_at, "abandoned" if c.status == "abandoned" else "expired")
         if c.is_reopen:
@@ -200,10 +202,40 @@ def _volumes(truth: GroundTruth, tz_of: dict[str, ZoneInfo]) -> None:
         {
             "instance_id": k[0],
             "day": k[1],
-            **{w: v.get(w, 0) for w in ("opened", "resolved", "expired", "abandoned", "reopened")},
+            **{
+                w: v.get(w, 0)
+                for w in ("opened", "opened_inbound", "opened_outbound", "resolved", "expired", "abandoned", "reopened")
+            },
         }
         for k, v in sorted(conv.items())
     ]
+
+
+def _activity(truth: GroundTruth, tz_of: dict[str, ZoneInfo]) -> None:
+    """Per instance × local day: edited, revoked, reactions and messages per kind; and the direct-chat
+    contacts with messages, new (their first day ever in the instance) or returning."""
+    activity: dict[tuple[str, str], Counter[str]] = {}
+    seen: dict[tuple[str, str], set[str]] = {}
+    for m in truth.messages:
+        key = (m.instance_id, m.event_at.astimezone(tz_of[m.instance_id]).date().isoformat())
+        counts = activity.setdefault(key, Counter())
+        counts["edited"] += m.edited
+        counts["revoked"] += m.revoked
+        counts["reactions"] += m.reaction_count
+        counts[m.kind] += 1
+        if m.chat_type == "direct" and m.contact_key is not None:
+            seen.setdefault(key, set()).add(m.contact_key)
+    truth.daily_activity = [{"instance_id": k[0], "day": k[1], **v} for k, v in sorted(activity.items())]
+    first: dict[tuple[str, str], str] = {}
+    for (inst, day), keys in sorted(seen.items()):
+        for contact in keys:
+            first.setdefault((inst, contact), day)
+    truth.daily_contacts = []
+    for (inst, day), keys in sorted(seen.items()):
+        new = sum(first[(inst, c)] == day for c in keys)
+        truth.daily_contacts.append(
+            {"instance_id": inst, "day": day, "contacts": len(keys), "new": new, "returning": len(keys) - new}
+        )
 
 
 def _deliveries(cfg: SimulationConfig, world: InstanceWorld) -> list[Delivery]:

@@ -140,9 +140,14 @@ class GroundTruth:
     daily_volume: list[dict[str, Any]] = field(default_factory=list)
     # [{instance_id, day, hour, direction, chat_type, messages}]
     hourly_volume: list[dict[str, Any]] = field(default_factory=list)
-    # [{instance_id, day, opened, resolved, expired, abandoned, reopened}] each by its own event day
-    # (instance zone)
+    # [{instance_id, day, opened, opened_inbound, opened_outbound, resolved, expired, abandoned, reopened}]
+    # each by its own event day (instance zone); opened_inbound/outbound by the conversation's origin
     daily_conversations: list[dict[str, Any]] = field(default_factory=list)
+    # [{instance_id, day, edited, revoked, reactions, <kind>: messages…}] by the message's event day
+    daily_activity: list[dict[str, Any]] = field(default_factory=list)
+    # [{instance_id, day, contacts, new, returning}]: direct-chat contacts with messages that day, new on
+    # the day of their first message ever in the instance
+    daily_contacts: list[dict[str, Any]] = field(default_factory=list)
     as_of: datetime | None = None  # the as-of instant statuses are decided at (latest instant bronze holds)
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -158,6 +163,8 @@ class GroundTruth:
             "daily_volume": self.daily_volume,
             "hourly_volume": self.hourly_volume,
             "daily_conversations": self.daily_conversations,
+            "daily_activity": self.daily_activity,
+            "daily_contacts": self.daily_contacts,
         }
         path.write_text(json.dumps(doc, default=_enc, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
         return path
@@ -172,6 +179,8 @@ class GroundTruth:
             daily_volume=doc.get("daily_volume", []),
             hourly_volume=doc.get("hourly_volume", []),
             daily_conversations=doc.get("daily_conversations", []),
+            daily_activity=doc.get("daily_activity", []),
+            daily_contacts=doc.get("daily_contacts", []),
             as_of=datetime.fromisoformat(doc["as_of"]) if doc.get("as_of") else None,
             config=doc.get("config", {}),
         )

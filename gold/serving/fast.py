@@ -182,7 +182,19 @@ def build(con: duckdb.DuckDBPyConnection) -> GoldArrays:
             con,
             "gold.daily_conversations",
             "day",
-            {c: f"coalesce({c}, 0)" for c in ("opened", "resolved", "expired", "abandoned", "reopened", "backlog")},
+            {
+                c: f"coalesce({c}, 0)"
+                for c in (
+                    "opened",
+                    "opened_inbound",
+                    "opened_outbound",
+                    "resolved",
+                    "expired",
+                    "abandoned",
+                    "reopened",
+                    "backlog",
+                )
+            },
         ),
         facts=_load(
             con,
@@ -314,6 +326,8 @@ def overview(g: GoldArrays, f: Filters) -> dict[str, dict[str, Any]]:
         if len(c["day"]):
             out[period].update(
                 conversations_opened=int(c["opened"].sum()),
+                conversations_opened_inbound=int(c["opened_inbound"].sum()),
+                conversations_opened_outbound=int(c["opened_outbound"].sum()),
                 conversations_resolved=int(c["resolved"].sum()),
                 conversations_expired=int(c["expired"].sum()),
                 conversations_abandoned=int(c["abandoned"].sum()),
@@ -357,6 +371,10 @@ def _next_reply_sums(x: dict[str, np.ndarray]) -> tuple[int | None, int | None]:
 
 
 # --- volume ----------------------------------------------------------------
+# The daily_conversations columns behind ``queries.CONVERSATION_BUCKET_FIGURES``, in the same order.
+CONVERSATION_BUCKET_COLUMNS = ("opened", "opened_inbound", "opened_outbound", "resolved")
+
+
 def supports_volume(f: Filters, by: str) -> bool:
     return supports(f) and by == "none"
 
@@ -374,12 +392,13 @@ def volume(g: GoldArrays, f: Filters, granularity: str, by: str) -> dict[str, An
         series = _buckets(index[d["day"] - first], d, len(labels), lambda k: (labels[k], starts[k]))
         c = g.conversations.select(f.instance_ids, f.start, f.end)
         ckeys = index[c["day"] - first]
-        opened = np.bincount(ckeys, weights=c["opened"], minlength=len(labels)).astype(np.int64)
-        resolved = np.bincount(ckeys, weights=c["resolved"], minlength=len(labels)).astype(np.int64)
+        sums = {
+            name: np.bincount(ckeys, weights=c[column], minlength=len(labels)).astype(np.int64)
+            for name, column in zip(queries.CONVERSATION_BUCKET_FIGURES, CONVERSATION_BUCKET_COLUMNS, strict=True)
+        }
         for row in series:
             k = row.pop("_k")
-            row["conversations_opened"] = int(opened[k])
-            row["conversations_resolved"] = int(resolved[k])
+            row.update({name: int(values[k]) for name, values in sums.items()})
     for row in series:
         row.pop("_k", None)
     totals: dict[str, dict[str, int]] = {}

@@ -128,6 +128,8 @@ def overview(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, dict[str, 
     conv = rows(
         con,
         f"select {f.period('day')} as period, sum(opened)::bigint as conversations_opened, "
+        "sum(opened_inbound)::bigint as conversations_opened_inbound, "
+        "sum(opened_outbound)::bigint as conversations_opened_outbound, "
         "sum(resolved)::bigint as conversations_resolved, sum(expired)::bigint as conversations_expired, "
         "coalesce(sum(abandoned), 0)::bigint as conversations_abandoned, "
         "sum(reopened)::bigint as conversations_reopened, "
@@ -160,6 +162,15 @@ GRANULARITY_BUCKET = {
 BY_COLUMN = {"none": None, "instance": "instance_id", "kind": "kind", "chat_type": "chat_type"}
 
 
+# The conversation figures of a day/week/month volume bucket (opened split by origin).
+CONVERSATION_BUCKET_FIGURES = (
+    "conversations_opened",
+    "conversations_opened_inbound",
+    "conversations_opened_outbound",
+    "conversations_resolved",
+)
+
+
 def volume(con: duckdb.DuckDBPyConnection, f: Filters, granularity: str, by: str) -> dict[str, Any]:
     label, start = GRANULARITY_BUCKET[granularity]
     slim = by in ("none", "instance") and not f.people
@@ -188,14 +199,16 @@ def volume(con: duckdb.DuckDBPyConnection, f: Filters, granularity: str, by: str
         conv = rows(
             con,
             f"select {label} as bucket{conv_extra}, sum(opened)::bigint as conversations_opened, "
+            "sum(opened_inbound)::bigint as conversations_opened_inbound, "
+            "sum(opened_outbound)::bigint as conversations_opened_outbound, "
             "sum(resolved)::bigint as conversations_resolved from gold.daily_conversations "
             f"where {f.where('day', who='assignee_id', team='team_id', both=False)} group by bucket{conv_extra}",
         )
         index = {(r["bucket"], r.get("instance_id")): r for r in conv}
         for r in series:
             c = index.get((r["bucket"], r.get("instance_id")), {})
-            r["conversations_opened"] = c.get("conversations_opened", 0)
-            r["conversations_resolved"] = c.get("conversations_resolved", 0)
+            for name in CONVERSATION_BUCKET_FIGURES:
+                r[name] = c.get(name, 0)
     totals = by_period(
         rows(
             con,
@@ -208,6 +221,72 @@ def volume(con: duckdb.DuckDBPyConnection, f: Filters, granularity: str, by: str
         )
     )
     return {"rows": series, "totals": totals.get("current", {}), "previous_totals": totals.get("previous", {})}
+
+
+# Message kinds reported as media by type (docs/metrics.md § Message activity), each as ``media_<kind>``.
+MEDIA_KINDS = ("image", "audio", "video", "document", "sticker", "location", "contact")
+ACTIVITY_MESSAGE_SUMS = ", ".join(
+    [
+        "coalesce(sum(edited_messages), 0)::bigint as edited",
+        "coalesce(sum(revoked_messages), 0)::bigint as revoked",
+        "coalesce(sum(reactions), 0)::bigint as reactions",
+        *(f"coalesce(sum(messages) filter (where kind = {lit(k)}), 0)::bigint as media_{k}" for k in MEDIA_KINDS),
+    ]
+)
+# A contact is one per instance: distinct (instance, contact_key); new ones have their first day in the rows.
+_CONTACT = "instance_id || chr(0) || contact_key"
+ACTIVITY_CONTACT_COUNTS = (
+    f"count(distinct {_CONTACT})::bigint as contacts, "
+    f"coalesce(count(distinct {_CONTACT}) filter (where new), 0)::bigint as new_contacts"
+)
+ACTIVITY_FIGURES = (
+    "edited",
+    "revoked",
+    "reactions",
+    *(f"media_{k}" for k in MEDIA_KINDS),
+    "contacts",
+    "new_contacts",
+    "returning_contacts",
+)
+
+
+def _with_returning(r: dict[str, Any]) -> dict[str, Any]:
+    """Zero-filled activity figures; returning contacts = contacts whose first day is before the bucket."""
+    out = {**dict.fromkeys(ACTIVITY_FIGURES, 0), **r}
+    out["returning_contacts"] = out["contacts"] - out["new_contacts"]
+    return out
+
+
+def activity(con: duckdb.DuckDBPyConnection, f: Filters, granularity: str) -> dict[str, Any]:
+    """Edited, revoked, reactions, media by type and distinct contacts (new / returning) per day, week or
+    month bucket, with the totals of the period and of the previous period. Instance-level figures:
+    the caller rejects team/attendant filters."""
+    label, start = GRANULARITY_BUCKET[granularity]
+    where = f.where("day", both=False)
+    merged: dict[str, dict[str, Any]] = {}
+    for sql in (
+        f"select {label} as bucket, min({start}) as bucket_start, {ACTIVITY_MESSAGE_SUMS} "
+        f"from gold.daily_volume where {where} group by bucket",
+        f"select {label} as bucket, min({start}) as bucket_start, {ACTIVITY_CONTACT_COUNTS} "
+        f"from gold.contact_days where {where} group by bucket",
+    ):
+        for r in rows(con, sql):
+            merged.setdefault(r["bucket"], {}).update(r)
+    series = [_with_returning(merged[b]) for b in sorted(merged)]
+    totals: dict[str, dict[str, Any]] = {}
+    for sql in (
+        f"select {f.period('day')} as period, {ACTIVITY_MESSAGE_SUMS} from gold.daily_volume "
+        f"where {f.where('day')} group by 1",
+        f"select {f.period('day')} as period, {ACTIVITY_CONTACT_COUNTS} from gold.contact_days "
+        f"where {f.where('day')} group by 1",
+    ):
+        for period, values in by_period(rows(con, sql)).items():
+            totals.setdefault(period, {}).update(values)
+    return {
+        "rows": series,
+        "totals": _with_returning(totals.get("current", {})),
+        "previous_totals": _with_returning(totals.get("previous", {})),
+    }
 
 
 def heatmap(con: duckdb.DuckDBPyConnection, f: Filters) -> dict[str, Any]:
