@@ -4,7 +4,8 @@ operational APIs may answer 5xx, and every 200 JSON answer must match its docume
 A bounded run (fixed seed, a few examples per operation) over a throw-away tenant on a throw-away
 PostgreSQL database — PostgreSQL because it is the stricter store (it refuses NUL characters, which
 SQLite stores) — with Evolution answered in-process (no network). The admin erasure endpoints are
-left out: they rewrite the whole lake per call (``tests/test_erasure.py`` covers them).
+left out: they rewrite the whole lake per call (``tests/test_erasure.py`` covers them); so is the live
+stream, whose answer never ends (``tests/test_console_stream.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from tests.support.gold_fixtures import synthetic
 TOKEN: dict[str, str] = {}
 SEED = 20260302
 EXAMPLES = 12  # per operation: ~500 requests, well under a minute
-API_PATHS = r"^/v1/(?!admin/)"  # metrics, conversation facts, insights, LLM usage and the operational API
+# metrics, conversation facts, insights, LLM usage and the operational API; the live stream never ends a
+# response (Server-Sent Events), so tests/test_console_stream.py covers it instead
+API_PATHS = r"^/v1/(?!admin/|live/stream)"
 
 
 def _evolution(request: httpx.Request) -> httpx.Response:
