@@ -6,7 +6,7 @@ ifeq ($(UV),)
 UV := $(PYTHON) -m uv
 endif
 
-.PHONY: demo test env lint web-vendor bench-dashboard bench-ingest bench-silver bench-metrics bench-ops bench-llm bench-simulator bench-governance bench-gold-partitions bench-automation serve dagster clean
+.PHONY: demo test env lint web-vendor bench-dashboard bench-ingest bench-silver bench-metrics bench-ops bench-llm bench-simulator bench-governance bench-gold-partitions bench-automation bench-soak serve dagster clean
 
 env:  ## create .venv and install the locked dependencies (installs uv first if it is missing)
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -34,6 +34,9 @@ DAGSTER_PORT ?= 3000
 dagster: env  ## Dagster webserver (http://127.0.0.1:$(DAGSTER_PORT)) + daemon over the configured lake
 	mkdir -p .beazap/dagster && cp orchestration/dagster.yaml .beazap/dagster/
 	DAGSTER_HOME=$(CURDIR)/.beazap/dagster $(UV) run dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
+
+bench-soak: env  ## the product under traffic with a fault every 2 minutes (20 min; see benchmarks/soak.py)
+	$(UV) run python -m benchmarks.soak --minutes 20 --rate 300
 
 bench-ingest: env
 	$(UV) run python -m benchmarks.ingest
