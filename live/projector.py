@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import retry, retry_if_exception_type, stop_never, wait_exponential
 
-from bronze.schema import OPS_EVENTS, WEBHOOK_EVENTS
+from bronze.schema import OPS_EVENTS, OPS_EVENTS_SCHEMA, WEBHOOK_EVENTS, WEBHOOK_EVENTS_SCHEMA
 from core.logging import get_logger
 from core.settings import Settings, get_settings
 from live import parse as pz
@@ -44,6 +44,7 @@ from live.store_sql import (
     upsert,
     write_cursor,
 )
+from storage import log_tail
 from storage.lake import Lake
 from storage.leases import Lease, LeaseLostError
 from storage.tables import (
@@ -128,10 +129,11 @@ class Projector:
 
     # ------------------------------------------------------------------ bronze reading
     def _load(self, table: str, start: int, end: int, columns: list[str]) -> pa.Table:
-        dt = self.lake.open(table)
-        reader = dt.load_cdf(starting_version=start, ending_version=end)
-        data = _plain_strings(pa.table(reader))
-        data = data.filter(pc.equal(data["_change_type"], "insert"))
+        try:  # by commit path: no listing of the log, which races concurrent appends
+            data = _plain_strings(log_tail.inserted_rows(self.lake, table, start, end, _SCHEMAS[table]))
+        except FileNotFoundError:  # a commit file cleaned up after a checkpoint: delta-rs reads it
+            data = _plain_strings(pa.table(self.lake.open(table).load_cdf(starting_version=start, ending_version=end)))
+            data = data.filter(pc.equal(data["_change_type"], "insert"))
         data = data.select([*columns, "_commit_version"])
         order = pc.sort_indices(data, sort_keys=[("_commit_version", "ascending")])  # stable
         return data.take(order)
@@ -140,12 +142,15 @@ class Projector:
         """(start version, end version, rows of start already applied) or None when caught up."""
         if not self.lake.exists(table):
             return None
-        latest = self.lake.open(table).version()
         with self.engine.connect() as conn:
             version, offset = read_cursor(conn, cursor_name)
-        if version >= latest:
+        end = log_tail.last_commit_within(self.lake, table, version, MAX_VERSIONS_PER_READ)
+        if end <= version and version >= 0 and not log_tail.commit_exists(self.lake, table, version):
+            # the log was cleaned up past the cursor (a long-stopped worker): delta-rs reads from checkpoints
+            end = min(self.lake.open(table).version(), version + MAX_VERSIONS_PER_READ)
+        if version >= end:
             return None
-        return version + 1, min(latest, version + MAX_VERSIONS_PER_READ), offset
+        return version + 1, end, offset
 
     # ------------------------------------------------------------------ ops events (actions)
     def _ingest_ops_events(self) -> int:
@@ -1036,6 +1041,9 @@ def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> No
 def _message_order(m: pz.Message) -> tuple[Any, ...]:
     """Timeline order shared with silver: time, inbound before outbound (before actions), then id."""
     return (m.timestamp, 0 if m.direction == "inbound" else 1, m.message_id)
+
+
+_SCHEMAS = {WEBHOOK_EVENTS: WEBHOOK_EVENTS_SCHEMA, OPS_EVENTS: OPS_EVENTS_SCHEMA}
 
 
 def _plain_strings(data: pa.Table) -> pa.Table:
