@@ -50,7 +50,7 @@ from tests.fakes.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-FAULTS = ("kill -9 a receiver worker", "PostgreSQL down 20 s", "kill -9 the worker", "restart the worker")
+FAULTS = ("kill -9 a receiver worker", "PostgreSQL cut", "kill -9 the worker", "restart the worker")
 
 
 def free_port() -> int:
