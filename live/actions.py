@@ -24,9 +24,6 @@ from storage.tokens import TenantScope
 ACTIONS = ("assign", "transfer", "unassign", "resolve", "reopen", "route")
 
 
-_aware = utc_row
-
-
 def new_action_id() -> str:
     return "act_" + uuid.uuid4().hex
 
@@ -83,7 +80,7 @@ def act_in(
     row = conn.execute(q).first()
     if row is None:
         raise NotFoundError(f"conversation not found: {conversation_id}")
-    conv = _aware(row)
+    conv = utc_row(row)
     conv.pop("updated_at", None)
     if expected_version is not None and expected_version != conv["version"]:
         raise ConflictError(f"conversation changed (version {conv['version']}, expected {expected_version})")

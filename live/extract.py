@@ -18,7 +18,7 @@ from sqlalchemy import Engine, bindparam, select, update
 
 from bronze.schema import OPS_EVENTS, OPS_EVENTS_SCHEMA
 from bronze.tables import ensure_tables
-from live.store_sql import aware
+from core.utc import as_utc
 from storage.lake import Lake
 from storage.tables import actions
 
@@ -34,7 +34,7 @@ def _already_in_lake(lake: Lake, ids: list[str]) -> set[str]:
 
 def _lake_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     details = row["details"] if isinstance(row["details"], dict) else None
-    occurred = aware(row["occurred_at"])
+    occurred = as_utc(row["occurred_at"])
     conversation_id = row["conversation_id"] or (details or {}).get("conversation_id")
     return {
         "action_id": row["id"],

@@ -32,15 +32,14 @@ from tenacity import retry, retry_if_exception_type, stop_never, wait_exponentia
 from bronze.schema import OPS_EVENTS, OPS_EVENTS_SCHEMA, WEBHOOK_EVENTS, WEBHOOK_EVENTS_SCHEMA
 from core.logging import get_logger
 from core.settings import Settings, get_settings
+from core.utc import as_utc, utc_row
 from live import parse as pz
 from live import sessions as ss
 from live.store_sql import (
-    aware,
     chunks,
     insert_ignore,
     live_as_of,
     read_cursor,
-    row_dict,
     upsert,
     write_cursor,
 )
@@ -217,7 +216,7 @@ class Projector:
             "attendant_id": r.get("attendant_id"),
             "team_id": r.get("team_id"),
             "message_id": message_id,
-            "occurred_at": aware(r["occurred_at"]),
+            "occurred_at": as_utc(r["occurred_at"]),
             "details": details,
             "source": "lake",
         }
@@ -483,7 +482,7 @@ class Projector:
                 if bounds and inst in bounds:
                     q = q.where(messages.c.timestamp.between(*bounds[inst]))
                 for row in conn.execute(q):
-                    out[(row.instance_id, row.message_id)] = row_dict(row)
+                    out[(row.instance_id, row.message_id)] = utc_row(row)
         return out
 
     def _pending(self, conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
@@ -495,7 +494,7 @@ class Projector:
         for inst, ids in by_instance.items():
             for part in chunks(ids):
                 for row in conn.execute(select(t).where(t.c.instance_id == inst, t.c.message_id.in_(part))):
-                    out[(row.instance_id, row.message_id)] = row_dict(row)
+                    out[(row.instance_id, row.message_id)] = utc_row(row)
         return out
 
     def _message_sent(
@@ -536,7 +535,7 @@ class Projector:
                     select(c).where(c.c.instance_id == inst, c.c.contact_key.in_(part), c.c.opened_at == newest)
                 )
                 for row in rows:
-                    conv = self._remember(batch, row_dict(row))
+                    conv = self._remember(batch, utc_row(row))
                     batch.latest[(inst, conv["contact_key"])] = conv["id"]
 
     def _remember(self, batch: _Batch, conv: ss.Conversation) -> ss.Conversation:
@@ -567,7 +566,7 @@ class Projector:
             .limit(1)
         ).first()
         if row is not None:
-            found = self._remember(batch, row_dict(row))
+            found = self._remember(batch, utc_row(row))
             if best is None or found["opened_at"] > best["opened_at"]:
                 best = found
         return best
@@ -590,13 +589,14 @@ class Projector:
                 )
                 if max_ts is not None:
                     q = q.where(a.c.occurred_at <= max_ts)
-                out.extend(row_dict(r) for r in conn.execute(q))
+                out.extend(utc_row(r) for r in conn.execute(q))
         return out
 
     def _advance_watermarks(self, conn: Connection, marks: dict[str, datetime]) -> None:
         w = instance_watermarks
         known = {
-            r.instance_id: aware(r.watermark) for r in conn.execute(select(w).where(w.c.instance_id.in_(sorted(marks))))
+            r.instance_id: as_utc(r.watermark)
+            for r in conn.execute(select(w).where(w.c.instance_id.in_(sorted(marks))))
         }
         rows = [{"instance_id": i, "watermark": t} for i, t in marks.items() if known.get(i) is None or t > known[i]]
         if rows:
@@ -643,18 +643,17 @@ class Projector:
                 ).scalars()
             )
         old = [
-            row_dict(r)
-            for r in conn.execute(select(c).where(c.c.instance_id == instance_id, c.c.contact_key.in_(keys)))
+            utc_row(r) for r in conn.execute(select(c).where(c.c.instance_id == instance_id, c.c.contact_key.in_(keys)))
         ]
         if not old:
             return
         old_ids = [o["id"] for o in old]
         rows = [
-            row_dict(r)
+            utc_row(r)
             for r in conn.execute(select(m).where(m.c.instance_id == instance_id, m.c.conversation_id.in_(old_ids)))
         ]
         acts = [
-            row_dict(r)
+            utc_row(r)
             for r in conn.execute(
                 select(a).where(
                     a.c.instance_id == instance_id,
@@ -884,7 +883,7 @@ class Projector:
         )
         best: dict[str, dict[str, Any]] = {}
         for row in conn.execute(q):
-            r = row_dict(row)
+            r = utc_row(row)
             if r["id"] not in best or r["target_opened_at"] > best[r["id"]]["target_opened_at"]:
                 best[r["id"]] = r
         batch = _Batch()
@@ -892,7 +891,7 @@ class Projector:
             ids = sorted({r["target_id"] for r in best.values()})
             for part in chunks(ids):
                 for row in conn.execute(select(c).where(c.c.id.in_(part))):
-                    self._remember(batch, row_dict(row))
+                    self._remember(batch, utc_row(row))
         for r in sorted(best.values(), key=lambda r: r["occurred_at"]):
             conv = batch.convs[r["target_id"]]
             if ss.accepts_action(conv, r["action"], r["occurred_at"], self.policy):
@@ -935,7 +934,7 @@ class Projector:
             if conv is None:
                 continue
             if conv.first_response_message_id == row.message_id and automated:
-                self._recompute_first_response(conn, row_dict(conv))
+                self._recompute_first_response(conn, utc_row(conv))
             elif conv.first_response_message_id == row.message_id and sender:
                 conn.execute(update(c).where(c.c.id == conv.id).values(first_responder_id=sender))
         return len(rows)
@@ -960,7 +959,7 @@ class Projector:
         }
         if first is not None:
             values = {
-                "first_response_at": aware(first.timestamp),
+                "first_response_at": as_utc(first.timestamp),
                 "first_response_message_id": first.message_id,
                 "first_responder_id": first.sender_attendant_id or conv["assignee_id"] or "unattributed",
             }
@@ -991,7 +990,7 @@ class Projector:
             ).all()
             params: list[dict[str, Any]] = []
             for r in rows:
-                conv = {k: aware(v) if isinstance(v, datetime) else v for k, v in r._mapping.items()}
+                conv = utc_row(r)
                 status = ss.closed_by(conv, at, self.policy)
                 if status is None:
                     continue
@@ -1196,7 +1195,7 @@ def projector_lag(lake: Lake, engine: Engine, *, now: datetime | None = None) ->
         return ProjectorLag(0.0, 0, version, -1 if latest is None else latest)
     pending_since = _commit_time(lake, version + 1)
     if pending_since is None:
-        pending_since = aware(moved) if moved is not None else now
+        pending_since = as_utc(moved) if moved is not None else now
     return ProjectorLag(max(0.0, (now - pending_since).total_seconds()), latest - version, version, latest)
 
 

@@ -1,6 +1,6 @@
 """Small SQL helpers shared by the projector and the operational services (both dialects).
 
-``insert_ignore``/``upsert`` pick the PostgreSQL or SQLite ``ON CONFLICT`` form; ``aware`` turns the
+``insert_ignore``/``upsert`` pick the PostgreSQL or SQLite ``ON CONFLICT`` form; ``core.utc.as_utc`` turns the
 naive datetimes SQLite returns into UTC-aware ones so Python comparisons work on both databases.
 """
 
@@ -13,14 +13,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.utc import as_utc, utc_row
+from core.utc import as_utc
 from storage.tables import instance_watermarks, projector_cursors
 
 T = TypeVar("T")
-
-
-aware = as_utc
-row_dict = utc_row
 
 
 def live_as_of(conn: Connection, now: datetime | None = None) -> datetime:

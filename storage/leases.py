@@ -40,9 +40,6 @@ def new_holder_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-_aware = as_utc
-
-
 @dataclass
 class Lease:
     """One process's claim on the lease ``name`` (``ttl``: how long a silent holder keeps it)."""
@@ -104,4 +101,4 @@ def current(engine: Engine, name: str) -> LeaseInfo | None:
     """Who holds ``name`` and until when (None when nobody ever took it or it was released)."""
     with engine.connect() as conn:
         row = conn.execute(select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)).first()
-    return None if row is None else LeaseInfo(name, row.holder, _aware(row.expires_at))
+    return None if row is None else LeaseInfo(name, row.holder, as_utc(row.expires_at))

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, and_, delete, false, func, insert, or_, select, u
 from sqlalchemy.exc import IntegrityError
 
 from core import instance_config
-from core.utc import as_utc, utc_row
+from core.utc import utc_row
 from storage import secrets
 from storage.instances import ensure_account
 from storage.tables import attendants, conversations, instances, messages, teams
@@ -38,10 +38,6 @@ class ConflictError(Exception):
 
 class InvalidError(ValueError):
     """A well-formed request that cannot be applied (API: 422)."""
-
-
-_aware = as_utc
-_row = utc_row
 
 
 def check_instance(scope: TenantScope, instance_id: str) -> str:
@@ -85,7 +81,7 @@ def list_instances(engine: Engine, scope: TenantScope) -> list[dict[str, Any]]:
         rows = conn.execute(
             select(instances).where(instances.c.account_id == scope.account_id).order_by(instances.c.id)
         )
-        return [_public_instance(_row(r)) for r in rows]
+        return [_public_instance(utc_row(r)) for r in rows]
 
 
 def get_instance(engine: Engine, scope: TenantScope, instance_id: str) -> dict[str, Any]:
@@ -95,7 +91,7 @@ def get_instance(engine: Engine, scope: TenantScope, instance_id: str) -> dict[s
         ).first()
     if row is None:
         raise NotFoundError(f"instance not found: {instance_id}")
-    return _public_instance(_row(row))
+    return _public_instance(utc_row(row))
 
 
 # Instance, team and attendant ids are one namespace across tenants (instance ids are the Evolution
@@ -253,7 +249,7 @@ def list_teams(engine: Engine, scope: TenantScope, instance_id: str | None = Non
     ids = scoped_instances(scope, [instance_id] if instance_id else None)
     with engine.connect() as conn:
         rows = conn.execute(select(teams).where(teams.c.instance_id.in_(ids)).order_by(teams.c.id))
-        return [_row(r) for r in rows]
+        return [utc_row(r) for r in rows]
 
 
 def get_team(engine: Engine, scope: TenantScope, team_id: str) -> dict[str, Any]:
@@ -263,7 +259,7 @@ def get_team(engine: Engine, scope: TenantScope, team_id: str) -> dict[str, Any]
         ).first()
     if row is None:
         raise NotFoundError(f"team not found: {team_id}")
-    return _row(row)
+    return utc_row(row)
 
 
 def create_team(engine: Engine, scope: TenantScope, instance_id: str, name: str, team_id: str | None = None) -> dict:
@@ -305,7 +301,7 @@ def list_attendants(
     if team_id:
         q = q.where(attendants.c.team_id == team_id)
     with engine.connect() as conn:
-        rows = [_row(r) for r in conn.execute(q.order_by(attendants.c.id))]
+        rows = [utc_row(r) for r in conn.execute(q.order_by(attendants.c.id))]
         load = open_load(conn, [r["id"] for r in rows]) if rows else {}
     for r in rows:
         r["open_conversations"] = load.get(r["id"], 0)
@@ -333,7 +329,7 @@ def get_attendant(engine: Engine, scope: TenantScope, attendant_id: str) -> dict
         ).first()
         if row is None:
             raise NotFoundError(f"attendant not found: {attendant_id}")
-        out = _row(row)
+        out = utc_row(row)
         out["open_conversations"] = open_load(conn, [attendant_id]).get(attendant_id, 0)
     return out
 
@@ -417,7 +413,7 @@ def get_conversation(engine: Engine, scope: TenantScope, conversation_id: str) -
         ).first()
     if row is None:
         raise NotFoundError(f"conversation not found: {conversation_id}")
-    return _row(row)
+    return utc_row(row)
 
 
 def list_conversations(
@@ -472,7 +468,7 @@ def list_conversations(
         q = q.where(or_(c.c.opened_at < at, and_(c.c.opened_at == at, c.c.id < last_id)))
     q = q.order_by(c.c.opened_at.desc(), c.c.id.desc()).limit(limit + 1)
     with engine.connect() as conn:
-        rows = [_row(r) for r in conn.execute(q)]
+        rows = [utc_row(r) for r in conn.execute(q)]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -502,7 +498,7 @@ def list_messages(
         q = q.where(or_(m.c.timestamp > at, and_(m.c.timestamp == at, m.c.message_id > last_id)))
     q = q.order_by(m.c.timestamp, m.c.message_id).limit(limit + 1)
     with engine.connect() as conn:
-        rows = [_row(r) for r in conn.execute(q)]
+        rows = [utc_row(r) for r in conn.execute(q)]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -540,4 +536,4 @@ def no_first_response_queue(
         )
     q = q.order_by(c.c.opened_at).limit(limit)
     with engine.connect() as conn:
-        return [_row(r) for r in conn.execute(q)]
+        return [utc_row(r) for r in conn.execute(q)]
