@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.routes.ops_common import settings_of
-from api.web import data
+from api.web import data, fmt
 from api.web.chat_history import History, load_history
 from api.web.routes import PageError, View, _login_redirect
 from api.web.session import current, engine_of
@@ -61,6 +61,13 @@ def _local(value: Any, zone: ZoneInfo) -> datetime | None:
         return None
     ts = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return ts.astimezone(zone)
+
+
+def _when(at: datetime | None, today: datetime, lang: str) -> str | None:
+    """``14:30`` today, ``08/12/2026 14:30`` another day (local time)."""
+    if at is None:
+        return None
+    return at.strftime("%H:%M") if at.date() == today.date() else f"{fmt.day(at.date(), lang)} {at:%H:%M}"
 
 
 def _seconds(start: Any, end: Any) -> float | None:
@@ -132,7 +139,7 @@ async def _context(view: View, conversation_id: str) -> dict[str, Any]:
             "frt": _seconds(conv["opened_at"], conv["first_response_at"]),
             "wait": _seconds(conv["awaiting_since"], now) if conv["status"] == "open" else None,
             "sla_state": sla.get("state"),
-            "next_breach_at": _local(sla.get("next_breach_at"), zone),
+            "due": _when(_local(sla.get("next_breach_at"), zone), now.astimezone(zone), view.lang),
         },
     }
 
