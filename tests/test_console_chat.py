@@ -206,7 +206,7 @@ def test_conflict_names_who_acted_first_and_when(app, world, engine, lake) -> No
         assert seen_a["version"] == seen_b["version"]
         r = ana.post(
             f"/v1/conversations/{conv_id}/resolve",
-            json={"actor_id": "ana"},
+            json={"actor_id": "bruno"},  # a session acts as its own user, whatever the body claims
             headers={"X-CSRF-Token": seen_a["csrf"], "If-Match": str(seen_a["version"])},
         )
         assert r.status_code == 200

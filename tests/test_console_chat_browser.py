@@ -191,6 +191,7 @@ def test_evolution_failure_then_retry_sends_once(chrome, site) -> None:
     sent = poll(lambda: evo.sent, what="the retry reached Evolution")
     bubble = page.locator(f"#transcript li[data-message-id='{sent[0]['id']}']")
     expect(bubble).to_contain_text("Seu pedido saiu para entrega", timeout=10_000)
+    expect(bubble.locator(".sender")).to_have_text("Ana")  # an attendant's reply is theirs, assigned or not
     expect(page.locator("#pending li")).to_have_count(0)
     expect(page.locator("#transcript li.bubble.out", has_text="Seu pedido saiu para entrega")).to_have_count(1)
     assert len(evo.sent) == 1 and evo.requests == 2  # the failed try and the retry: one message

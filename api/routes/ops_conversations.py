@@ -103,12 +103,22 @@ def list_messages(
 
 
 class ActionIn(BaseModel):
-    actor_id: str | None = Field(default=None, description="Who acts (attendant id); defaults to the token id.")
+    actor_id: str | None = Field(
+        default=None,
+        description="Who acts (attendant id); defaults to the token id. A dashboard session always acts as its user.",
+    )
     attendant_id: str | None = None
     team_id: str | None = None
     expected_version: int | None = Field(
         default=None, description="Optimistic concurrency: the `version` you saw (or send `If-Match`)."
     )
+
+
+def _actor(scope: Any, claimed: str | None) -> str:
+    """Who acts: a dashboard user is who their session says (a claimed id is ignored); a token may name one."""
+    if scope.role is not None:
+        return str(scope.attendant_id or scope.token_id)
+    return claimed or f"token:{scope.token_id[:8]}"
 
 
 def _action(
@@ -126,7 +136,7 @@ def _action(
             scope,
             conversation_id,
             action,
-            actor_id=body.actor_id or f"token:{scope.token_id[:8]}",
+            actor_id=_actor(scope, body.actor_id),
             attendant_id=body.attendant_id,
             team_id=body.team_id,
             expected_version=expected,
@@ -242,7 +252,7 @@ def send(
         conversation_id,
         text=body.text,
         idempotency_key=idempotency_key or f"auto-{uuid.uuid4().hex}",
-        attendant_id=body.attendant_id or conv["assignee_id"],
+        attendant_id=scope.attendant_id if scope.role == "attendant" else body.attendant_id or conv["assignee_id"],
         quoted_message_id=body.quoted_message_id,
         client_factory=evolution_factory(request),
     )
