@@ -152,6 +152,15 @@ def test_take_quick_reply_send_once_and_read_tick_live(chrome, site) -> None:
     print(f"READ ack posted to the receiver → read tick on the page: {elapsed:.2f} s")  # pytest -s shows it
     assert elapsed <= READ_WITHIN_SECONDS
     assert len(evo.sent) == 1
+
+    started = time.monotonic()  # a new message from the customer shows up without a reload too
+    body = msg("acme-1", "in-2", int(datetime.now(UTC).timestamp()), phone=PHONE, text="Obrigada, fico no aguardo")
+    post_webhook(base, world.acme_hook, body)
+    expect(page.locator("#transcript li[data-message-id='in-2']")).to_contain_text(
+        "fico no aguardo", timeout=READ_WITHIN_SECONDS * 1000
+    )
+    print(f"customer message posted to the receiver → on the page: {time.monotonic() - started:.2f} s")
+    assert time.monotonic() - started <= READ_WITHIN_SECONDS
     screenshot(page, "console-chat")
 
 
