@@ -4,15 +4,21 @@
 restrict every query to ``scope.instance_ids``. Asking for another tenant's instance answers 404
 (not 403), so ids of other tenants are not even confirmed to exist.
 
-A dashboard user's session cookie (``storage.users``) is accepted like a token for reading (GET/HEAD
-only: a cookie rides along on cross-site requests, so writes need a bearer token or a web form with
-its CSRF token). The web app calls the API in-process with the user's scope already resolved
-(``request.scope[WEB_SCOPE_KEY]``, which no client can set). An attendant user reads only the metrics
-and conversation facts of their own attendant id.
+A dashboard user's session cookie (``storage.users``) is accepted like a token for reading (GET/HEAD).
+A cookie rides along on cross-site requests, so a write with a cookie also needs the session's CSRF
+token in the ``X-CSRF-Token`` header (a custom header a cross-site form cannot send and a cross-site
+``fetch`` cannot send without a CORS grant, which this API never gives); without it the write answers
+401 as if unauthenticated, with a wrong one 403. The web app calls the API in-process with the user's
+scope already resolved (``request.scope[WEB_SCOPE_KEY]``, which no client can set). An attendant user
+reads only the metrics and conversation facts of their own attendant id, and works in the console:
+the account's live conversations, their actions and replies, quick replies and the live stream
+(``CONSOLE_PATHS``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -27,6 +33,8 @@ from storage.users import resolve_session
 SESSION_COOKIE = "beazap_session"
 WEB_SCOPE_KEY = "beazap.web_scope"
 ATTENDANT_PATHS = ("/v1/metrics/", "/v1/conversations/facts")
+CONSOLE_PATHS = ("/v1/conversations", "/v1/live/stream", "/v1/quick-replies")
+CSRF_HEADER = "X-CSRF-Token"
 
 _bearer = HTTPBearer(auto_error=False, description="Tenant API token (`beazap token create`).")
 
@@ -42,9 +50,14 @@ def get_scope(
     engine = getattr(request.app.state, "engine", None) or get_engine()
     if credentials is None or not credentials.credentials:
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie and request.method in ("GET", "HEAD"):
+        given = request.headers.get(CSRF_HEADER)
+        if cookie and (request.method in ("GET", "HEAD") or given):
             session = resolve_session(engine, cookie)
             if session is not None:
+                if request.method not in ("GET", "HEAD") and not hmac.compare_digest(
+                    session.csrf_token.encode(), (given or "").encode()
+                ):
+                    raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid CSRF token")
                 return _check_role(request, session.scope)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
@@ -63,6 +76,8 @@ def _check_role(request: Request, scope: TenantScope) -> TenantScope:
         return scope
     own = [scope.attendant_id] if scope.attendant_id else []
     path = request.url.path
+    if own and path.startswith(CONSOLE_PATHS) and not path.startswith(ATTENDANT_PATHS):
+        return dataclasses.replace(scope, scope="agent")  # the console: act on and reply to conversations
     if not path.startswith(ATTENDANT_PATHS) or request.query_params.getlist("attendant_id") != own or not own:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "attendants see only their own figures")
     return scope

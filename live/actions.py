@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from core.settings import get_settings
-from core.utc import utc_row
+from core.utc import as_utc, utc_row
 from live import sessions
 from live.store_sql import live_as_of
 from storage.ops_repo import ConflictError, InvalidError, NotFoundError
@@ -156,3 +156,41 @@ def _validate(
         row = conn.execute(select(teams.c.instance_id).where(teams.c.id == team_id)).first()
         if row is None or row.instance_id != conv["instance_id"]:
             raise NotFoundError(f"team not found: {team_id}")
+
+
+def last_action(engine: Engine, scope: TenantScope, conversation_id: str) -> dict[str, Any] | None:
+    """Where a conversation of the caller's tenant stands and its latest action (who, what, when):
+    what a 409 tells the person whose action lost the race. None for a conversation not theirs."""
+    c, a = conversations, actions
+    with engine.connect() as conn:
+        conv = conn.execute(
+            select(c.c.instance_id, c.c.version, c.c.status, c.c.assignee_id, c.c.team_id).where(
+                c.c.id == conversation_id, c.c.instance_id.in_(sorted(scope.instance_ids))
+            )
+        ).first()
+        if conv is None:
+            return None
+        row = conn.execute(
+            select(a.c.action, a.c.actor_id, a.c.occurred_at)
+            .where(a.c.conversation_id == conversation_id, a.c.instance_id == conv.instance_id)
+            .where(a.c.action.in_(ACTIONS))
+            .order_by(a.c.occurred_at.desc())
+            .limit(1)
+        ).first()
+        name = None
+        if row is not None and row.actor_id:
+            name = conn.execute(
+                select(attendants.c.name).where(
+                    attendants.c.id == row.actor_id, attendants.c.instance_id == conv.instance_id
+                )
+            ).scalar()
+    return {
+        "version": conv.version,
+        "status": conv.status,
+        "assignee_id": conv.assignee_id,
+        "team_id": conv.team_id,
+        "action": row.action if row else None,
+        "actor_id": row.actor_id if row else None,
+        "actor_name": name,
+        "at": as_utc(row.occurred_at) if row else None,
+    }

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import Scope, WriteScope
@@ -27,7 +29,7 @@ from live.assignment import assign_next
 from live.sending import send_message
 from live.sla import SlaPolicy, clocks
 from storage import ops_repo
-from storage.ops_repo import ConversationFilter, InvalidError
+from storage.ops_repo import ConflictError, ConversationFilter, InvalidError
 
 router = APIRouter(prefix="/v1", tags=["operations: conversations"], responses=ERRORS)
 
@@ -101,7 +103,10 @@ def list_messages(
 
 
 class ActionIn(BaseModel):
-    actor_id: str | None = Field(default=None, description="Who acts (attendant id); defaults to the token id.")
+    actor_id: str | None = Field(
+        default=None,
+        description="Who acts (attendant id); defaults to the token id. A dashboard session always acts as its user.",
+    )
     attendant_id: str | None = None
     team_id: str | None = None
     expected_version: int | None = Field(
@@ -109,25 +114,38 @@ class ActionIn(BaseModel):
     )
 
 
+def _actor(scope: Any, claimed: str | None) -> str:
+    """Who acts: a dashboard user is who their session says (a claimed id is ignored); a token may name one."""
+    if scope.role is not None:
+        return str(scope.attendant_id or scope.token_id)
+    return claimed or f"token:{scope.token_id[:8]}"
+
+
 def _action(
     request: Request, scope: Any, conversation_id: str, action: str, body: ActionIn, if_match: str | None
-) -> dict[str, Any]:
+) -> dict[str, Any] | JSONResponse:
     expected = body.expected_version
     if expected is None and if_match:
         try:
             expected = int(if_match.strip().strip('"').removeprefix("W/").strip('"'))
         except ValueError:
             raise InvalidError("If-Match must be the conversation version") from None
-    conv = ops_actions.act(
-        engine_of(request),
-        scope,
-        conversation_id,
-        action,
-        actor_id=body.actor_id or f"token:{scope.token_id[:8]}",
-        attendant_id=body.attendant_id,
-        team_id=body.team_id,
-        expected_version=expected,
-    )
+    try:
+        conv = ops_actions.act(
+            engine_of(request),
+            scope,
+            conversation_id,
+            action,
+            actor_id=_actor(scope, body.actor_id),
+            attendant_id=body.attendant_id,
+            team_id=body.team_id,
+            expected_version=expected,
+        )
+    except ConflictError as exc:  # say who changed it first, and when (the console shows it in words)
+        current = ops_actions.last_action(engine_of(request), scope, conversation_id)
+        return JSONResponse(
+            status_code=status.HTTP_409_CONFLICT, content=jsonable_encoder({"error": str(exc), "current": current})
+        )
     _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC))
     return conv
 
@@ -234,7 +252,7 @@ def send(
         conversation_id,
         text=body.text,
         idempotency_key=idempotency_key or f"auto-{uuid.uuid4().hex}",
-        attendant_id=body.attendant_id or conv["assignee_id"],
+        attendant_id=scope.attendant_id if scope.role == "attendant" else body.attendant_id or conv["assignee_id"],
         quoted_message_id=body.quoted_message_id,
         client_factory=evolution_factory(request),
     )
