@@ -34,10 +34,11 @@ class WebGzip:
 
 def mount(app: FastAPI) -> None:
     """Add the dashboard's pages, its static files and the ``/`` → ``/app`` redirect to ``app``."""
-    from api.web import admin, routes
+    from api.web import admin, console_queue, routes
 
     app.include_router(routes.router)
     app.include_router(admin.router)
+    app.include_router(console_queue.router)
     app.mount("/app/static", StaticFiles(directory=STATIC_DIR), name="web-static")
 
     app.add_middleware(WebGzip)

@@ -1,0 +1,186 @@
+"""The live queue page over HTTP (no browser), on SQLite and PostgreSQL: login redirect, filters, the
+attendant's own + unassigned view, phone masking by role, tenant scope (404, never confirming ids),
+notifications (own only, ack with CSRF) and the presence heartbeat."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.web.console_queue import contact_label, may_see_phone
+from live import alerts
+from tests.queue_world import add_conversation, login, seed, set_policy
+
+
+@pytest.fixture
+def app(engine, settings):
+    seed(engine)
+    application = create_app(settings)
+    application.state.engine = engine
+    return application
+
+
+def _ids(html: str, table: str) -> list[str]:
+    part = html.split(f'id="{table}"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'<tr id="q-([^"]+)"', part)
+
+
+def _world(engine) -> None:
+    now = datetime.now(UTC)
+    add_conversation(engine, "c-old", opened=now - timedelta(minutes=9), phone="5511911110001")
+    add_conversation(engine, "c-ana", opened=now - timedelta(minutes=5), assignee="ana", team="qa-1-sales")
+    add_conversation(engine, "c-bob", opened=now - timedelta(minutes=4), assignee="bob", team="qa-1-sales")
+    add_conversation(engine, "c-new", opened=now - timedelta(minutes=1), phone="5511911110004")
+    add_conversation(engine, "c-qa2", instance="qa-2", opened=now - timedelta(minutes=2))
+    add_conversation(engine, "c-done", status="resolved")
+    add_conversation(engine, "c-b", instance="qb-1", phone="5521922220001")
+
+
+def test_page_needs_login_and_json_helpers_answer_401(app) -> None:
+    client = TestClient(app)
+    r = client.get("/app/queue?instance_id=qa-1", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/login?next=/app/queue%3Finstance_id%3Dqa-1"
+    for path in ("/app/queue/rows", "/app/queue/notifications", "/app/queue/stream"):
+        r = client.get(path)
+        assert r.status_code == 401 and r.json()["error"]
+    assert client.post("/app/queue/heartbeat", json={}).status_code == 401
+
+
+def test_supervisor_sees_the_account_oldest_first_and_filters(app, engine) -> None:
+    _world(engine)
+    client = login(TestClient(app), "supervisor")
+    page = client.get("/app/queue")
+    assert page.status_code == 200
+    assert _ids(page.text, "queue-waiting") == ["c-old", "c-qa2", "c-new"]  # oldest first
+    assert _ids(page.text, "queue-assigned") == ["c-ana", "c-bob"]
+    assert "c-done" not in page.text and "c-b" not in _ids(page.text, "queue-waiting")
+    assert "+5511911110001" in page.text  # a supervisor reads the number
+    assert 'data-stream="/v1/live/stream"' in page.text
+    assert 'href="/app/console/conversations/c-old"' in page.text
+    assert ">Ana<" in page.text and ">Vendas<" in page.text  # names, not ids
+
+    page = client.get("/app/queue", params={"instance_id": "qa-2"})
+    assert _ids(page.text, "queue-waiting") == ["c-qa2"] and _ids(page.text, "queue-assigned") == []
+    assert 'data-stream="/v1/live/stream?instance_id=qa-2"' in page.text
+    page = client.get("/app/queue", params={"team_id": "qa-1-sales"})
+    assert _ids(page.text, "queue-waiting") == [] and _ids(page.text, "queue-assigned") == ["c-ana", "c-bob"]
+
+    rows = client.get("/app/queue/rows", params={"instance_id": "qa-1"}).json()
+    assert [r["id"] for r in rows["items"]] == ["c-old", "c-ana", "c-bob", "c-new"]
+    first = rows["items"][0]
+    assert first["kind"] == "waiting" and first["sla"]["state"] in ("ok", "at_risk", "breached")
+    api = client.get("/v1/conversations", params={"status": "open", "instance_id": "qa-1"}).json()["items"]
+    by_id = {c["id"]: c for c in api}
+    for row in rows["items"]:  # the same data as the API
+        assert row["sla"]["state"] == by_id[row["id"]]["sla"]["state"]
+        assert row["conversation"]["version"] == by_id[row["id"]]["version"]
+    refreshed = client.get("/app/queue/rows", params=[("id", "c-new"), ("id", "c-done"), ("id", "c-b")]).json()
+    assert [r["id"] for r in refreshed["items"]] == ["c-new"]  # closed and other-account ids: absent
+
+
+def test_other_accounts_ids_answer_404_and_show_nothing(app, engine) -> None:
+    _world(engine)
+    client = login(TestClient(app), "supervisor_b")
+    page = client.get("/app/queue")
+    assert page.status_code == 200
+    assert _ids(page.text, "queue-waiting") == ["c-b"] and "c-old" not in page.text
+    for params in ({"instance_id": "qa-1"}, {"team_id": "qa-1-sales"}):
+        r = client.get("/app/queue", params=params)
+        assert r.status_code == 404 and "c-old" not in r.text
+        assert client.get("/app/queue/rows", params=params).status_code == 404
+        assert client.get("/v1/live/stream", params=params).status_code == 404
+    r = client.get("/app/queue/rows", params=[("id", "c-old"), ("id", "c-ana")])
+    assert r.status_code == 200 and r.json()["items"] == []
+    # an unknown id answers exactly like another account's
+    missing = client.get("/app/queue", params={"instance_id": "no-such"})
+    assert missing.status_code == 404
+
+
+def test_attendant_sees_own_and_unassigned_masked(app, engine) -> None:
+    _world(engine)
+    client = login(TestClient(app), "attendant")
+    page = client.get("/app/queue", params={"instance_id": "qa-2", "team_id": "x"})  # ignored for attendants
+    assert page.status_code == 200
+    assert _ids(page.text, "queue-waiting") == ["c-old", "c-new"]  # qa-2 is not ana's instance
+    assert _ids(page.text, "queue-assigned") == ["c-ana"]
+    assert "c-bob" not in page.text
+    assert "5511911110001" not in page.text and "***01" in page.text  # masked with the log rule
+    assert 'data-stream="/app/queue/stream"' in page.text
+    assert 'data-attendant="ana"' in page.text
+    rows = client.get("/app/queue/rows").json()["items"]
+    assert {r["id"] for r in rows} == {"c-old", "c-ana", "c-new"}
+    assert all("5511" not in r["conversation"]["contact"] for r in rows)
+    assert client.get("/app/queue/rows", params={"id": "c-bob"}).json()["items"] == []
+    # the console API itself stays closed to an attendant's session
+    assert client.get("/v1/live/stream", params={"attendant_id": "ana"}).status_code == 403
+
+
+def test_masking_rule_is_the_log_rule() -> None:
+    assert may_see_phone("supervisor") and may_see_phone("admin") and not may_see_phone("attendant")
+    assert contact_label("+5511987654321", "attendant") == "***21"
+    assert contact_label("+5511987654321", "supervisor") == "+5511987654321"
+    assert contact_label("123456789012345@lid", "attendant").startswith("***")
+
+
+def test_notifications_are_the_users_own_and_ack_needs_csrf(app, engine) -> None:
+    set_policy(engine, "qa-1", {"first_response": {"minutes": 10, "basis": "calendar"}, "resolution": None})
+    t0 = datetime.now(UTC) - timedelta(minutes=9)
+    add_conversation(engine, "c-late", opened=t0, assignee="ana")
+    add_conversation(engine, "c-late-bob", opened=t0, assignee="bob")
+    assert len(alerts.scan(engine, datetime.now(UTC))) == 2
+    ana = login(TestClient(app), "attendant")
+    sup = login(TestClient(app), "supervisor")
+    other = login(TestClient(app), "supervisor_b")
+    mine = ana.get("/app/queue/notifications").json()["items"]
+    assert [(n["conversation_id"], n["recipient"], n["state"]) for n in mine] == [("c-late", "ana", "at_risk")]
+    assert {n["conversation_id"] for n in sup.get("/app/queue/notifications").json()["items"]} == {
+        "c-late",
+        "c-late-bob",
+    }
+    assert other.get("/app/queue/notifications").json()["items"] == []
+    bobs = next(n for n in sup.get("/v1/notifications", params={"recipient": "bob"}).json())
+
+    csrf = re.search(r'data-csrf="([^"]+)"', ana.get("/app/queue").text).group(1)
+    assert ana.post(f"/app/queue/notifications/{mine[0]['id']}/ack").status_code == 403
+    assert ana.post(f"/app/queue/notifications/{bobs['id']}/ack", headers={"X-CSRF-Token": csrf}).status_code == 404
+    other_csrf = re.search(r'data-csrf="([^"]+)"', other.get("/app/queue").text).group(1)
+    r = other.post(f"/app/queue/notifications/{mine[0]['id']}/ack", headers={"X-CSRF-Token": other_csrf})
+    assert r.status_code == 404
+    assert ana.post(f"/app/queue/notifications/{mine[0]['id']}/ack", headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert ana.get("/app/queue/notifications").json()["items"] == []
+    assert len(sup.get("/app/queue/notifications").json()["items"]) == 2  # the supervisors' own copies stay
+
+
+def test_heartbeat_marks_the_attendant_online_then_away(app) -> None:
+    ana = login(TestClient(app), "attendant")
+    sup = login(TestClient(app), "supervisor")
+    csrf = re.search(r'data-csrf="([^"]+)"', ana.get("/app/queue").text).group(1)
+    h = {"X-CSRF-Token": csrf}
+    assert ana.post("/app/queue/heartbeat", json={}).status_code == 403
+    assert ana.post("/app/queue/heartbeat", json={"away": "yes"}, headers=h).status_code == 422
+    assert ana.post("/app/queue/heartbeat", content=b"{", headers=h).status_code == 422
+    r = ana.post("/app/queue/heartbeat", json={"away": False}, headers=h)
+    assert r.status_code == 200 and r.json() == {"attendant_id": "ana", "state": "online"}
+
+    def state() -> str:
+        return {p["attendant_id"]: p["state"] for p in sup.get("/v1/presence").json()}["ana"]
+
+    assert state() == "online"
+    assert ana.post("/app/queue/heartbeat", json={"away": True}, headers=h).json()["state"] == "away"
+    assert state() == "away"
+    sup_csrf = re.search(r'data-csrf="([^"]+)"', sup.get("/app/queue").text).group(1)
+    assert sup.post("/app/queue/heartbeat", json={}, headers={"X-CSRF-Token": sup_csrf}).status_code == 404
+
+
+def test_queue_in_both_languages(app, engine) -> None:
+    _world(engine)
+    client = login(TestClient(app), "supervisor")
+    pt = client.get("/app/queue").text
+    assert "Fila ao vivo" in pt and "Aguardando atendimento" in pt and "Conectando" in pt
+    client.cookies.set("beazap_lang", "en")
+    en = client.get("/app/queue").text
+    assert "Live queue" in en and "Waiting for an attendant" in en and 'data-label-reconnecting="Reconnecting…"' in en
