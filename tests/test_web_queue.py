@@ -59,13 +59,13 @@ def test_supervisor_sees_the_account_oldest_first_and_filters(app, engine) -> No
     assert _ids(page.text, "queue-assigned") == ["c-ana", "c-bob"]
     assert "c-done" not in page.text and "c-b" not in _ids(page.text, "queue-waiting")
     assert "+5511911110001" in page.text  # a supervisor reads the number
-    assert 'data-stream="/v1/live/stream"' in page.text
+    assert re.search(r'data-stream="/app/queue/stream\?after=\d+"', page.text)
     assert 'href="/app/console/conversations/c-old"' in page.text
     assert ">Ana<" in page.text and ">Vendas<" in page.text  # names, not ids
 
     page = client.get("/app/queue", params={"instance_id": "qa-2"})
     assert _ids(page.text, "queue-waiting") == ["c-qa2"] and _ids(page.text, "queue-assigned") == []
-    assert 'data-stream="/v1/live/stream?instance_id=qa-2"' in page.text
+    assert re.search(r'data-stream="/app/queue/stream\?instance_id=qa-2&amp;after=\d+"', page.text)
     page = client.get("/app/queue", params={"team_id": "qa-1-sales"})
     assert _ids(page.text, "queue-waiting") == [] and _ids(page.text, "queue-assigned") == ["c-ana", "c-bob"]
 
@@ -93,6 +93,7 @@ def test_other_accounts_ids_answer_404_and_show_nothing(app, engine) -> None:
         assert r.status_code == 404 and "c-old" not in r.text
         assert client.get("/app/queue/rows", params=params).status_code == 404
         assert client.get("/v1/live/stream", params=params).status_code == 404
+        assert client.get("/app/queue/stream", params=params).status_code == 404
     r = client.get("/app/queue/rows", params=[("id", "c-old"), ("id", "c-ana")])
     assert r.status_code == 200 and r.json()["items"] == []
     # an unknown id answers exactly like another account's
@@ -109,7 +110,7 @@ def test_attendant_sees_own_and_unassigned_masked(app, engine) -> None:
     assert _ids(page.text, "queue-assigned") == ["c-ana"]
     assert "c-bob" not in page.text
     assert "5511911110001" not in page.text and "***01" in page.text  # masked with the log rule
-    assert 'data-stream="/app/queue/stream"' in page.text
+    assert re.search(r'data-stream="/app/queue/stream\?after=\d+"', page.text)
     assert 'data-attendant="ana"' in page.text
     rows = client.get("/app/queue/rows").json()["items"]
     assert {r["id"] for r in rows} == {"c-old", "c-ana", "c-new"}
@@ -184,3 +185,35 @@ def test_queue_in_both_languages(app, engine) -> None:
     client.cookies.set("beazap_lang", "en")
     en = client.get("/app/queue").text
     assert "Live queue" in en and "Waiting for an attendant" in en and 'data-label-reconnecting="Reconnecting…"' in en
+
+
+def test_view_frames_mask_and_send_gone_for_rows_leaving_the_view() -> None:
+    from types import SimpleNamespace
+
+    import orjson
+
+    from api.web.console_queue import QueueFilter, view_frames
+
+    def frame(event_id: int, kind: str, assignee: str | None, team: str | None = None) -> bytes:
+        conv = {"id": f"c{event_id}", "instance_id": "qa-1", "contact_key": "+5511987654321", "version": 3,
+                "assignee_id": assignee, "team_id": team}  # fmt: skip
+        body = {"id": event_id, "kind": kind, "conversation": conv, "sla": {"state": "ok"}}
+        return b"id: %d\nevent: conversation\ndata: %s\n\n" % (event_id, orjson.dumps(body))
+
+    def events(chunk: bytes) -> list[dict]:
+        return [orjson.loads(line[6:]) for line in chunk.split(b"\n") if line.startswith(b"data: ")]
+
+    user = SimpleNamespace(role="attendant", attendant_id="ana")
+    ana = QueueFilter(SimpleNamespace(user=user), "qa-2", "t")  # type: ignore[arg-type]
+    out = events(
+        view_frames(
+            frame(1, "assigned", "ana") + frame(2, "waiting", None) + frame(3, "assigned", "bob"), ana, "attendant"
+        )
+    )
+    assert [(e["id"], e["kind"]) for e in out] == [(1, "assigned"), (2, "waiting"), (3, "gone")]
+    assert out[0]["conversation"]["contact"] == "***21" and "contact_key" not in out[0]["conversation"]
+    assert out[2] == {"id": 3, "kind": "gone", "conversation": {"id": "c3", "version": 3}}  # nothing of bob's
+    sup = QueueFilter(SimpleNamespace(user=SimpleNamespace(role="supervisor", attendant_id=None)), None, "t1")  # type: ignore[arg-type]
+    out = events(view_frames(frame(4, "assigned", "bob", "t1") + frame(5, "assigned", "bob", "t2"), sup, "supervisor"))
+    assert [e["kind"] for e in out] == ["assigned", "gone"] and out[0]["conversation"]["contact"] == "+5511987654321"
+    assert view_frames(b": keepalive\n\n", sup, "supervisor") == b": keepalive\n\n"

@@ -1,19 +1,20 @@
 """The console's live queue page (``/app/queue``): open conversations, kept current without reloading.
 
 A supervisor or admin sees the whole account (filter by instance and team); an attendant user sees
-their own conversations and the unassigned ones of their instance — the same view as the stream's
-``attendant_id`` (:class:`live.feed.Subscriber`). Rows come from the operational API's own list
+their own conversations and the unassigned ones of their instance — the rule of the stream's
+``attendant_id`` view (:class:`live.feed.Subscriber`). Rows come from the operational API's own list
 endpoint (:func:`api.routes.ops_conversations.list_conversations`, with its SLA clocks from
-:mod:`live.sla`), rendered once on the server; ``static/queue.js`` then follows the live stream:
-``/v1/live/stream`` for supervisors, ``/app/queue/stream`` for attendants (the same endpoint with
-their attendant id forced and phone numbers masked — the session of an attendant reads nothing else
-of the console API).
+:mod:`live.sla`), rendered once on the server; ``static/queue.js`` then follows ``/app/queue/stream``:
+the endpoint of ``/v1/live/stream`` itself (:func:`api.routes.live_stream.live_stream`) for the view's
+instances, with a start point (the change id the page was rendered at), each event reshaped for the
+view — contact masked for the role, a conversation leaving the view sent as ``gone`` (the API's
+attendant/team filters drop those events, so a row could never disappear). An attendant's session
+reads nothing else of the console API.
 
 Phone numbers are shown to the roles in :data:`PHONE_ROLES` and otherwise masked with the log
 masking rule (:func:`core.logging.mask_phones`). The page's JSON helpers (rows, notifications, ack,
 heartbeat) act for the logged-in user only; the writing ones check the session's CSRF token
-(``X-CSRF-Token`` header).
-"""
+(``X-CSRF-Token`` header)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request
@@ -35,7 +37,7 @@ from api.web.session import csrf_ok, current, engine_of
 from core.logging import mask_phones
 from live import presence
 from live.alerts import SUPERVISORS
-from live.feed import kind_of
+from live.feed import kind_of, last_change_id
 from storage import console_repo, ops_repo
 from storage.users import Session
 
@@ -64,11 +66,15 @@ class QueueFilter:
         self.instance_id = None if self.attendant_view else (instance_id or None)
         self.team_id = None if self.attendant_view else (team_id or None)
 
-    def stream_url(self) -> str:
+    def shows(self, conv: dict[str, Any]) -> bool:
+        """Whether an open conversation of the view's instances belongs in this view."""
         if self.attendant_view:
-            return "/app/queue/stream"
-        params = [(k, v) for k, v in (("instance_id", self.instance_id), ("team_id", self.team_id)) if v]
-        return "/v1/live/stream" + ("?" + "&".join(f"{k}={v}" for k, v in params) if params else "")
+            return conv["assignee_id"] in (None, self.attendant_id)
+        return not self.team_id or conv["team_id"] == self.team_id
+
+    def query(self, **extra: Any) -> str:
+        pairs = {"instance_id": self.instance_id, "team_id": self.team_id, **extra}
+        return urlencode([(k, str(v)) for k, v in pairs.items() if v is not None and v != ""])
 
 
 def _row(conv: dict[str, Any], role: str | None, now: datetime) -> dict[str, Any]:
@@ -157,13 +163,9 @@ def refresh_rows(request: Request, session: Session, qf: QueueFilter, ids: list[
             continue
         if conv["status"] != "open":
             continue
-        if qf.attendant_view:
-            visible = conv["instance_id"] == instance and conv["assignee_id"] in (None, qf.attendant_id)
-        else:
-            visible = (not qf.instance_id or conv["instance_id"] == qf.instance_id) and (
-                not qf.team_id or conv["team_id"] == qf.team_id
-            )
-        if not visible:
+        if (instance and conv["instance_id"] != instance) or (qf.instance_id and conv["instance_id"] != qf.instance_id):
+            continue
+        if not qf.shows(conv):
             continue
         out.append(_row(conv, session.user.role, now))
     return out
@@ -205,6 +207,7 @@ async def queue_page(request: Request, instance_id: str | None = None, team_id: 
     qf = QueueFilter(session, instance_id, team_id)
     try:
         options = await view.options()
+        after = await run_in_threadpool(last_change_id, engine_of(request))  # before the rows: replayed, never lost
         rows, more = await run_in_threadpool(queue_rows, request, session, qf)
     except PageError as exc:
         return view.render("error.html", status_code=exc.answer.status, status=exc.answer.status, message="")
@@ -217,6 +220,8 @@ async def queue_page(request: Request, instance_id: str | None = None, team_id: 
         page="queue",
         options=options,
         qf=qf,
+        stream_url="/app/queue/stream?" + qf.query(after=after),
+        rows_url="/app/queue/rows?" + qf.query(),
         waiting=[r for r in rows if r["kind"] == "waiting"],
         assigned=[r for r in rows if r["kind"] == "assigned"],
         more=more,
@@ -235,57 +240,81 @@ async def rows_json(request: Request, instance_id: str | None = None, team_id: s
     session = _require(request)
     qf = QueueFilter(session, instance_id, team_id)
     ids = request.query_params.getlist("id")
-    try:
-        if ids:
-            rows, more = await run_in_threadpool(refresh_rows, request, session, qf, ids), False
-        else:
-            rows, more = await run_in_threadpool(queue_rows, request, session, qf)
-    except PageError as exc:  # pragma: no cover - the list endpoint raises HTTPException
-        raise HTTPException(exc.answer.status, exc.answer.error) from None
+    if ids:
+        rows, more = await run_in_threadpool(refresh_rows, request, session, qf, ids), False
+    else:
+        rows, more = await run_in_threadpool(queue_rows, request, session, qf)
     return Response(
         orjson.dumps({"items": rows, "more": more, "now": datetime.now(UTC)}), media_type="application/json"
     )
 
 
+def _stream_instances(request: Request, session: Session, qf: QueueFilter) -> list[str] | None:
+    """The instances the view's stream reads (None: all of the caller's); 404 for another account's team."""
+    if qf.attendant_view:
+        return [_attendant_instance(request, session)]
+    if qf.team_id:
+        try:
+            team = ops_repo.get_team(engine_of(request), session.scope, qf.team_id)
+        except ops_repo.NotFoundError:
+            raise HTTPException(404, "team not found") from None
+        return [qf.instance_id or team["instance_id"]]
+    return [qf.instance_id] if qf.instance_id else None
+
+
 @router.get("/stream")
-async def attendant_stream(request: Request) -> Response:
-    """An attendant's live queue: ``/v1/live/stream`` with their attendant id, phone numbers masked."""
+async def stream(
+    request: Request, instance_id: str | None = None, team_id: str | None = None, after: str | None = None
+) -> Response:
+    """The view's live queue: ``/v1/live/stream`` of the view's instances, each event as the page shows it.
+
+    ``after``: the change id the page was rendered at, so the first connection replays what changed
+    since (an ``EventSource`` sends ``Last-Event-ID`` only once it received an event; when it does,
+    the header wins). A conversation that leaves the view (assigned to someone else, moved to another
+    team) arrives as ``kind: "gone"`` with its id only; contacts are shown as the role may see them.
+    """
     session = _require(request)
-    if session.user.role != "attendant":
-        raise HTTPException(404, "not an attendant's login: use /v1/live/stream")
-    if not session.user.attendant_id:
-        raise HTTPException(404, "this login is not linked to an attendant")
+    qf = QueueFilter(session, instance_id, team_id)
+    instances = await run_in_threadpool(_stream_instances, request, session, qf)
     upstream = await stream_api.live_stream(
         request,
         session.scope,
-        instance_id=None,
+        instance_id=instances,
         team_id=None,
-        attendant_id=session.user.attendant_id,
-        last_event_id=request.headers.get("last-event-id"),
+        attendant_id=None,
+        last_event_id=request.headers.get("last-event-id") or after,
     )
     role = session.user.role
 
-    async def masked() -> AsyncIterator[bytes]:
+    async def frames() -> AsyncIterator[bytes]:
         body = upstream.body_iterator
         async with contextlib.aclosing(body):  # type: ignore[type-var]
             async for chunk in body:
-                yield _mask_frames(chunk if isinstance(chunk, bytes) else str(chunk).encode(), role)
+                yield view_frames(chunk if isinstance(chunk, bytes) else str(chunk).encode(), qf, role)
 
-    return StreamingResponse(masked(), media_type="text/event-stream", headers=dict(upstream.headers))
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=dict(upstream.headers))
 
 
-def _mask_frames(chunk: bytes, role: str | None) -> bytes:
-    """SSE frames with each event's ``contact_key`` as the role may see it."""
+def view_frames(chunk: bytes, qf: QueueFilter, role: str | None) -> bytes:
+    """SSE frames as the view shows them: contact as the role may see it; out of the view → ``gone``."""
     if b"data: " not in chunk:
         return chunk
     lines = chunk.split(b"\n")
     for n, line in enumerate(lines):
-        if line.startswith(b"data: "):
-            event = orjson.loads(line[6:])
-            conv = event.get("conversation")
-            if isinstance(conv, dict) and "contact_key" in conv:
-                conv["contact_key"] = contact_label(conv["contact_key"], role)
-            lines[n] = b"data: " + orjson.dumps(event)
+        if not line.startswith(b"data: "):
+            continue
+        event = orjson.loads(line[6:])
+        conv = event.get("conversation")
+        if isinstance(conv, dict):
+            if event.get("kind") in ("waiting", "assigned") and not qf.shows(conv):
+                event = {
+                    "id": event["id"],
+                    "kind": "gone",
+                    "conversation": {"id": conv["id"], "version": conv["version"]},
+                }
+            else:
+                conv["contact"] = contact_label(conv.pop("contact_key", ""), role)
+        lines[n] = b"data: " + orjson.dumps(event)
     return b"\n".join(lines)
 
 

@@ -185,23 +185,26 @@
     conn.dataset.state = state;
     conn.textContent = conn.dataset["label" + state.charAt(0).toUpperCase() + state.slice(1)];
   }
-  function connect(fresh) {
-    var es = new EventSource(root.dataset.stream);
-    es.onopen = function () {
-      status("connected");
-      if (fresh) { fresh = false; reload(); }  // a new EventSource has no Last-Event-ID: take the rows again
-    };
+  var streamUrl = root.dataset.stream, lastId = null;
+  function connect() {
+    // `after` (the change id the page was rendered at) makes the first connection replay what changed
+    // since; the browser's own reconnects add Last-Event-ID, and a new EventSource starts after the
+    // last event seen.
+    var url = lastId === null ? streamUrl : streamUrl.replace(/([?&])after=[^&]*/, "$1after=" + lastId);
+    var es = new EventSource(url);
+    es.onopen = function () { status("connected"); };
     es.addEventListener("conversation", function (e) {
+      lastId = e.lastEventId;
       apply(JSON.parse(e.data), true);
       counts();
       root.dataset.lastEventId = e.lastEventId;
       notesSoon();
     });
-    es.addEventListener("reset", function () { reload(); });
+    es.addEventListener("reset", function (e) { lastId = e.lastEventId || lastId; reload(); });
     es.onerror = function () {
       status("reconnecting");
       if (es.readyState === EventSource.CLOSED) {  // the browser gave up (an error answer): start over
-        setTimeout(function () { connect(true); }, 2000);
+        setTimeout(connect, 2000);
       }
     };
   }
@@ -300,7 +303,7 @@
   counts();
   tick();
   setInterval(tick, 1000);
-  connect(false);
+  connect();
   pollNotes();
   setInterval(pollNotes, 5000);
   presence();
