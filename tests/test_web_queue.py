@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.web.console_queue import contact_label, may_see_phone
 from live import alerts
-from tests.queue_world import add_conversation, login, seed, set_policy
+from tests.queue_world import add_conversation, add_many, login, seed, set_policy
 
 
 @pytest.fixture
@@ -217,3 +217,24 @@ def test_view_frames_mask_and_send_gone_for_rows_leaving_the_view() -> None:
     out = events(view_frames(frame(4, "assigned", "bob", "t1") + frame(5, "assigned", "bob", "t2"), sup, "supervisor"))
     assert [e["kind"] for e in out] == ["assigned", "gone"] and out[0]["conversation"]["contact"] == "+5511987654321"
     assert view_frames(b": keepalive\n\n", sup, "supervisor") == b": keepalive\n\n"
+
+
+def test_pages_of_a_long_queue_cover_every_open_conversation_once(app, engine) -> None:
+    from api.web.console_queue import PAGE_ROWS
+
+    add_many(engine, PAGE_ROWS + 300)  # a third each: ana's, bob's, unassigned
+    for who, expected in (("supervisor", PAGE_ROWS + 300), ("attendant", 2 * (PAGE_ROWS + 300) // 3)):
+        client = login(TestClient(app), who)
+        page = client.get("/app/queue").text
+        first = _ids(page, "queue-waiting") + _ids(page, "queue-assigned")
+        assert len(first) == PAGE_ROWS
+        cursor = re.search(r'id="queue-older" data-cursor="([^"]+)"', page).group(1)
+        seen = list(first)
+        while cursor:
+            body = client.get("/app/queue/rows", params={"cursor": cursor}).json()
+            seen += [r["id"] for r in body["items"]]
+            cursor = body["next_cursor"]
+        assert len(seen) == len(set(seen)) == expected, who
+        if who == "attendant":
+            assert [r for r in seen if int(r[-5:]) % 3 == 1] == []  # bob's never
+    assert client.get("/app/queue/rows", params={"cursor": "not-a-cursor"}).status_code == 422

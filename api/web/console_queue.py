@@ -39,11 +39,12 @@ from live import presence
 from live.alerts import SUPERVISORS
 from live.feed import kind_of, last_change_id
 from storage import console_repo, ops_repo
+from storage.ops_repo import encode_cursor
 from storage.users import Session
 
 router = APIRouter(prefix="/app/queue", include_in_schema=False)
 
-PAGE_ROWS = 5000  # open conversations on one page at most (the newest, shown oldest first)
+PAGE_ROWS = 500  # open conversations per page (the API's largest page): the newest, shown oldest first
 REFRESH_IDS = 100  # rows refreshed by id in one request at most
 PHONE_ROLES = frozenset({"admin", "supervisor"})  # who reads contacts' phone numbers in the console
 
@@ -102,7 +103,8 @@ def _row(conv: dict[str, Any], role: str | None, now: datetime) -> dict[str, Any
     }
 
 
-def _api_list(request: Request, session: Session, qf: QueueFilter, limit: int, **narrow: Any) -> dict[str, Any]:
+def _api_list(request: Request, session: Session, qf: QueueFilter, cursor: str | None, **narrow: Any) -> dict:
+    """One page of the operational API's conversation list (its own endpoint function: same rows, same SLA)."""
     return ops_conversations.list_conversations(
         request,
         session.scope,
@@ -114,8 +116,8 @@ def _api_list(request: Request, session: Session, qf: QueueFilter, limit: int, *
         sla=None,
         opened_from=None,
         opened_to=None,
-        limit=limit,
-        cursor=None,
+        limit=PAGE_ROWS,
+        cursor=cursor,
     )
 
 
@@ -128,25 +130,30 @@ def _attendant_instance(request: Request, session: Session) -> str:
         raise HTTPException(404, "this login is not linked to an attendant") from None
 
 
-def queue_rows(request: Request, session: Session, qf: QueueFilter) -> tuple[list[dict[str, Any]], bool]:
-    """The open conversations of the view, oldest first, and whether more than :data:`PAGE_ROWS` exist."""
+def queue_rows(
+    request: Request, session: Session, qf: QueueFilter, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the view's open conversations (the API's order and cursor: newest first; older ones
+    with the returned cursor), each page shown oldest first."""
     now = datetime.now(UTC)
     if qf.team_id:
         try:
             ops_repo.get_team(engine_of(request), session.scope, qf.team_id)
         except ops_repo.NotFoundError:
             raise HTTPException(404, "team not found") from None
-    if qf.attendant_view:
+    if qf.attendant_view:  # own + unassigned: two API pages on the same keyset, merged
         instance = _attendant_instance(request, session)
-        own = _api_list(request, session, qf, PAGE_ROWS, instance_ids=[instance], assignee_id=qf.attendant_id)
-        free = _api_list(request, session, qf, PAGE_ROWS, instance_ids=[instance], unassigned=True)
+        own = _api_list(request, session, qf, cursor, instance_ids=[instance], assignee_id=qf.attendant_id)
+        free = _api_list(request, session, qf, cursor, instance_ids=[instance], unassigned=True)
         merged = sorted(own["items"] + free["items"], key=lambda r: (r["opened_at"], r["id"]), reverse=True)
-        items, more = merged[:PAGE_ROWS], bool(own["next_cursor"] or free["next_cursor"] or len(merged) > PAGE_ROWS)
+        items = merged[:PAGE_ROWS]
+        more = len(merged) > PAGE_ROWS or own["next_cursor"] or free["next_cursor"]
+        next_cursor = encode_cursor(items[-1]["opened_at"], items[-1]["id"]) if more and items else None
     else:
-        page = _api_list(request, session, qf, PAGE_ROWS)
-        items, more = page["items"], page["next_cursor"] is not None
+        page = _api_list(request, session, qf, cursor)
+        items, next_cursor = page["items"], page["next_cursor"]
     items.reverse()  # the API pages newest first; a queue reads oldest first
-    return [_row(c, session.user.role, now) for c in items], more
+    return [_row(c, session.user.role, now) for c in items], next_cursor
 
 
 def refresh_rows(request: Request, session: Session, qf: QueueFilter, ids: list[str]) -> list[dict[str, Any]]:
@@ -208,7 +215,7 @@ async def queue_page(request: Request, instance_id: str | None = None, team_id: 
     try:
         options = await view.options()
         after = await run_in_threadpool(last_change_id, engine_of(request))  # before the rows: replayed, never lost
-        rows, more = await run_in_threadpool(queue_rows, request, session, qf)
+        rows, next_cursor = await run_in_threadpool(queue_rows, request, session, qf)
     except PageError as exc:
         return view.render("error.html", status_code=exc.answer.status, status=exc.answer.status, message="")
     except HTTPException as exc:
@@ -224,7 +231,7 @@ async def queue_page(request: Request, instance_id: str | None = None, team_id: 
         rows_url="/app/queue/rows?" + qf.query(),
         waiting=[r for r in rows if r["kind"] == "waiting"],
         assigned=[r for r in rows if r["kind"] == "assigned"],
-        more=more,
+        next_cursor=next_cursor,
         page_rows=PAGE_ROWS,
         names=_names(options, session, view.t),
         away_after=away_after,
@@ -235,18 +242,20 @@ async def queue_page(request: Request, instance_id: str | None = None, team_id: 
 
 # --- the page's JSON helpers ------------------------------------------------------------------------------------
 @router.get("/rows")
-async def rows_json(request: Request, instance_id: str | None = None, team_id: str | None = None) -> Response:
-    """The view's rows (``id=…`` repeated: only those, current), as the page reloads them."""
+async def rows_json(
+    request: Request, instance_id: str | None = None, team_id: str | None = None, cursor: str | None = None
+) -> Response:
+    """The view's rows as the page reloads them: the first page, an older one (``cursor``), or only
+    some conversations, current (``id=…`` repeated; an id not answered has left the view)."""
     session = _require(request)
     qf = QueueFilter(session, instance_id, team_id)
     ids = request.query_params.getlist("id")
     if ids:
-        rows, more = await run_in_threadpool(refresh_rows, request, session, qf, ids), False
+        rows, next_cursor = await run_in_threadpool(refresh_rows, request, session, qf, ids), None
     else:
-        rows, more = await run_in_threadpool(queue_rows, request, session, qf)
-    return Response(
-        orjson.dumps({"items": rows, "more": more, "now": datetime.now(UTC)}), media_type="application/json"
-    )
+        rows, next_cursor = await run_in_threadpool(queue_rows, request, session, qf, cursor)
+    body = {"items": rows, "next_cursor": next_cursor, "now": datetime.now(UTC)}
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _stream_instances(request: Request, session: Session, qf: QueueFilter) -> list[str] | None:

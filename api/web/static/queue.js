@@ -174,10 +174,28 @@
       body.items.forEach(function (ev) { seen[ev.id] = true; apply(ev, false); });
       Object.keys(rows).forEach(function (id) { if (!seen[id] && !mine[id]) remove(id, rows[id].version); });
       touched = null;
+      older.dataset.cursor = body.next_cursor || "";
+      document.getElementById("queue-older-box").hidden = !body.next_cursor;
       root.dataset.reloads = Number(root.dataset.reloads || 0) + 1;
       counts();
     }).catch(function () { touched = null; });
   }
+
+  // Older pages (the API's cursor), on demand; each row lands in its place, oldest first.
+  var older = document.getElementById("queue-older");
+  older.addEventListener("click", function () {
+    var cursor = older.dataset.cursor;
+    if (!cursor) return;
+    older.disabled = true;
+    fetch(rowsUrl + (rowsUrl.indexOf("?") < 0 ? "?" : "&") + "cursor=" + encodeURIComponent(cursor), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; }).then(function (body) {
+        if (!body) return;
+        body.items.forEach(function (ev) { apply(ev, false); });
+        older.dataset.cursor = body.next_cursor || "";
+        document.getElementById("queue-older-box").hidden = !body.next_cursor;
+        counts();
+      }).catch(function () {}).then(function () { older.disabled = false; });
+  });
 
   // --- the stream --------------------------------------------------------------------------------------------
   var conn = document.getElementById("connection");
