@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from api.routes import live_stream as stream_api
 from api.routes import ops_conversations
 from api.routes.ops_common import settings_of
+from api.web import fmt
 from api.web.routes import PageError, View, _login_redirect
 from api.web.session import csrf_ok, current, engine_of
 from core.logging import mask_phones
@@ -204,6 +205,23 @@ def _names(options: dict[str, list[dict[str, Any]]], session: Session, t: Any) -
     return {"attendants": people, "teams": {x["id"]: x["name"] for x in options.get("teams", [])}}
 
 
+def _shown(row: dict[str, Any], names: dict[str, dict[str, str]], t: Any, lang: str, now: datetime) -> dict[str, Any]:
+    """A row's texts as the page first shows them (queue.js keeps them current)."""
+    c, sla = row["conversation"], row["sla"]
+    state, waiting = sla["state"], c["awaiting_since"]
+    return {
+        "opened": c["opened_at"].isoformat(),
+        "awaiting": waiting.isoformat() if waiting else "",
+        "waited": fmt.duration((now - waiting).total_seconds() if waiting else None, lang),
+        "assignee": names["attendants"].get(c["assignee_id"], c["assignee_id"]) if c["assignee_id"] else fmt.DASH,
+        "team": names["teams"].get(c["team_id"], c["team_id"]) if c["team_id"] else fmt.DASH,
+        "sla": state or "",
+        "sla_label": t(f"queue_sla_{state or 'none'}"),
+        "breach_in": "" if sla["seconds_to_breach"] is None else sla["seconds_to_breach"],
+        "breach": fmt.duration(sla["seconds_to_breach"], lang),
+    }
+
+
 # --- the page ---------------------------------------------------------------------------------------------------
 @router.get("", response_class=HTMLResponse)
 async def queue_page(request: Request, instance_id: str | None = None, team_id: str | None = None) -> Response:
@@ -222,6 +240,9 @@ async def queue_page(request: Request, instance_id: str | None = None, team_id: 
         return view.render("error.html", status_code=exc.status_code, status=exc.status_code, message=str(exc.detail))
     away_after = settings_of(request).presence_away_minutes * 60
     now = datetime.now(UTC)
+    names = _names(options, session, view.t)
+    for r in rows:
+        r["show"] = _shown(r, names, view.t, view.lang, now)
     return view.render(
         "queue.html",
         page="queue",
@@ -233,10 +254,9 @@ async def queue_page(request: Request, instance_id: str | None = None, team_id: 
         assigned=[r for r in rows if r["kind"] == "assigned"],
         next_cursor=next_cursor,
         page_rows=PAGE_ROWS,
-        names=_names(options, session, view.t),
+        names=names,
         away_after=away_after,
         rendered_at=now.isoformat(),
-        now_ts=now.timestamp(),
     )
 
 
