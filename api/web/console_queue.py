@@ -45,7 +45,7 @@ from storage.users import Session
 
 router = APIRouter(prefix="/app/queue", include_in_schema=False)
 
-PAGE_ROWS = 500  # open conversations per page (the API's largest page): the newest, shown oldest first
+PAGE_ROWS = 200  # open conversations per page (newest first, as the API pages; shown oldest first)
 REFRESH_IDS = 100  # rows refreshed by id in one request at most
 PHONE_ROLES = frozenset({"admin", "supervisor"})  # who reads contacts' phone numbers in the console
 
