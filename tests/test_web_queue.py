@@ -78,6 +78,8 @@ def test_supervisor_sees_the_account_oldest_first_and_filters(app, engine) -> No
     for row in rows["items"]:  # the same data as the API
         assert row["sla"]["state"] == by_id[row["id"]]["sla"]["state"]
         assert row["conversation"]["version"] == by_id[row["id"]]["version"]
+    r = client.get("/app/queue/stream", params={"after": "x"})
+    assert r.status_code == 422 and "Last-Event-ID" in r.json()["error"]
     refreshed = client.get("/app/queue/rows", params=[("id", "c-new"), ("id", "c-done"), ("id", "c-b")]).json()
     assert [r["id"] for r in refreshed["items"]] == ["c-new"]  # closed and other-account ids: absent
 
