@@ -36,6 +36,7 @@ def test_demo_runs_end_to_end_and_matches_ground_truth(demo_env: Path, monkeypat
     # it ends with the dashboard's URL and a working demo login
     tail = out[out.index("8. Web dashboard") :]
     assert "http://127.0.0.1:8000/app?from=2026-03-02&to=2026-03-03" in tail and "beazap-demo" in tail
+    assert "http://127.0.0.1:8000/app/queue" in tail
     from storage.db import make_engine
     from storage.users import authenticate
 

@@ -34,10 +34,11 @@ class WebGzip:
 
 def mount(app: FastAPI) -> None:
     """Add the dashboard's pages, its static files and the ``/`` → ``/app`` redirect to ``app``."""
-    from api.web import admin, console_chat, routes
+    from api.web import admin, console_chat, console_queue, routes
 
     app.include_router(routes.router)
     app.include_router(admin.router)
+    app.include_router(console_queue.router)
     app.include_router(console_chat.router)
     app.mount("/app/static", StaticFiles(directory=STATIC_DIR), name="web-static")
 

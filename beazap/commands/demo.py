@@ -75,6 +75,7 @@ def _print_dashboard(engine: Any, sim: Any, days: int) -> None:
     console.print(
         f"Dashboard: [bold]uv run beazap serve[/] (with the exports below), then open "
         f"[bold]http://127.0.0.1:8000/app?from={DEMO_START}&to={end}[/]\n"
+        "Live queue: [bold]http://127.0.0.1:8000/app/queue[/]\n"
         f"Log in as [bold]{logins['admin']}[/] (admin) or [bold]{logins['supervisor']}[/] (supervisor), "
         f"password [bold]{DEMO_PASSWORD}[/] (demo only)."
     )
