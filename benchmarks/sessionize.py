@@ -17,7 +17,8 @@ inactivity; abandonment) have to handle.
   ``lag`` + running sum + one group by): what sessionization cost before issue 13;
 - **sessionize** — the product's (conversations, assignment, statuses, ``msg_conv``).
 
-Each figure is the median of ``--rounds``; ratios are to the baselines of the same run.
+Each figure is the median of ``--rounds``, wall and CPU seconds (this process, all threads: the
+comparable one on a loaded machine); ratios are to the baselines of the same run.
 """
 
 from __future__ import annotations
@@ -102,6 +103,20 @@ def _segment_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return total - np.maximum.accumulate(offsets)
 
 
+class _clock:  # noqa: N801 - used as ``with _clock() as took``
+    """Wall and CPU seconds of a block (CPU: this process, every DuckDB/polars thread included); a
+    loaded machine inflates wall time, CPU seconds stay comparable. ``took`` fills in on exit."""
+
+    def __enter__(self) -> dict[str, float]:
+        self.took: dict[str, float] = {}
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self.took
+
+    def __exit__(self, *exc: object) -> None:
+        self.took["wall"] = time.perf_counter() - self.wall
+        self.took["cpu"] = time.process_time() - self.cpu
+
+
 def _connect(msgs: pa.Table, ops: pa.Table) -> Any:
     import duckdb
 
@@ -118,15 +133,20 @@ def polars_baseline(msgs: pa.Table) -> float:
     import polars as pl
 
     df = pl.from_arrow(msgs)
-    started = time.perf_counter()
-    out = df.sort(["instance_id", "contact_key", "event_at"]).group_by(["instance_id", "contact_key"]).len()
+    with _clock() as took:
+        out = df.sort(["instance_id", "contact_key", "event_at"]).group_by(["instance_id", "contact_key"]).len()
     assert out.height > 0
-    return time.perf_counter() - started
+    return took
 
 
 def gap_only(con: Any) -> float:
     """Pre-issue-13 sessionization: a new conversation after a resolve or a gap over the timeout."""
-    started = time.perf_counter()
+    with _clock() as took:
+        _gap_only_sql(con)
+    return took
+
+
+def _gap_only_sql(con: Any) -> None:
     con.execute(
         f"""
         create or replace temp table gap_conv as
@@ -155,7 +175,6 @@ def gap_only(con: Any) -> float:
         from s group by all
         """
     )
-    return time.perf_counter() - started
 
 
 def run_sessionize(con: Any, profile: bool = False) -> tuple[float, dict[str, float]]:
@@ -175,33 +194,33 @@ def run_sessionize(con: Any, profile: bool = False) -> tuple[float, dict[str, fl
                 return out
 
         con = Timed()
-    started = time.perf_counter()
-    mod.sessionize(con, timeout_s=TIMEOUT_S, reopen_s=REOPEN_S, abandon_s=ABANDON_S, as_of=as_of)
-    return time.perf_counter() - started, steps
+    with _clock() as took:
+        mod.sessionize(con, timeout_s=TIMEOUT_S, reopen_s=REOPEN_S, abandon_s=ABANDON_S, as_of=as_of)
+    return took, steps
 
 
 def bench(size: int, rounds: int, profile: bool) -> dict[str, Any]:
     msgs, ops = frames(size)
     con = _connect(msgs, ops)
-    polars_s, gap_s, sess_s = [], [], []
+    runs: dict[str, list[dict[str, float]]] = {"polars": [], "gap_only": [], "sessionize": []}
     for _ in range(rounds):
-        polars_s.append(polars_baseline(msgs))
-        gap_s.append(gap_only(con))
-        seconds, _ = run_sessionize(con)
-        sess_s.append(seconds)
+        runs["polars"].append(polars_baseline(msgs))
+        runs["gap_only"].append(gap_only(con))
+        runs["sessionize"].append(run_sessionize(con)[0])
     convs = con.execute("select count(*), count(*) filter (where status = 'abandoned') from conv_out").fetchone()
     per_m = 1_000_000 / msgs.num_rows
-    out = {
+    out: dict[str, Any] = {
         "messages": msgs.num_rows,
         "actions": ops.num_rows,
         "conversations": convs[0],
         "abandoned": convs[1],
-        "polars_s_per_m": statistics.median(polars_s) * per_m,
-        "gap_only_s_per_m": statistics.median(gap_s) * per_m,
-        "sessionize_s_per_m": statistics.median(sess_s) * per_m,
     }
-    out["x_polars"] = out["sessionize_s_per_m"] / out["polars_s_per_m"]
-    out["x_gap_only"] = out["sessionize_s_per_m"] / out["gap_only_s_per_m"]
+    for name, took in runs.items():
+        for kind in ("wall", "cpu"):
+            out[f"{name}_{kind}"] = statistics.median(t[kind] for t in took) * per_m
+    for kind in ("wall", "cpu"):
+        out[f"x_polars_{kind}"] = out[f"sessionize_{kind}"] / out[f"polars_{kind}"]
+        out[f"x_gap_only_{kind}"] = out[f"sessionize_{kind}"] / out[f"gap_only_{kind}"]
     if profile:
         _, steps = run_sessionize(con, profile=True)
         out["profile"] = dict(sorted(steps.items(), key=lambda kv: -kv[1]))
@@ -219,14 +238,20 @@ def main() -> None:
         r = bench(size, args.rounds, args.profile)
         print(
             f"{r['messages']:,} messages, {r['actions']:,} actions → {r['conversations']:,} conversations "
-            f"({r['abandoned']:,} abandoned)\n"
-            f"  polars sort + group   {r['polars_s_per_m']:.2f} s per 1M messages\n"
-            f"  gap-only SQL          {r['gap_only_s_per_m']:.2f} s per 1M messages\n"
-            f"  sessionize            {r['sessionize_s_per_m']:.2f} s per 1M messages "
-            f"({r['x_polars']:.1f}x polars, {r['x_gap_only']:.1f}x gap-only)"
+            f"({r['abandoned']:,} abandoned); per 1M messages, wall s / CPU s:"
+        )
+        for name, label in (
+            ("polars", "polars sort + group"),
+            ("gap_only", "gap-only SQL"),
+            ("sessionize", "sessionize"),
+        ):
+            print(f"  {label:<20} {r[name + '_wall']:7.2f} / {r[name + '_cpu']:7.2f}")
+        print(
+            f"  sessionize ÷ polars {r['x_polars_wall']:.1f}x wall, {r['x_polars_cpu']:.1f}x CPU; "
+            f"÷ gap-only {r['x_gap_only_wall']:.1f}x wall, {r['x_gap_only_cpu']:.1f}x CPU"
         )
         for step, seconds in r.get("profile", {}).items():
-            print(f"    {seconds:6.2f} s  {step}")
+            print(f"    {seconds:6.2f} s wall  {step}")
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -4,18 +4,29 @@ simulator's ground truth, 409s are re-read and retried, and a bad token stops th
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text, update
 from typer.testing import CliRunner
 
 from beazap.simulator import GroundTruth, SimulationConfig, register_instances, simulate
-from beazap.simulator.live import LiveError, Outcome, apply_outcomes, live_window, planned_actions, replay
-from beazap.simulator.world import DAY_FACTOR, HOUR_PROFILE
+from beazap.simulator.live import (
+    LiveError,
+    Outcome,
+    apply_outcomes,
+    areplay,
+    live_window,
+    planned_actions,
+    replay,
+    steady_rate,
+)
+from beazap.simulator.world import HOUR_PROFILE
 from core.settings import get_settings
 from live.projector import run_once
 from storage.tables import conversations
@@ -46,21 +57,16 @@ def served(engine, lake, settings):
     server.stop()
 
 
-def _busy_zone(now: datetime) -> tuple[str, float]:
-    """A fixed-offset zone where it is now Monday–Saturday, and that local hour's share of a day's
-    traffic: the test's window gets the same traffic whenever it runs."""
-    best: tuple[float, str] = (0.0, "")
-    for offset in range(-12, 15):
-        local = now + timedelta(hours=offset)
-        if local.weekday() < 6:
-            share = HOUR_PROFILE[local.hour] / sum(HOUR_PROFILE) * DAY_FACTOR[local.weekday()]
-            best = max(best, (share, f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"))
-    return best[1], best[0]
+def _busy_zone(now: datetime) -> str:
+    """A fixed-offset zone where it is now Monday–Saturday at the busiest such hour."""
+    zones = [f"Etc/GMT{-o:+d}" if o else "Etc/GMT" for o in range(-12, 15)]
+    weekday = [z for z in zones if now.astimezone(ZoneInfo(z)).weekday() < 6]
+    return max(weekday, key=lambda z: HOUR_PROFILE[now.astimezone(ZoneInfo(z)).hour])
 
 
 def _sim(seconds: float = 15.0, seed: int = 11, per_second: float = 4.0) -> Any:
-    zone, share = _busy_zone(datetime.now(UTC))
-    pace = 120.0
+    now = datetime.now(UTC)
+    zone, pace = _busy_zone(now), 120.0
     cfg = SimulationConfig(
         seed=seed,
         instances=2,
@@ -69,7 +75,7 @@ def _sim(seconds: float = 15.0, seed: int = 11, per_second: float = 4.0) -> Any:
         business_open_hour=0,  # whatever the hour: attendants at work, customers arriving
         business_close_hour=24,
         saturday_close_hour=24,
-        conversations_per_day=per_second * 3600 / share / pace,
+        conversations_per_day=steady_rate(per_second, pace, zone, now.timestamp()),
         pace=pace,
         window=live_window(seconds, lead=3.0),
     )
@@ -217,3 +223,25 @@ def test_cli_live_needs_post_and_a_reachable_receiver(settings):
     assert res.exit_code != 0
     assert "not reachable" in res.output
     _private(res.output, token)
+
+
+def test_stop_ends_the_run_cleanly(engine, served):
+    """What Ctrl-C does (it sets the stop event): the items in flight finish, nothing more is sent."""
+    sim = _sim(seconds=10)
+    register_instances(engine, sim)
+    token = create_token(engine, sim.instances[0].account_id, "agent")
+    stop: dict[str, asyncio.Event] = {}
+    sent: list[int] = []
+
+    def progress(n: int) -> None:
+        sent.append(n)
+        if len(sent) == 20:
+            stop["event"].set()
+
+    async def main() -> Any:
+        stop["event"] = asyncio.Event()
+        return await areplay(served, sim, [token], progress=progress, stop=stop["event"])
+
+    report = asyncio.run(main())
+    assert report.stopped
+    assert 20 <= report.posted + len(report.outcomes) < len(sim.deliveries) + len(planned_actions(sim))
