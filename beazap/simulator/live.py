@@ -27,9 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from beazap.simulator.generate import SESSION_ACTIONS, build_truth
 from beazap.simulator.model import Delivery, Simulation
+from beazap.simulator.world import DAY_FACTOR, HOUR_PROFILE
 from core.logging import get_logger
 
 log = get_logger(__name__)
@@ -77,6 +79,14 @@ def live_window(seconds: float, *, lead: float = 2.0, now: float | None = None) 
     """``[from, to)`` of a live run of ``seconds`` starting ``lead`` seconds from now (whole seconds)."""
     start = float(int((time.time() if now is None else now) + lead) + 1)
     return start, start + seconds
+
+
+def steady_rate(per_second: float, pace: float, timezone: str, now: float | None = None) -> float:
+    """The ``conversations_per_day`` that gives about ``per_second`` new conversations per instance right
+    now in ``timezone`` (traffic follows the hour and weekday profile; arrivals scale with ``pace``)."""
+    local = datetime.fromtimestamp(time.time() if now is None else now, ZoneInfo(timezone))
+    share = HOUR_PROFILE[local.hour] / sum(HOUR_PROFILE) * DAY_FACTOR[local.weekday()]
+    return per_second * 3600 / share / pace
 
 
 def planned_actions(sim: Simulation) -> list[dict[str, Any]]:
