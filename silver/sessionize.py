@@ -268,7 +268,8 @@ def _cut_pass(con: duckdb.DuckDBPyConnection, src: str, out: str) -> None:
             from {src} s left join ab_forced f using (instance_id, contact_key, id)
         ),
         -- inbound candidates before each message; a run starts at a break (fb) or a human response
-        b as (select *, coalesce(sum(inb_cand) over {cum_before}, 0) as n_before from a),
+        b as (select *, coalesce(sum(inb_cand) over {cum_before}, 0) as n_before, row_number() over {_CUM} as rn
+              from a),
         -- the previous message's run had an inbound candidate up to it (n_before minus the count at
         -- the latest run start before this message: counts only grow, so that is their running max)
         c as (
@@ -277,13 +278,19 @@ def _cut_pass(con: duckdb.DuckDBPyConnection, src: str, out: str) -> None:
                    as brk
             from b
         ),
-        f as (select *, sum(brk::int) over {_CUM} as sess from c)
-        select * exclude (fb, inb_cand, n_before, brk),
-               first_value(t) over ws as s_open, first_value(direction) over ws as s_origin,
-               coalesce(bool_or(human) over (partition by instance_id, contact_key, sess order by t, ord, id
-                                             rows between unbounded preceding and 1 preceding), false)
-                   as fr_before
-        from f window ws as (partition by instance_id, contact_key, sess order by t, ord, id)
+        -- one more pass in the same order (no re-sort by session): the session number, its opening
+        -- (the latest break up to the row) and whether a human responded in it before the row
+        f as (
+            select *, sum(brk::int) over {_CUM} as sess,
+                   max(case when brk then t end) over {_CUM} as s_open,
+                   last_value(case when brk then direction end ignore nulls) over {_CUM} as s_origin,
+                   max(case when brk then rn end) over {_CUM} as s_rn,
+                   max(case when human then rn end) over {cum_before} as human_rn
+            from c
+        )
+        select * exclude (fb, inb_cand, n_before, brk, rn, s_rn, human_rn),
+               coalesce(human_rn >= s_rn, false) as fr_before
+        from f
         """
     )
 

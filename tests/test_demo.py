@@ -24,13 +24,21 @@ def demo_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def test_demo_runs_end_to_end_and_matches_ground_truth(demo_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(
-        app, ["demo", "--home", str(demo_env), "--instances", "2", "--days", "2", "--seed", "3"]
+        app,
+        ["demo", "--home", str(demo_env), "--instances", "2", "--days", "2", "--seed", "3", "--live-seconds", "12"],
     )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "messages.upsert" in out and "bronze/webhook_events" in out
     assert "✗" not in out and out.count("✓") == 4  # every ground-truth check passed
     assert "live queue" in out and "Busiest hours" in out
+    # the live step: webhooks and attendants' actions against the receiver, then the command to go on
+    live = out[out.index("9. The live queue, moving") :]
+    moved = re.search(r"posted (\d+) webhooks \((\d+) accepted\); actions done (\d+)", live)
+    assert moved is not None and moved.group(1) == moved.group(2) and int(moved.group(3)) > 0, live
+    live = live[: live.index("Next steps")]
+    assert "beazap simulate --post http://127.0.0.1:8000 --live" in live
+    assert "bzk" not in live and "whk_sim_" not in live  # the tokens it used are not printed
     assert (demo_env / "lake" / "bronze" / "webhook_events" / "_delta_log").is_dir()
     assert (demo_env / "ground_truth.json").is_file()
     # it ends with the dashboard's URL and a working demo login

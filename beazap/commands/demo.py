@@ -85,7 +85,7 @@ def _step(title: str) -> None:
     console.rule(f"[bold]{title}")
 
 
-def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
+def run_demo(home: Path, instances: int, days: int, seed: int, live_seconds: float = 0.0) -> None:
     """Run every stage; raises on failure. Separated from the CLI for tests."""
     from core.settings import get_settings
 
@@ -172,7 +172,81 @@ def run_demo(home: Path, instances: int, days: int, seed: int) -> None:
     _print_truth_check(lake, sim)
     _step("8. Web dashboard")
     _print_dashboard(engine, sim, days)
+    if live_seconds > 0:
+        _step("9. The live queue, moving")
+        _live_queue_moving(lake, engine, sim, live_seconds)
     _print_next_steps(home, sorted({inst.account_id for inst in sim.instances}), DEMO_START, days)
+
+
+LIVE_PACE = 60.0  # customers and attendants act 60x faster than life: a minute shows an hour's work
+
+
+def _live_queue_moving(lake: Any, engine: Any, sim: Any, seconds: float) -> None:
+    """Play a short live window against the receiver while the projector runs: webhooks, and the
+    attendants' assign/transfer/resolve through the operational API — the live queue moves."""
+    from dataclasses import replace
+
+    from beazap.simulator import simulate
+    from beazap.simulator.live import LiveError, live_window, planned_actions, replay, steady_rate
+    from live.projector import run_once
+    from storage.tokens import create_token
+
+    accounts = sorted({inst.account_id for inst in sim.instances})
+    tokens = [create_token(engine, account, "agent", name="demo-live") for account in accounts]
+    cfg = replace(
+        sim.config,
+        business_open_hour=0,  # whatever the hour you run it: attendants at work
+        business_close_hour=24,
+        saturday_close_hour=24,
+        conversations_per_day=steady_rate(0.5, LIVE_PACE, sim.instances[0].timezone),
+        pace=LIVE_PACE,
+        window=live_window(seconds, lead=3.0),
+    )
+    live_sim = simulate(cfg)  # same people (seed), new traffic in a window starting now
+    stop = threading.Event()
+
+    def project() -> None:  # what `beazap worker` does
+        while not stop.is_set():
+            run_once(lake, engine)
+            stop.wait(0.2)
+
+    console.print(
+        f"{seconds:g} s from now at {LIVE_PACE:g}x pace: {len(live_sim.deliveries):,} webhooks and "
+        f"{len(planned_actions(live_sim)):,} attendant actions through /v1 (assign, transfer, resolve)"
+    )
+    _print_live_queue(engine)
+    worker = threading.Thread(target=project, name="beazap-demo-projector", daemon=True)
+    with _receiver(_free_port()) as base_url:
+        worker.start()
+        try:
+            with console.status("live: posting webhooks and acting as the attendants…"):
+                report = replay(base_url, live_sim, tokens, concurrency=16)
+        except LiveError as exc:
+            fail(str(exc))
+        finally:
+            stop.set()
+            worker.join(timeout=60)
+    run_once(lake, engine)
+    done = report.summary()
+    console.print(
+        f"posted {done['posted']:,} webhooks ({done['accepted']:,} accepted); actions done {done['actions_done']:,}, "
+        f"refused {done['actions_refused']:,}, 409 conflicts re-read {done['conflicts']:,}"
+    )
+    _print_live_queue(engine)
+    console.print(
+        "Watch it live on the served app: [bold]uv run beazap serve[/] and [bold]uv run beazap worker[/] "
+        "(with the exports below), then",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print(
+        f"  uv run beazap simulate --post http://127.0.0.1:8000 --live --minutes 5 --rate {LIVE_PACE:g} "
+        f"--conversations-per-day 300 --instances {sum(1 for i in sim.instances if i.account_id == accounts[0])} "
+        f'--seed {sim.config.seed} --api-token "$(uv run beazap token create --account {accounts[0]} --scope agent '
+        '| tail -n 1)"',
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _print_next_steps(home: Path, accounts: list[str], start: date, days: int) -> None:
@@ -288,7 +362,10 @@ def register(app: typer.Typer) -> None:
         instances: int = typer.Option(3, min=1, help="Simulated Evolution instances."),
         days: int = typer.Option(7, min=1, help="Simulated days of traffic."),
         seed: int = typer.Option(42, help="Random seed (same seed, same traffic)."),
+        live_seconds: float = typer.Option(
+            30.0, min=0, help="Then play this many seconds of live traffic and actions (0: skip)."
+        ),
     ) -> None:
         """Run the whole pipeline on embedded defaults (local lake + SQLite) and print a summary."""
         setup()
-        run_demo(home, instances, days, seed)
+        run_demo(home, instances, days, seed, live_seconds)

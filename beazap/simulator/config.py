@@ -61,10 +61,22 @@ class SimulationConfig:
     session_timeout_hours: float = 24.0
     reopen_window_hours: float = 24.0
     abandon_after_hours: float = 7 * 24.0
+    # --- live replay (``beazap simulate --post --live``) ------------------------------------------
+    # [from, to) in epoch seconds: traffic only inside this wall-clock window (``start``/``days`` are
+    # then ignored), no late delivery; the traffic's random streams also depend on it, so each live run
+    # brings new contacts and message ids while instances, tokens and attendants stay those of ``seed``.
+    window: tuple[float, float] | None = None
+    # how many times faster than life people act: arrivals x pace, reply/answer/resolve delays / pace
+    # (the session timeout and business hours stay as they are); 1.0 outside demos
+    pace: float = 1.0
 
     def __post_init__(self) -> None:
         if self.instances < 1 or self.days < 1:
             raise ValueError("instances and days must be >= 1")
+        if self.window is not None and not self.window[0] < self.window[1]:
+            raise ValueError("window must be (from, to) with from < to")
+        if self.pace <= 0:
+            raise ValueError("pace must be > 0")
         if not self.timezones:
             raise ValueError("at least one time zone is needed")
 

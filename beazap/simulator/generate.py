@@ -239,7 +239,7 @@ def _activity(truth: GroundTruth, tz_of: dict[str, ZoneInfo]) -> None:
 
 
 def _deliveries(cfg: SimulationConfig, world: InstanceWorld) -> list[Delivery]:
-    rng = random.Random(f"beazap-sim:{cfg.seed}:{world.inst.id}:delivery")
+    rng = random.Random(f"beazap-sim:{cfg.seed}:{world.inst.id}:delivery{_salt(cfg)}")
     inst = world.inst
     server_tz = world.tz
     out: list[Delivery] = []
@@ -251,26 +251,30 @@ def _deliveries(cfg: SimulationConfig, world: InstanceWorld) -> list[Delivery]:
         suffix = pl.event_suffix(event) if inst.by_events else ""
         received = sent_at + rng.uniform(0.02, 0.4)
         r = rng.random()
-        if r < cfg.p_late:
+        if world.live:  # a live replay posts on time (no delivery delayed for minutes or days)
+            pass
+        elif r < cfg.p_late:
             received += rng.uniform(1800, 3 * 86400)
         elif r < cfg.p_late + cfg.p_out_of_order:
             received += rng.uniform(2, 600)
         out.append(Delivery(inst.id, event, body, datetime.fromtimestamp(received, UTC), suffix))
         if rng.random() < cfg.p_duplicate:
-            again = received + (rng.uniform(0.01, 2) if rng.random() < 0.5 else rng.uniform(5, 1800))
+            soon = rng.random() < 0.5 or world.live  # a live replay ends with its window
+            again = received + (rng.uniform(0.01, 2) if soon else rng.uniform(5, 1800))
             out.append(Delivery(inst.id, event, body, datetime.fromtimestamp(again, UTC), suffix))
     return out
+
+
+def _salt(cfg: SimulationConfig) -> str:
+    """Extra seed text of a live run's traffic streams (empty otherwise: seeds stay as they were)."""
+    return "" if cfg.window is None else f":live:{cfg.window[0]:.3f}"
 
 
 def simulate(cfg: SimulationConfig | None = None) -> Simulation:
     """Generate one deterministic world of Evolution traffic with its ground truth."""
     cfg = cfg or SimulationConfig()
     instances, teams, attendants = build_people(cfg)
-    team_of = {a.id: a.team_id for a in attendants}
-    truth = GroundTruth(config=cfg.to_dict())
     deliveries: list[Delivery] = []
-    ops_rows: list[dict[str, Any]] = []
-    tz_of: dict[str, ZoneInfo] = {}
     worlds: list[InstanceWorld] = []
     for inst in instances:
         world = InstanceWorld(
@@ -278,12 +282,36 @@ def simulate(cfg: SimulationConfig | None = None) -> Simulation:
             inst,
             [t for t in teams if t.instance_id == inst.id],
             [a for a in attendants if a.instance_id == inst.id],
-            random.Random(f"beazap-sim:{cfg.seed}:{inst.id}:world"),
+            random.Random(f"beazap-sim:{cfg.seed}:{inst.id}:world{_salt(cfg)}"),
         )
         world.build_timeline()
-        tz_of[inst.id] = world.tz
         worlds.append(world)
         deliveries.extend(_deliveries(cfg, world))
+    deliveries.sort(key=lambda d: (d.received_at, d.instance))
+    for i, d in enumerate(deliveries):
+        d.seq = i
+    sim = Simulation(
+        config=cfg,
+        instances=instances,
+        teams=teams,
+        attendants=attendants,
+        deliveries=deliveries,
+        ops_events=[],
+        ground_truth=GroundTruth(config=cfg.to_dict()),
+        worlds=worlds,
+    )
+    build_truth(sim)
+    return sim
+
+
+def build_truth(sim: Simulation) -> None:
+    """(Re)compute ``sim.ground_truth`` and ``sim.ops_events`` from its worlds' timelines — again after a
+    live replay changed the actions to what was actually done (:func:`beazap.simulator.live.replay`)."""
+    cfg, worlds, deliveries = sim.config, sim.worlds, sim.deliveries
+    team_of = {a.id: a.team_id for a in sim.attendants}
+    truth = GroundTruth(config=cfg.to_dict())
+    ops_rows: list[dict[str, Any]] = []
+    tz_of = {w.inst.id: w.tz for w in worlds}
     # the as-of silver uses for a replay of this bronze: the latest receipt, message or action time
     latest = [d.received_at.timestamp() for d in deliveries]
     latest += [m.t for w in worlds for m in w.messages] + [a.t for w in worlds for a in w.actions]
@@ -295,20 +323,10 @@ def simulate(cfg: SimulationConfig | None = None) -> Simulation:
         truth.messages.extend(msgs)
         truth.calls.extend(calls)
         ops_rows.extend(webhooks.ops_rows(world, action_conv))
-    deliveries.sort(key=lambda d: (d.received_at, d.instance))
-    for i, d in enumerate(deliveries):
-        d.seq = i
     ops_rows.sort(key=lambda r: (r["occurred_at"], r["action_id"]))
     _volumes(truth, tz_of)
-    sim = Simulation(
-        config=cfg,
-        instances=instances,
-        teams=teams,
-        attendants=attendants,
-        deliveries=deliveries,
-        ops_events=ops_rows,
-        ground_truth=truth,
-    )
+    sim.ops_events = ops_rows
+    sim.ground_truth = truth
     sim.stats = {
         "deliveries": len(deliveries),
         "distinct_payloads": len({id(d.body) for d in deliveries}),
@@ -317,4 +335,3 @@ def simulate(cfg: SimulationConfig | None = None) -> Simulation:
         "messages": len(truth.messages),
         "calls": len(truth.calls),
     }
-    return sim

@@ -80,6 +80,7 @@ class Simulation:
     ops_events: list[dict[str, Any]]  # rows of bronze/ops_events (bronze.schema.OPS_EVENTS_SCHEMA)
     ground_truth: GroundTruth
     stats: dict[str, int] = field(default_factory=dict)
+    worlds: list[Any] = field(default_factory=list, repr=False)  # per-instance timelines (truth is built from them)
 
     def events_per_type(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -156,6 +156,9 @@ class InstanceWorld:
         self.t_start = start_local.timestamp()
         end_day = cfg.start + timedelta(days=cfg.days)
         self.t_end = datetime(end_day.year, end_day.month, end_day.day, tzinfo=self.tz).timestamp()
+        self.live = cfg.window is not None
+        if cfg.window is not None:
+            self.t_start, self.t_end = cfg.window
         self.contacts: list[Contact] = []
         self.phones: set[str] = set()
         self.ids: set[str] = set()
@@ -208,13 +211,13 @@ class InstanceWorld:
     def human_delay(self, t: float) -> float:
         """How long an attendant takes to answer something received at ``t``."""
         if self.in_hours(t):
-            return self.lognormal(150, 1.2, 8, 6 * 3600)
+            return self.lognormal(150, 1.2, 8, 6 * 3600) / self.cfg.pace
         if self.rng.random() < 0.25:  # on call / answering from home
-            return self.lognormal(1200, 1.0, 30, 8 * 3600)
+            return self.lognormal(1200, 1.0, 30, 8 * 3600) / self.cfg.pace
         return self.next_open(t) - t + self.lognormal(600, 1.0, 20, 3 * 3600)
 
     def customer_delay(self) -> float:
-        return self.lognormal(90, 1.6, 5, 20 * 3600)
+        return self.lognormal(90, 1.6, 5, 20 * 3600) / self.cfg.pace
 
     def place(self, c: Contact, t: float) -> int:
         """A whole second for the next message of ``c``'s chat: after everything so far, clear of the
@@ -242,13 +245,19 @@ class InstanceWorld:
         """Arrival times over the simulated days following the hourly and weekday profile."""
         out: list[float] = []
         total = sum(HOUR_PROFILE)
-        for d in range(self.cfg.days):
-            day = self.cfg.start + timedelta(days=d)
+        if self.live:  # the local days the window touches
+            first, last = self.local(self.t_start).date(), self.local(self.t_end).date()
+            days = [first + timedelta(days=d) for d in range((last - first).days + 1)]
+        else:
+            days = [self.cfg.start + timedelta(days=d) for d in range(self.cfg.days)]
+        for day in days:
             factor = DAY_FACTOR[day.weekday()]
             for hour in range(24):
-                n = self.poisson(per_day * factor * HOUR_PROFILE[hour] / total)
+                n = self.poisson(per_day * self.cfg.pace * factor * HOUR_PROFILE[hour] / total)
                 base = datetime(day.year, day.month, day.day, hour, tzinfo=self.tz).timestamp()
                 out.extend(base + self.rng.uniform(0, 3600) for _ in range(n))
+        if self.live:
+            out = [t for t in out if self.t_start <= t < self.t_end]
         out.sort()
         return out
 
@@ -538,7 +547,7 @@ class InstanceWorld:
                 assignee = None
         # --- the end ------------------------------------------------------------------------------
         if rng.random() < cfg.p_resolve:
-            delay = min(self.lognormal(900, 1.3, 60, 6 * 3600), self.timeout - 1800)
+            delay = min(self.lognormal(900, 1.3, 60, 6 * 3600) / cfg.pace, self.timeout - 1800)
             resolver = assignee or self.pick_attendant()
             t_res = self.add_action(c, last.t + delay, "resolve", resolver.id, assignee, None)
             if t_res is None:
@@ -582,11 +591,11 @@ class InstanceWorld:
                 ephemeral=g == 0,
             )
             self.groups.append(group)
-            t_meta = self.t_start + 60 + g
+            t_meta = self.t_start + (1 if self.live else 60) + g
             self.group_events.append((t_meta, "groups.upsert", [self.group_meta(group)]))
             for t in self.busy_times(cfg.group_messages_per_day):
                 self.group_message(group, t)
-            if cfg.days > 1:  # someone joins and someone leaves
+            if cfg.days > 1 and not self.live:  # someone joins and someone leaves
                 self.group_participants(group, self.t_start + rng.uniform(3600, cfg.days * 86400 - 3600), "add")
                 self.group_participants(group, self.t_start + rng.uniform(3600, cfg.days * 86400 - 3600), "remove")
 
@@ -701,7 +710,7 @@ class InstanceWorld:
                                                                          "statusReason": 200}))  # fmt: skip
         self.extra_events.append((self.t_start + 3, "connection.update", {"instance": inst.id, "state": "open",
                                   "statusReason": 200, "wuid": wuid, "profileName": name}))  # fmt: skip
-        if self.cfg.days > 1 and rng.random() < 0.7:
+        if self.cfg.days > 1 and not self.live and rng.random() < 0.7:
             t = self.t_start + rng.uniform(86400, self.cfg.days * 86400 - 600)
             self.extra_events.append((t, "connection.update", {"instance": inst.id, "state": "close",
                                                                "statusReason": 428}))  # fmt: skip
