@@ -48,6 +48,13 @@ def memory(pid: int) -> dict[str, float]:
     return {"rss": fields.get("Rss", 0) / 1024, "pss": fields.get("Pss", 0) / 1024, "uss": uss / 1024}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds ``pid`` has used (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def prepare_lake(root: Path, scale: float, instances: int, days: int, rebuild: bool) -> tuple[Any, Any, datetime]:
     from core.settings import Settings
     from gold.runner import build_gold
@@ -158,18 +165,19 @@ def start_workers(
 
     print(f"load average before starting {name}s: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
 
-    def start(k: int) -> tuple[Any, str, float]:
+    def start(k: int) -> tuple[Any, str, float, float]:
         t = time.perf_counter()
         proc, base = serve(env, workdir, name=f"{name}-{k}", cwd=cwd)
-        return proc, base, time.perf_counter() - t
+        return proc, base, time.perf_counter() - t, cpu_seconds(proc.pid)
 
     with cf.ThreadPoolExecutor(n) as pool:
-        servers = list(pool.map(start, range(n)))
-    for k, (proc, _, seconds) in enumerate(servers):
+        started = list(pool.map(start, range(n)))
+    servers = [(proc, base, seconds) for proc, base, seconds, _ in started]
+    for k, (proc, _, seconds, cpu) in enumerate(started):
         m = memory(proc.pid)
         print(
-            f"{name} {k}: answered after {seconds:.1f} s; RSS {m['rss']:.0f} MiB, PSS {m['pss']:.0f} MiB, "
-            f"USS {m['uss']:.0f} MiB",
+            f"{name} {k}: answered after {seconds:.1f} s wall, {cpu:.1f} s CPU; RSS {m['rss']:.0f} MiB, "
+            f"PSS {m['pss']:.0f} MiB, USS {m['uss']:.0f} MiB",
             flush=True,
         )
     return servers
