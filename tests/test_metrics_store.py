@@ -5,6 +5,7 @@ and removes the old one while readers holding it keep answering."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -167,3 +168,25 @@ def test_a_gold_change_publishes_a_new_store_and_removes_the_old(tmp_path: Path)
     same(q.overview(old_cursor, f), before)
     assert old.refresh() is True
     same(fast.overview(old.arrays(), f), after)
+
+
+def test_a_store_removed_before_it_opens_is_built_again(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process may publish a newer store and remove this one between its build and its open."""
+    real = store.ensure
+    folders: list[Path] = []
+
+    def racing(*args: Any) -> Path:
+        folder = real(*args)
+        if not folders:
+            shutil.rmtree(folder)
+        folders.append(folder)
+        return folder
+
+    monkeypatch.setattr(store, "ensure", racing)
+    gold = GoldReader(lake, background=False, root=tmp_path / "serving")
+    assert gold.refresh(force=True) is True
+    assert len(folders) == 2 and gold._current().path.exists()
+    f = q.Filters(instance_ids=INSTANCES, start=date(2026, 3, 5), end=date(2026, 3, 25))
+    assert fast.overview(gold.arrays(), f)["current"]["conversations_opened"] > 0

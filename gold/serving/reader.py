@@ -84,8 +84,7 @@ class GoldReader:
         if not force and self._store is not None and versions == self._versions:
             return False
         started = time.perf_counter()
-        folder = store.ensure(self.lake, versions, self.root)
-        opened = store.open_store(folder)
+        opened = self._open(versions)
         with self._lock:
             old, self._store, self._versions = self._store, opened, versions
         if old is not None:
@@ -93,6 +92,19 @@ class GoldReader:
             del old
         log.info("gold serving store opened", seconds=round(time.perf_counter() - started, 3))
         return True
+
+    def _open(self, versions: dict[str, int | None]) -> store.ServingStore:
+        """Open (building if needed) the store of ``versions``. Another process may publish a newer store
+        and remove this one between the build and the open: then the current versions are read again."""
+        for attempt in range(3):
+            folder = store.ensure(self.lake, versions, self.root)
+            try:
+                return store.open_store(folder)
+            except (OSError, duckdb.Error):
+                if attempt == 2 or folder.exists():
+                    raise
+                versions.update(self._current_versions())
+        raise AssertionError("unreachable")
 
     def _ensure_loaded(self) -> None:
         if self._store is None:
