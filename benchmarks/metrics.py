@@ -384,9 +384,14 @@ def bench_app() -> Any:
 
 
 def serve(
-    env: dict[str, str], workdir: Path, factory: str = "benchmarks.metrics:bench_app", name: str = "server"
+    env: dict[str, str],
+    workdir: Path,
+    factory: str = "benchmarks.metrics:bench_app",
+    name: str = "server",
+    cwd: Path | None = None,
 ) -> tuple[subprocess.Popen, str]:
-    """Start an API in its own process (one uvicorn worker), as in production; wait until it answers."""
+    """Start an API in its own process (one uvicorn worker), as in production; wait until it answers.
+    ``cwd``: run another source tree of the project (its modules come first on the path)."""
     port = _free_port()
     env = {**os.environ, **env}
     log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
@@ -406,6 +411,7 @@ def serve(
             "--no-access-log",
         ],
         env=env,
+        cwd=cwd,
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -1,8 +1,8 @@
 """The one definition of every clock statistic and SLA rule, shared by gold SQL and the metrics read side.
 
 ``docs/metrics.md`` § Clocks and § SLA in code. The gold build (``gold.runner.prepare``) and the
-metrics reader's in-memory copy (``gold.serving.reader``) install :data:`MACROS` in their DuckDB
-connection, so every ``.sql`` file and every serving query writes the rules by name:
+metrics serving store (``gold.serving.store``, stored in its DuckDB file) install :data:`MACROS` in
+their DuckDB connection, so every ``.sql`` file and every serving query writes the rules by name:
 
 - ``duration_bucket(s)``: the bucket label of a duration (edges :data:`BUCKET_EDGES`);
 - ``bucket_counts(s)``: aggregate, the list of counts per bucket (in :data:`BUCKETS` order);

@@ -2,8 +2,8 @@
 and conversation facts.
 
 This module only parses parameters and shapes HTTP answers (JSON / CSV); the figures come from the
-metrics read side in ``gold.serving``. Every endpoint reads gold (a long-lived in-memory DuckDB copy,
-``gold.serving.reader.GoldReader``),
+metrics read side in ``gold.serving``. Every endpoint reads gold (the serving store shared by the
+node's workers: a read-only DuckDB file and memory-mapped arrays, ``gold.serving.reader.GoldReader``),
 restricted to the caller's instances (another tenant's instance id answers 404), for a period of
 local dates ``from``..``to`` (default: the last 30 days) plus the previous period of the same length
 for comparison. Filters are multi-select: repeat ``instance_id``, ``team_id``, ``attendant_id``.
@@ -11,8 +11,8 @@ Rows carry a ``drilldown`` URL to the conversations behind them. Tables are expo
 ``Accept: text/csv``. Summary answers are cached (``api.cache``) under the gold version. When the
 period holds no data, summaries carry ``no_data`` with the first and last day that do.
 
-Queries without team/attendant filters are computed by ``gold.serving.fast`` (numpy arrays built when
-gold loads); the others by the SQL of ``gold.serving.queries``. Both give the same answers.
+Queries without team/attendant filters are computed by ``gold.serving.fast`` (numpy arrays of the
+serving store); the others by the SQL of ``gold.serving.queries``. Both give the same answers.
 """
 
 from __future__ import annotations

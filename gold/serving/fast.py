@@ -1,10 +1,11 @@
 """Fast path of the metrics API: gold as per-instance numpy columns, computed with vectorized numpy.
 
-When gold is loaded (``gold.serving.reader.GoldReader.refresh``), :func:`build` copies the columns the
-dashboard queries need out of the in-memory DuckDB gold into numpy arrays, sorted by instance and
-day, with each instance's row range. A query without team/attendant filters then slices its
-instances' rows for the day range (binary search) and aggregates with ``np.bincount`` and sorted
-quantiles, instead of planning and running several DuckDB statements (≈ 1–2 ms each).
+When the serving store is built (``gold.serving.store.build``), :func:`build` copies the columns the
+dashboard queries need out of its DuckDB gold into numpy arrays, sorted by instance and day, with
+each instance's row range; the store saves them as ``.npy`` files that every worker memory-maps. A
+query without team/attendant filters then slices its instances' rows for the day range (binary
+search) and aggregates with ``np.bincount`` and sorted quantiles, instead of planning and running
+several DuckDB statements (≈ 1–2 ms each).
 
 Each function returns exactly what its SQL twin in ``gold.serving.queries`` returns (same keys, same
 order, same values up to float rounding); the SQL path stays for people-filtered queries and is the
@@ -77,7 +78,7 @@ class Columns:
 
 
 def _load(con: duckdb.DuckDBPyConnection, table: str, day: str, exprs: dict[str, str], where: str = "") -> Columns:
-    """Fetch ``exprs`` of ``table`` sorted by instance and ``day`` (its in-memory order) as numpy."""
+    """Fetch ``exprs`` of ``table`` sorted by instance and ``day`` (its stored order) as numpy."""
     cond = f"where {where}" if where else ""
     select = ", ".join(f"{e} as {n}" for n, e in exprs.items())
     sql = f"select ({day} - date '1970-01-01')::int as day, {select} from {table} {cond} order by instance_id, {day}"
@@ -140,7 +141,7 @@ class GoldArrays:
 
 
 def build(con: duckdb.DuckDBPyConnection) -> GoldArrays:
-    """Build the arrays from the in-memory gold (tables and rollups created by ``gold.serving.reader``)."""
+    """Build the arrays from the store's gold (tables and rollups created by ``gold.serving.store``)."""
     con.execute(
         "create or replace temp table __ids as select row_number() over (order by id)::int - 1 as code, id from "
         "(select distinct id from (select unnest([first_responder_id, first_responder_team_id, assignee_id, "

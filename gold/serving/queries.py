@@ -1,4 +1,4 @@
-"""SQL the metrics endpoints run against the in-memory gold copy (see ``gold.serving.reader``).
+"""SQL the metrics endpoints run against the gold serving store (``gold.serving.store``).
 
 Every query reads one period *and* the previous period of the same length in one pass (a
 ``period`` label column), filtered by the caller's instances. Values are inlined as escaped SQL
