@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 
 from bronze.schema import OPS_EVENTS, QUARANTINE, WEBHOOK_EVENTS
 from core.logging import get_logger
+from gold.serving import store as serving_store
 from governance import lake_files, lake_scrub, store_scrub
 from governance.subject import LID_PURPOSE, PHONE_PURPOSE, Scrubber, Subject
 from storage import maintenance
@@ -134,6 +135,8 @@ def erase_contact(
         report.store = {s.table: s.rows for s in store_scrub.scrub_store(engine, scrubber)}
         catch_up_consumers(lake, engine)
         report.purged_files = purge_old_copies(lake, scrubber, tables)
+        # the metrics API's serving stores are copies of the old gold rows (contact keys included)
+        serving_store.discard(lake)
     except Exception:
         _audit_finish(engine, report, "failed")
         log.exception("erasure.failed", audit_id=report.audit_id)

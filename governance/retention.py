@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from core.logging import get_logger
 from core.settings import Settings, get_settings
+from gold.serving import store as serving_store
 from storage import maintenance
 from storage.lake import Lake
 
@@ -221,6 +222,8 @@ def run(
         report.items.append(item)
         if not dry_run and item.rows and vacuum_now:
             maintenance.vacuum(lake, rule.table, retention_hours=0)
+    if not dry_run and any(item.rows and item.target.startswith("gold/") for item in report.items):
+        serving_store.discard(lake)  # the metrics API's copies of the removed gold rows
     if engine is not None:
         days = settings.live_window_days
         report.items.append(_live_messages(engine, days, now, dry_run))

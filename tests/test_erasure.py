@@ -184,6 +184,15 @@ def test_erasure_across_all_layers(lake: Lake, engine: sa.Engine, lake_dir: Path
     assert _store_leftovers(engine, SUBJECT_DIGITS), "…and in the ops store"
     before = _counts(lake, engine)
     assert not erasure.verify_erasure(lake, engine, gd.SUBJECT_PHONE).clean
+    # The metrics API's serving store holds a copy of gold (contact keys included).
+    from gold.serving import store as serving_store
+    from gold.serving.reader import GoldReader
+
+    reader = GoldReader(lake, background=False)
+    reader.versions()
+    reader.close()
+    served = [p for p in serving_store.default_root(lake).iterdir() if p.is_dir()]
+    assert served, "the API's reader must have built a serving store"
 
     planned = erasure.erase_contact(lake, engine, gd.SUBJECT_PHONE, dry_run=True)
     assert planned.lake["bronze/webhook_events"] > 0 and _lake_leftovers(lake_dir, needles)
@@ -199,7 +208,9 @@ def test_erasure_across_all_layers(lake: Lake, engine: sa.Engine, lake_dir: Path
     } <= set(report.lake)
     assert {"conversations", "messages"} <= set(report.store)
 
-    # Nothing remains anywhere, including old files, change data and the log's statistics.
+    # Nothing remains anywhere, including old files, change data and the log's statistics; the
+    # serving stores built from the old gold are gone (the next reader builds one from the new gold).
+    assert not any(p.exists() for p in served)
     assert _lake_leftovers(lake_dir, needles) == []
     assert _store_leftovers(engine, [*SUBJECT_DIGITS, gd.SUBJECT_TEXT, "Mariana Subject"]) == []
     verified = erasure.verify_erasure(lake, engine, gd.SUBJECT_PHONE)

@@ -151,6 +151,24 @@ def ensure(lake: Lake, versions: dict[str, int | None], root: Path | None = None
     return folder
 
 
+def discard(lake: Lake, root: Path | None = None) -> int:
+    """Remove every store of ``lake`` (after an erasure or retention rewrote gold: the stores hold copies
+    of the old rows). API readers build a fresh one from the current gold on their next refresh; a
+    worker still reading a removed one keeps its open files until then. Returns how many were removed."""
+    root = root or default_root(lake)
+    if not root.is_dir():
+        return 0
+    with open(root / ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            folders = [entry for entry in root.iterdir() if entry.is_dir()]
+            for entry in folders:
+                shutil.rmtree(entry, ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return len(folders)
+
+
 def _remove_others(root: Path, keep: str) -> None:
     for entry in root.iterdir():
         if entry.is_dir() and entry.name != keep:
