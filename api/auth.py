@@ -25,6 +25,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from core.logging import mask_phones
 from storage.db import get_engine
 from storage.ops_repo import NotFoundError, scoped_instances
 from storage.tokens import TenantScope, resolve_token
@@ -33,8 +34,25 @@ from storage.users import resolve_session
 SESSION_COOKIE = "beazap_session"
 WEB_SCOPE_KEY = "beazap.web_scope"
 ATTENDANT_PATHS = ("/v1/metrics/", "/v1/conversations/facts")
-CONSOLE_PATHS = ("/v1/conversations", "/v1/live/stream", "/v1/quick-replies")
+CONSOLE_PATHS = ("/v1/conversations", "/v1/quick-replies")
 CSRF_HEADER = "X-CSRF-Token"
+
+PHONE_ROLES = frozenset({"admin", "supervisor"})  # the dashboard roles that read contacts' phone numbers
+
+
+def may_see_phone(role: str | None) -> bool:
+    return role in PHONE_ROLES
+
+
+def contact_label(contact_key: str, role: str | None) -> str:
+    """The contact as a dashboard role may read it: the number, or the number masked like in the logs."""
+    return contact_key if may_see_phone(role) else mask_phones(contact_key)
+
+
+def contact_for(scope: TenantScope, contact_key: str) -> str:
+    """The contact as the caller may read it: API tokens read the number, dashboard users by their role."""
+    return contact_key if scope.role is None else contact_label(contact_key, scope.role)
+
 
 _bearer = HTTPBearer(auto_error=False, description="Tenant API token (`beazap token create`).")
 

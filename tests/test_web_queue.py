@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.web.console_queue import contact_label, may_see_phone
+from api.auth import contact_label, may_see_phone
 from live import alerts
 from tests.queue_world import add_conversation, add_many, login, seed, set_policy
 
@@ -240,3 +240,15 @@ def test_pages_of_a_long_queue_cover_every_open_conversation_once(app, engine) -
         if who == "attendant":
             assert [r for r in seen if int(r[-5:]) % 3 == 1] == []  # bob's never
     assert client.get("/app/queue/rows", params={"cursor": "not-a-cursor"}).status_code == 422
+
+
+def test_attendant_session_reads_contacts_masked_through_the_api(app, engine) -> None:
+    _world(engine)
+    client = login(TestClient(app), "attendant")
+    listed = client.get("/v1/conversations", params={"status": "open"})
+    assert listed.status_code == 200 and listed.json()["items"]
+    assert all(r["contact_key"].startswith("***") for r in listed.json()["items"])
+    one = client.get(f"/v1/conversations/{listed.json()['items'][0]['id']}")
+    assert one.status_code == 200 and "5511" not in one.text
+    supervisor = login(TestClient(app), "supervisor")
+    assert any("5511" in r["contact_key"] for r in supervisor.get("/v1/conversations").json()["items"])

@@ -12,7 +12,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.auth import Scope, WriteScope
+from api.auth import Scope, WriteScope, contact_for
 from api.routes.ops_common import (
     ERRORS,
     ConversationDetail,
@@ -30,6 +30,7 @@ from live.sending import send_message
 from live.sla import SlaPolicy, clocks
 from storage import ops_repo
 from storage.ops_repo import ConflictError, ConversationFilter, InvalidError
+from storage.tokens import TenantScope
 
 router = APIRouter(prefix="/v1", tags=["operations: conversations"], responses=ERRORS)
 
@@ -38,9 +39,13 @@ def _policies(request: Request, instance_ids: list[str]) -> dict[str, SlaPolicy]
     return live_sla.policies(engine_of(request), instance_ids)
 
 
-def _with_sla(rows: list[dict[str, Any]], policies: dict[str, SlaPolicy], now: datetime) -> list[dict[str, Any]]:
+def _with_sla(
+    rows: list[dict[str, Any]], policies: dict[str, SlaPolicy], now: datetime, scope: TenantScope
+) -> list[dict[str, Any]]:
+    """Rows as the caller reads them: with their SLA clocks, the contact masked for roles that may not see it."""
     for row in rows:
         row["sla"] = clocks(row, policies[row["instance_id"]], now)
+        row["contact_key"] = contact_for(scope, row["contact_key"])
     return rows
 
 
@@ -68,7 +73,7 @@ def list_conversations(
     flt = ConversationFilter(ids, status_, assignee_id, team_id, unassigned, sla, opened_from, opened_to)
     cutoffs = {i: c for i, p in policies.items() if (c := p.frt_cutoffs(now)) is not None}
     rows, next_cursor = ops_repo.list_conversations(engine, scope, flt, limit=limit, cursor=cursor, frt_cutoffs=cutoffs)
-    return {"items": _with_sla(rows, policies, now), "next_cursor": next_cursor}
+    return {"items": _with_sla(rows, policies, now, scope), "next_cursor": next_cursor}
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail, summary="Conversation + messages")
@@ -85,7 +90,7 @@ def get_conversation(
     msgs, next_cursor = ops_repo.list_messages(
         engine, scope, conversation_id, limit=limit, cursor=cursor, conversation=conv
     )
-    _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC))
+    _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC), scope)
     return {**conv, "messages": {"items": msgs, "next_cursor": next_cursor}}
 
 
@@ -146,7 +151,7 @@ def _action(
         return JSONResponse(
             status_code=status.HTTP_409_CONFLICT, content=jsonable_encoder({"error": str(exc), "current": current})
         )
-    _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC))
+    _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC), scope)
     return conv
 
 
@@ -211,7 +216,7 @@ def auto_assign(request: Request, scope: WriteScope, conversation_id: str, body:
     conv = assign_next(engine, conversation_id, scope=scope, team_id=body.team_id)
     if conv is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC))
+    _with_sla([conv], _policies(request, [conv["instance_id"]]), datetime.now(UTC), scope)
     return conv
 
 

@@ -125,7 +125,9 @@ async def _context(view: View, conversation_id: str) -> dict[str, Any]:
     people = ops_repo.list_attendants(engine, scope, instance)
     names = {p["id"]: p["name"] for p in people}
     now = datetime.now(UTC)
-    history = load_history(_lake(view.request), conv, now)
+    # the answer shows the contact as the role may read it; silver is looked up by the real one
+    contact_key = ops_repo.get_conversation(engine, scope, conversation_id)["contact_key"]
+    history = load_history(_lake(view.request), {**conv, "contact_key": contact_key}, now)
     sla = conv.get("sla") or {}
     return {
         "conv": conv,

@@ -29,13 +29,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from api.auth import contact_label
 from api.routes import live_stream as stream_api
 from api.routes import ops_conversations
 from api.routes.ops_common import settings_of
 from api.web import fmt
 from api.web.routes import PageError, View, _login_redirect
 from api.web.session import csrf_ok, current, engine_of
-from core.logging import mask_phones
 from live import presence
 from live.alerts import SUPERVISORS
 from live.feed import kind_of, last_change_id
@@ -47,16 +47,6 @@ router = APIRouter(prefix="/app/queue", include_in_schema=False)
 
 PAGE_ROWS = 200  # open conversations per page (newest first, as the API pages; shown oldest first)
 REFRESH_IDS = 100  # rows refreshed by id in one request at most
-PHONE_ROLES = frozenset({"admin", "supervisor"})  # who reads contacts' phone numbers in the console
-
-
-def may_see_phone(role: str | None) -> bool:
-    return role in PHONE_ROLES
-
-
-def contact_label(contact_key: str, role: str | None) -> str:
-    """The contact as this role may read it: the number, or the number masked like in the logs."""
-    return contact_key if may_see_phone(role) else mask_phones(contact_key)
 
 
 class QueueFilter:

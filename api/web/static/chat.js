@@ -1,5 +1,5 @@
 // The console's conversation view: actions (If-Match), the reply box (Idempotency-Key, Retry) with
-// quick replies, and live updates from /v1/live/stream. Every /v1 write carries the session's CSRF
+// quick replies, and live updates from the queue's view stream (/app/queue/stream). Every /v1 write carries the session's CSRF
 // token in X-CSRF-Token (api/auth.py). The header and transcript are rendered by the server: on a
 // change of this conversation the page fetches …/live and swaps them in (one rendering of a message).
 (function () {
@@ -223,7 +223,9 @@
 
   // ----------------------------------------------------------------------------- live stream
   // EventSource reconnects by itself and sends Last-Event-ID; the stream replays what was missed.
-  var stream = new EventSource("/v1/live/stream?instance_id=" + encodeURIComponent(cfg.instance));
+  // The queue's view stream: the caller's view of the instance (an attendant's own and unassigned
+  // conversations; one that leaves the view still arrives once, as "gone"), contacts as the role may see them.
+  var stream = new EventSource("/app/queue/stream?instance_id=" + encodeURIComponent(cfg.instance));
   stream.addEventListener("conversation", function (e) {
     var data = JSON.parse(e.data);
     if (data.conversation && data.conversation.id === cfg.id) refresh();
