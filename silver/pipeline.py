@@ -737,8 +737,12 @@ class _Run:
             as_of = self.requested_as_of.astimezone(UTC)
         elif bronze_wm is not None:
             as_of = min(datetime.now(UTC), bronze_wm)
-        else:
-            as_of = self.state.as_of or datetime.now(UTC)
+        elif self.state.as_of is not None:
+            as_of = self.state.as_of
+        else:  # bronze holds nothing yet: nothing to close and no instant to record — the wall clock
+            # would pin the runs after it past the bronze they read (unlike a full rebuild of it)
+            self.as_of = datetime.now(UTC)
+            return
         if self.state.as_of is not None and self.state.as_of > as_of:
             as_of = self.state.as_of
         self.as_of = as_of
