@@ -1186,21 +1186,7 @@ def projector_lag(lake: Lake, engine: Engine, *, now: datetime | None = None) ->
     latest = log_tail.latest_version(lake, WEBHOOK_EVENTS, version)  # by path: no listing race
     if version >= latest:
         return ProjectorLag(0.0, 0, version, latest)
-    pending_since = _commit_time(lake, version + 1)
+    pending_since = log_tail.commit_time(lake, WEBHOOK_EVENTS, version + 1)
     if pending_since is None:
         pending_since = as_utc(moved) if moved is not None else now
     return ProjectorLag(max(0.0, (now - pending_since).total_seconds()), latest - version, version, latest)
-
-
-def _commit_time(lake: Lake, version: int) -> datetime | None:
-    """The ``commitInfo.timestamp`` of one bronze commit, or None when its log entry is not there."""
-    fs, base = lake.filesystem(WEBHOOK_EVENTS)
-    try:
-        with fs.open_input_file(f"{base}/_delta_log/{version:020d}.json") as handle:
-            for line in handle.read().splitlines():
-                info = orjson.loads(line).get("commitInfo") if line.strip() else None
-                if info and info.get("timestamp"):
-                    return datetime.fromtimestamp(int(info["timestamp"]) / 1000, UTC)
-    except (OSError, ValueError):
-        return None
-    return None

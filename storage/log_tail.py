@@ -10,13 +10,16 @@ change data feed defines it: a commit's ``cdc`` files when it wrote any (rows wi
 ``_change_type = 'insert'``), else its ``add`` actions with ``dataChange = true``.
 
 The one tail reader of bronze: the live projector and silver's incremental runs both find the latest
-version with :func:`latest_version` and read what was appended with :func:`inserted_rows`.
+version with :func:`latest_version` and read what was appended with :func:`inserted_rows`; the
+projector's lag, the bronze observer sensor and the freshness checks use :func:`latest_version` and
+:func:`commit_time` too.
 """
 
 from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -82,6 +85,20 @@ def latest_version(lake: Lake, table: str, after: int = -1, limit: int | None = 
         else:
             hi = mid
     return lo
+
+
+def commit_time(lake: Lake, table: str, version: int) -> datetime | None:
+    """The ``commitInfo.timestamp`` of one commit, or None when its log entry is not there."""
+    fs, base = lake.filesystem(table)
+    try:
+        with fs.open_input_stream(_commit_path(base, version)) as handle:
+            for line in handle.read().decode("utf-8").splitlines():
+                info = json.loads(line).get("commitInfo") if line.strip() else None
+                if info and info.get("timestamp"):
+                    return datetime.fromtimestamp(int(info["timestamp"]) / 1000, UTC)
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _data_path(base: str, path: str) -> str:

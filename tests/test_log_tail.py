@@ -94,3 +94,12 @@ def test_latest_version_after_the_log_was_cleaned_up(tmp_path: Path) -> None:
     assert log_tail.latest_version(lake, table, after=2) == 6
     assert log_tail.latest_version(lake, table, after=2, limit=2) == 4
     assert log_tail.inserted_rows(lake, table, 6, 6, SCHEMA)["k"].to_pylist() == [5]
+
+
+def test_commit_time_is_the_commit_info_timestamp(tmp_path: Path) -> None:
+    lake, table = _table(tmp_path)
+    write_deltalake(lake.uri(table), pa.table({"k": [1], "p": ["a"]}, schema=SCHEMA), mode="append")
+    history = DeltaTable(lake.uri(table)).history(1)[0]
+    at = log_tail.commit_time(lake, table, 1)
+    assert at is not None and int(at.timestamp() * 1000) == int(history["timestamp"])
+    assert log_tail.commit_time(lake, table, 2) is None
