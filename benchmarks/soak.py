@@ -246,6 +246,7 @@ def pipeline_loop(lake: Any, engine: sa.Engine, settings: Any, stop: threading.E
             build_gold(lake, engine=engine, settings=settings)
         except Exception as exc:  # a fault is expected to interrupt a build now and then
             errors.append(type(exc).__name__ + (" (found gap)" if "found gap" in str(exc) else ""))
+            print(f"silver/gold loop failed: {errors[-1]}", flush=True)
             stop.wait(2.0)
 
 
