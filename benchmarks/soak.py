@@ -274,23 +274,25 @@ def main() -> None:
 
     work = scratch_dir("soak-")
     proxy = TcpProxy("127.0.0.1", 5432)
-    with postgres_database() as dbname:
-        direct_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{dbname}"
-        proxied_url = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{dbname}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BEAZAP_")}
-        env.update(
-            BEAZAP_LAKE_URI=str(work / "lake"),
-            BEAZAP_DATABASE_URL=proxied_url,
-            BEAZAP_SECRET_KEY_FILE=str(work / "secret.key"),
-            BEAZAP_LOG_LEVEL="WARNING",
-        )
-        with s3_lake(env) if args.lake == "s3" else nullcontext():
-            run(args, sim, deliveries, env, direct_url, proxy, work, seconds)
-    proxy.close()
-    if not args.keep:
-        import shutil
+    try:  # the report ends the process with its verdict (SystemExit): clean up on the way out
+        with postgres_database() as dbname:
+            direct_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{dbname}"
+            proxied_url = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{dbname}"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("BEAZAP_")}
+            env.update(
+                BEAZAP_LAKE_URI=str(work / "lake"),
+                BEAZAP_DATABASE_URL=proxied_url,
+                BEAZAP_SECRET_KEY_FILE=str(work / "secret.key"),
+                BEAZAP_LOG_LEVEL="WARNING",
+            )
+            with s3_lake(env) if args.lake == "s3" else nullcontext():
+                run(args, sim, deliveries, env, direct_url, proxy, work, seconds)
+    finally:
+        proxy.close()
+        if not args.keep:
+            import shutil
 
-        shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def run(
