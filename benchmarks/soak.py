@@ -218,11 +218,12 @@ class LagProbe:
     def run(self) -> None:
         from bronze.schema import WEBHOOK_EVENTS
         from live.projector import WEBHOOK_CURSOR
+        from storage import log_tail
         from storage.tables import projector_cursors
 
         while not self.stop.wait(1.0):
             with suppress(Exception):
-                version = self.lake.open(WEBHOOK_EVENTS).version()
+                version = log_tail.latest_version(self.lake, WEBHOOK_EVENTS, max(self.first_seen, default=-1))
                 now = time.monotonic()
                 self.first_seen.setdefault(version, now)
                 with self.engine.connect() as conn:
@@ -244,7 +245,8 @@ def pipeline_loop(lake: Any, engine: sa.Engine, settings: Any, stop: threading.E
             build_silver(lake, settings=settings)
             build_gold(lake, engine=engine, settings=settings)
         except Exception as exc:  # a fault is expected to interrupt a build now and then
-            errors.append(type(exc).__name__)
+            errors.append(type(exc).__name__ + (" (found gap)" if "found gap" in str(exc) else ""))
+            print(f"silver/gold loop failed: {errors[-1]}", flush=True)
             stop.wait(2.0)
 
 
@@ -260,6 +262,7 @@ def main() -> None:
 
     from beazap.simulator import SimulationConfig, simulate
 
+    print(f"load average at start: {[round(x, 2) for x in os.getloadavg()]}", flush=True)
     seconds = args.minutes * 60
     wanted = int(args.rate * seconds) + 1
     instances = 8
@@ -271,23 +274,25 @@ def main() -> None:
 
     work = scratch_dir("soak-")
     proxy = TcpProxy("127.0.0.1", 5432)
-    with postgres_database() as dbname:
-        direct_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{dbname}"
-        proxied_url = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{dbname}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BEAZAP_")}
-        env.update(
-            BEAZAP_LAKE_URI=str(work / "lake"),
-            BEAZAP_DATABASE_URL=proxied_url,
-            BEAZAP_SECRET_KEY_FILE=str(work / "secret.key"),
-            BEAZAP_LOG_LEVEL="WARNING",
-        )
-        with s3_lake(env) if args.lake == "s3" else nullcontext():
-            run(args, sim, deliveries, env, direct_url, proxy, work, seconds)
-    proxy.close()
-    if not args.keep:
-        import shutil
+    try:  # the report ends the process with its verdict (SystemExit): clean up on the way out
+        with postgres_database() as dbname:
+            direct_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{dbname}"
+            proxied_url = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{dbname}"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("BEAZAP_")}
+            env.update(
+                BEAZAP_LAKE_URI=str(work / "lake"),
+                BEAZAP_DATABASE_URL=proxied_url,
+                BEAZAP_SECRET_KEY_FILE=str(work / "secret.key"),
+                BEAZAP_LOG_LEVEL="WARNING",
+            )
+            with s3_lake(env) if args.lake == "s3" else nullcontext():
+                run(args, sim, deliveries, env, direct_url, proxy, work, seconds)
+    finally:
+        proxy.close()
+        if not args.keep:
+            import shutil
 
-        shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def run(
@@ -304,7 +309,7 @@ def run(
     from bronze.schema import WEBHOOK_EVENTS
     from core.settings import Settings
     from live.reconcile import reconcile
-    from storage import migrate
+    from storage import log_tail, migrate
     from storage.db import make_engine
     from storage.lake import Lake
     from storage.tables import messages as live_messages
@@ -370,7 +375,7 @@ def run(
 
     # Drain: the worker catches up with bronze, then one last silver + gold build.
     print("traffic done; waiting for the worker to catch up …", flush=True)
-    latest = lake.open(WEBHOOK_EVENTS).version()
+    latest = log_tail.latest_version(lake, WEBHOOK_EVENTS)
     probe_cursor = probe_cursor_fn(direct)
     wait_until(lambda: probe_cursor() >= latest, 600, "worker caught up with bronze")
     probe.stop.set()
@@ -385,7 +390,9 @@ def run(
     receiver.stop()
     worker.stop()
 
-    report(traffic, deliveries, lake, direct, fault_windows, probe, pipeline_errors, reconcile, live_messages, args)
+    report(
+        traffic, deliveries, lake, direct, fault_windows, probe, pipeline_errors, reconcile, live_messages, args, work
+    )
 
 
 def probe_cursor_fn(engine: sa.Engine) -> Any:
@@ -422,6 +429,7 @@ def report(
     reconcile: Any,
     live_messages: Any,
     args: Any,
+    work: Path,
 ) -> None:
     from bronze.schema import WEBHOOK_EVENTS
 
@@ -441,7 +449,12 @@ def report(
             (r.instance_id, r.message_id)
             for r in conn.execute(sa.select(live_messages.c.instance_id, live_messages.c.message_id))
         }
-    rec = reconcile(engine, lake).summary()
+    # each side closes quiet conversations at its own as-of (the worker's last sweep, silver's last run);
+    # compared at one as-of, only a difference of rules remains
+    own = reconcile(engine, lake, same_as_of=False)
+    same = reconcile(engine, lake)
+    rec = same.summary()
+    gap_in_logs = sum(log.read_text(errors="replace").count("found gap") for log in work.glob("*.log"))
 
     lat = np.array([secs for _t, secs, s, _i, _r in traffic.answers if s == 200])
     in_fault = np.array(
@@ -471,14 +484,20 @@ def report(
             "only_silver": sorted(direct - live_ids)[:3],
         },
         "reconcile": rec,
+        "reconcile_each_at_own_as_of": own.summary(),
+        "status_differences_at_own_as_of": [(live, silver) for _c, f, live, silver in own.mismatches if f == "status"][
+            :5
+        ],
+        "gap_refusals_in_receiver_and_worker_logs": gap_in_logs,
         "faults": [w[0] for w in windows],
         "worker_max_lag_s": round(probe.max_lag, 1),
         "receiver_p99_ms": round(float(np.percentile(lat, 99)) * 1000, 1) if lat.size else None,
         "receiver_p99_during_faults_ms": round(float(np.percentile(in_fault, 99)) * 1000, 1) if in_fault.size else None,
         "pipeline_errors": {e: pipeline_errors.count(e) for e in set(pipeline_errors)},
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
     }
     print(json.dumps(result, indent=2, default=str))
-    ok = not lost and not doubled and not (incremental ^ full) and not (live_ids ^ direct)
+    ok = not lost and not doubled and not (incremental ^ full) and not (live_ids ^ direct) and same.ok
     sys.exit(0 if ok else 1)
 
 

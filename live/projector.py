@@ -128,25 +128,18 @@ class Projector:
 
     # ------------------------------------------------------------------ bronze reading
     def _load(self, table: str, start: int, end: int, columns: list[str]) -> pa.Table:
-        try:  # by commit path: no listing of the log, which races concurrent appends
-            data = _plain_strings(log_tail.inserted_rows(self.lake, table, start, end, _SCHEMAS[table]))
-        except FileNotFoundError:  # a commit file cleaned up after a checkpoint: delta-rs reads it
-            data = _plain_strings(pa.table(self.lake.open(table).load_cdf(starting_version=start, ending_version=end)))
-            data = data.filter(pc.equal(data["_change_type"], "insert"))
+        # by commit path: no listing of the log, which races concurrent appends
+        data = _plain_strings(log_tail.inserted_rows(self.lake, table, start, end, _SCHEMAS[table]))
         data = data.select([*columns, "_commit_version"])
         order = pc.sort_indices(data, sort_keys=[("_commit_version", "ascending")])  # stable
         return data.take(order)
 
     def _pending_window(self, table: str, cursor_name: str) -> tuple[int, int, int] | None:
-        """(start version, end version, rows of start already applied) or None when caught up."""
-        if not self.lake.exists(table):
-            return None
+        """(start version, end version, rows of start already applied) or None when caught up (or the
+        table does not exist yet)."""
         with self.engine.connect() as conn:
             version, offset = read_cursor(conn, cursor_name)
-        end = log_tail.last_commit_within(self.lake, table, version, MAX_VERSIONS_PER_READ)
-        if end <= version and version >= 0 and not log_tail.commit_exists(self.lake, table, version):
-            # the log was cleaned up past the cursor (a long-stopped worker): delta-rs reads from checkpoints
-            end = min(self.lake.open(table).version(), version + MAX_VERSIONS_PER_READ)
+        end = log_tail.latest_version(self.lake, table, version, MAX_VERSIONS_PER_READ)
         if version >= end:
             return None
         return version + 1, end, offset
@@ -1185,29 +1178,15 @@ def projector_lag(lake: Lake, engine: Engine, *, now: datetime | None = None) ->
     """The projector's lag behind ``bronze/webhook_events``: the age of the first commit it has not
     fully applied (its ``commitInfo`` timestamp; the cursor's last move when that commit file is gone)."""
     now = now or datetime.now(UTC)
-    latest = lake.version(WEBHOOK_EVENTS)
     with engine.connect() as conn:
         version, _offset = read_cursor(conn, WEBHOOK_CURSOR)
         moved = conn.execute(
             select(projector_cursors.c.updated_at).where(projector_cursors.c.name == WEBHOOK_CURSOR)
         ).scalar()
-    if latest is None or version >= latest:
-        return ProjectorLag(0.0, 0, version, -1 if latest is None else latest)
-    pending_since = _commit_time(lake, version + 1)
+    latest = log_tail.latest_version(lake, WEBHOOK_EVENTS, version)  # by path: no listing race
+    if version >= latest:
+        return ProjectorLag(0.0, 0, version, latest)
+    pending_since = log_tail.commit_time(lake, WEBHOOK_EVENTS, version + 1)
     if pending_since is None:
         pending_since = as_utc(moved) if moved is not None else now
     return ProjectorLag(max(0.0, (now - pending_since).total_seconds()), latest - version, version, latest)
-
-
-def _commit_time(lake: Lake, version: int) -> datetime | None:
-    """The ``commitInfo.timestamp`` of one bronze commit, or None when its log entry is not there."""
-    fs, base = lake.filesystem(WEBHOOK_EVENTS)
-    try:
-        with fs.open_input_file(f"{base}/_delta_log/{version:020d}.json") as handle:
-            for line in handle.read().splitlines():
-                info = orjson.loads(line).get("commitInfo") if line.strip() else None
-                if info and info.get("timestamp"):
-                    return datetime.fromtimestamp(int(info["timestamp"]) / 1000, UTC)
-    except (OSError, ValueError):
-        return None
-    return None

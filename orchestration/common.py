@@ -13,6 +13,7 @@ import dagster as dg
 import pyarrow as pa
 
 from orchestration import quality
+from storage import log_tail
 from storage.lake import Lake
 
 OWNERS = ["team:beazap-data"]
@@ -43,9 +44,10 @@ def delta_metadata(lake: Lake, table: str) -> dict[str, Any]:
     """Row count, Delta version and file count of a table, as Dagster metadata."""
     from storage.maintenance import table_stats
 
-    dt = lake.open_or_none(table)
-    if dt is None:
+    version = log_tail.latest_version(lake, table)  # then opened at it: no listing race with appends
+    if version < 0:
         return {"delta_version": -1, "dagster/row_count": 0}
+    dt = lake.open(table, version=version)
     stats = table_stats(dt)
     return {
         "delta_version": stats["version"],

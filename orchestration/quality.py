@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from core.utc import as_utc
+from storage import log_tail
 from storage.instances import load_configs
 from storage.lake import Lake
 from storage.maintenance import read_table
@@ -90,13 +91,9 @@ def reject_rate(lake: Lake, max_rate: float) -> Outcome:
 
 
 def _last_commit(lake: Lake, table: str) -> datetime | None:
-    dt = lake.open_or_none(table)
-    if dt is None:
-        return None
-    history = dt.history(1)
-    if not history:
-        return None
-    return datetime.fromtimestamp(int(history[0]["timestamp"]) / 1000, tz=UTC)
+    """When ``table``'s latest commit was made, found by commit path (``storage.log_tail``)."""
+    version = log_tail.latest_version(lake, table)
+    return None if version < 0 else log_tail.commit_time(lake, table, version)
 
 
 def _max_received_at(lake: Lake) -> datetime | None:

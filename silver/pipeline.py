@@ -32,6 +32,7 @@ from silver.messages import PART_COLUMNS, build_parts, existing_as_parts, finali
 from silver.parse import parse
 from silver.sessionize import closing_times, sessionize, unresolved_status
 from silver.state import SilverState
+from storage import log_tail
 from storage.lake import Lake
 
 log = get_logger(__name__)
@@ -42,31 +43,41 @@ log = get_logger(__name__)
 
 
 def _changed_rows(lake: Lake, table: str, after: int, upto: int, schema: pa.Schema) -> pa.Table:
-    """Rows inserted into ``table`` in versions ``(after, upto]`` (change data feed).
+    """Rows inserted into ``table`` in versions ``(after, upto]``, read by commit path
+    (``storage.log_tail``: delta-rs' listing of the log is refused while receivers append).
 
     Compactions rewrite files with ``dataChange=false`` and add no change rows, so nothing is skipped
     by commit history: under concurrent appends delta-rs' ``history()`` labels commits with the wrong
     version, and skipping by those labels once dropped the rows of the append before a compaction.
     """
-    data = pa.table(lake.open(table).load_cdf(starting_version=after + 1, ending_version=upto))
-    if data.num_rows == 0:
-        return schema.empty_table()
-    con = duckdb.connect()
-    try:
-        con.register("cdf", data)
-        cols = ", ".join(f'"{f.name}"' for f in schema)
-        return con.sql(f"select {cols} from cdf where _change_type = 'insert'").to_arrow_table()
-    finally:
-        con.close()
+    return log_tail.inserted_rows(lake, table, after + 1, upto, schema).drop_columns(["_commit_version"])
 
 
-def _source(lake: Lake, table: str, schema: pa.Schema, after: int, upto: int, window: chunks.Window | None) -> object:
-    """Bronze rows of one run: the rows received in ``window`` (full rebuilds, a filtered dataset) or,
-    without a window, the rows committed in versions ``(after, upto]`` (incremental runs)."""
-    dt = lake.open_or_none(table)
-    if dt is None or upto < 0:
+def _snapshot(lake: Lake, table: str, version: int) -> DeltaTable | None:
+    """``table`` as of ``version`` (found by :func:`log_tail.latest_version`), None when it has none.
+
+    Loading a given version reads the log only up to commits known to exist, so it does not race the
+    commits appended meanwhile the way loading the latest version does."""
+    return lake.open(table, version=version) if version >= 0 else None
+
+
+def _source(
+    lake: Lake,
+    table: str,
+    schema: pa.Schema,
+    after: int,
+    upto: int,
+    window: chunks.Window | None,
+    dt: DeltaTable | None,
+) -> object:
+    """Bronze rows of one run: the rows received in ``window`` of the snapshot ``dt`` (full rebuilds, a
+    filtered dataset) or, without a window, the rows committed in versions ``(after, upto]``
+    (incremental runs)."""
+    if upto < 0:
         return schema.empty_table()
     if window is not None:
+        if dt is None:
+            return schema.empty_table()
         flt = window.bronze_filter() if table == bronze_schema.WEBHOOK_EVENTS else window.ops_filter()
         dataset = lake.dataset(table, dt)
         return dataset if flt is None else dataset.filter(flt)
@@ -187,10 +198,10 @@ def build_silver(
     settings = settings or get_settings()
     started = time.perf_counter()
     state = SilverState() if full else SilverState.load(lake)
-    b_dt = lake.open_or_none(bronze_schema.WEBHOOK_EVENTS)
-    o_dt = lake.open_or_none(bronze_schema.OPS_EVENTS)
-    b_to = b_dt.version() if b_dt is not None else -1
-    o_to = o_dt.version() if o_dt is not None else -1
+    # the latest versions by commit path: delta-rs' version() lists the log and is refused ("gap")
+    # while receivers append
+    b_to = log_tail.latest_version(lake, bronze_schema.WEBHOOK_EVENTS, after=state.bronze_version)
+    o_to = log_tail.latest_version(lake, bronze_schema.OPS_EVENTS, after=state.ops_version)
     if not full and state.bronze_version < 0 and state.ops_version < 0:
         full = True  # first run: nothing to increment on
     nothing_new = b_to <= state.bronze_version and o_to <= state.ops_version
@@ -200,7 +211,15 @@ def build_silver(
         )
     # a full rebuild runs window by window: the first like a full run, the others like incremental
     # runs over the rows received in their window (silver itself carries the state between them)
-    windows = chunks.plan(b_dt, settings.silver_rebuild_chunk_rows) if full else [None]
+    snapshots: dict[str, DeltaTable | None] = {}
+    if full:  # a full rebuild reads the tables as of the versions found above
+        snapshots = {
+            bronze_schema.WEBHOOK_EVENTS: _snapshot(lake, bronze_schema.WEBHOOK_EVENTS, b_to),
+            bronze_schema.OPS_EVENTS: _snapshot(lake, bronze_schema.OPS_EVENTS, o_to),
+        }
+    windows = (
+        chunks.plan(snapshots[bronze_schema.WEBHOOK_EVENTS], settings.silver_rebuild_chunk_rows) if full else [None]
+    )
     last_version = _run_version(b_to, o_to)
     written: dict[str, int] = {}
     rejects = 0
@@ -214,6 +233,7 @@ def build_silver(
             o_to=o_to,
             as_of=as_of,
             window=window,
+            snapshots=snapshots,
             version=last_version - (len(windows) - 1 - i),  # increasing, the last one as before
         )
         try:
@@ -318,6 +338,7 @@ class _Run:
         o_to: int,
         as_of: datetime | None = None,
         window: chunks.Window | None = None,
+        snapshots: dict[str, DeltaTable | None] | None = None,
         version: int | None = None,
     ):
         self.lake = lake
@@ -327,6 +348,7 @@ class _Run:
         self.b_to = b_to
         self.o_to = o_to
         self.window = window  # full rebuilds: the bronze receipt-time window of this run
+        self.snapshots = snapshots or {}  # full rebuilds: the bronze tables as of b_to / o_to
         # one monotonically increasing number per run, recorded as the Delta app transaction version
         self.version = _run_version(b_to, o_to) if version is None else version
         self.con = _connect(settings)
@@ -347,6 +369,7 @@ class _Run:
             self.state.bronze_version,
             self.b_to,
             self.window,
+            self.snapshots.get(bronze_schema.WEBHOOK_EVENTS),
         )
         ops = _source(
             lake,
@@ -355,6 +378,7 @@ class _Run:
             self.state.ops_version,
             self.o_to,
             self.window,
+            self.snapshots.get(bronze_schema.OPS_EVENTS),
         )
         con.register("ops_src", ops)
         con.execute(
@@ -713,8 +737,12 @@ class _Run:
             as_of = self.requested_as_of.astimezone(UTC)
         elif bronze_wm is not None:
             as_of = min(datetime.now(UTC), bronze_wm)
-        else:
-            as_of = self.state.as_of or datetime.now(UTC)
+        elif self.state.as_of is not None:
+            as_of = self.state.as_of
+        else:  # bronze holds nothing yet: nothing to close and no instant to record — the wall clock
+            # would pin the runs after it past the bronze they read (unlike a full rebuild of it)
+            self.as_of = datetime.now(UTC)
+            return
         if self.state.as_of is not None and self.state.as_of > as_of:
             as_of = self.state.as_of
         self.as_of = as_of

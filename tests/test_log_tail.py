@@ -45,9 +45,11 @@ def test_inserted_rows_equal_the_change_data_feed(tmp_path: Path) -> None:
     cdf = pa.table(DeltaTable(uri).load_cdf(starting_version=1, ending_version=latest))
     rows = zip(*(cdf[c].to_pylist() for c in ("k", "_commit_version", "_change_type", "p")), strict=True)
     expected = [(k, v, p) for k, v, change, p in rows if change == "insert"]
-    assert log_tail.last_commit_within(lake, table, 0, 500) == latest
-    assert log_tail.last_commit_within(lake, table, latest, 500) == latest
-    assert log_tail.last_commit_within(lake, table, 0, 3) == 3
+    assert log_tail.latest_version(lake, table) == latest
+    assert log_tail.latest_version(lake, table, 0, 500) == latest
+    assert log_tail.latest_version(lake, table, latest, 500) == latest
+    assert log_tail.latest_version(lake, table, 0, 3) == 3
+    assert log_tail.latest_version(lake, "bronze/none") == -1
     got = log_tail.inserted_rows(lake, table, 1, latest, SCHEMA)
     assert _keys(got) == sorted((k, v) for k, v, _p in expected)
     assert sorted(got["p"].to_pylist()) == sorted(p for _k, _v, p in expected)
@@ -69,10 +71,35 @@ def test_a_reader_follows_concurrent_appenders_without_gaps(tmp_path: Path) -> N
     cursor = 0
     while True:
         done = not any(t.is_alive() for t in writers)
-        end = log_tail.last_commit_within(lake, table, cursor, 50)
+        end = log_tail.latest_version(lake, table, cursor, 50)
         if end > cursor:
             seen += log_tail.inserted_rows(lake, table, cursor + 1, end, SCHEMA)["k"].to_pylist()
             cursor = end
         elif done:
             break
     assert sorted(seen) == sorted(w * 1000 + i for w in range(2) for i in range(per_writer))
+
+
+def test_latest_version_after_the_log_was_cleaned_up(tmp_path: Path) -> None:
+    """Commits older than a checkpoint may be deleted: the search starts at the checkpoint."""
+    lake, table = _table(tmp_path)
+    uri = lake.uri(table)
+    for i in range(5):
+        write_deltalake(uri, pa.table({"k": [i], "p": ["a"]}, schema=SCHEMA), mode="append")
+    DeltaTable(uri).create_checkpoint()  # at version 5
+    for version in range(5):
+        (tmp_path / "lake" / table / "_delta_log" / f"{version:020d}.json").unlink()
+    write_deltalake(uri, pa.table({"k": [5], "p": ["a"]}, schema=SCHEMA), mode="append")
+    assert log_tail.latest_version(lake, table) == 6
+    assert log_tail.latest_version(lake, table, after=2) == 6
+    assert log_tail.latest_version(lake, table, after=2, limit=2) == 4
+    assert log_tail.inserted_rows(lake, table, 6, 6, SCHEMA)["k"].to_pylist() == [5]
+
+
+def test_commit_time_is_the_commit_info_timestamp(tmp_path: Path) -> None:
+    lake, table = _table(tmp_path)
+    write_deltalake(lake.uri(table), pa.table({"k": [1], "p": ["a"]}, schema=SCHEMA), mode="append")
+    history = DeltaTable(lake.uri(table)).history(1)[0]
+    at = log_tail.commit_time(lake, table, 1)
+    assert at is not None and int(at.timestamp() * 1000) == int(history["timestamp"])
+    assert log_tail.commit_time(lake, table, 2) is None

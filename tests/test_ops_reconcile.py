@@ -46,3 +46,31 @@ def test_reconcile_reports_differences(engine, lake):
     report = reconcile(engine, lake)
     assert not report.ok
     assert [(m[0], m[1], m[2]) for m in report.mismatches] == [(victim, "inbound_count", 999)]
+
+
+def test_reconcile_compares_both_sides_at_one_as_of(engine, lake):
+    """Each side closes quiet conversations at its own as-of (the live store at its last sweep, silver
+    at its run's): silver built at a later instant has closed conversations the live store still shows
+    open. That is timing, not a rule difference: compared at one as-of (the later) they agree."""
+    from datetime import timedelta
+
+    from live.store_sql import live_as_of
+
+    sim = simulate(SimulationConfig(seed=12, instances=1, days=2))
+    write_bronze(lake, sim)
+    register_instances(engine, sim)
+    Projector(lake, engine).run_once()  # applies bronze, then sweeps at the live as-of
+    with engine.connect() as conn:
+        live_instant = live_as_of(conn)
+    later = live_instant + timedelta(days=8)  # past every timeout and abandonment limit
+    build_silver(lake, as_of=later)
+
+    each_own = reconcile(engine, lake, same_as_of=False)
+    assert each_own.summary()["mismatched_fields"].get("status", 0) > 0  # what the soak saw (54 of 861)
+    assert {m[2] for m in each_own.mismatches if m[1] == "status"} == {"open"}
+
+    report = reconcile(engine, lake)
+    assert report.as_of == later
+    assert report.closed_at_as_of["live"] == each_own.summary()["mismatched_fields"]["status"]
+    assert report.closed_at_as_of["silver"] == 0
+    assert report.ok, report.summary() | {"first": report.mismatches[:5]}

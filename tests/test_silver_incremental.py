@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import tempfile
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from test_silver_scenarios import T0, ack, edit, message, op, reaction, revoke
 
+from bronze import schema as B  # noqa: N812
+from bronze.fastcommit import LocalBlindAppender
+from bronze.tables import ensure_tables
 from core.settings import Settings
 from silver import schema as S  # noqa: N812
 from silver.pipeline import build_silver
@@ -158,3 +162,79 @@ def _check_incremental_equals_full(world, perm, cuts, ops_cuts, cfg: Settings | 
         only_inc = sorted(set(incremental[table]) - set(full[table]))
         only_full = sorted(set(full[table]) - set(incremental[table]))
         assert incremental[table] == full[table], (table, only_inc, only_full)
+
+
+def test_a_run_over_empty_bronze_does_not_pin_the_as_of(tmp_path):
+    """Silver ran once before bronze held anything (the receiver had created the tables), then old
+    traffic was loaded: the incremental runs measure to that traffic's instant, as its full rebuild
+    does — not to the wall clock of the empty run (which abandoned every waiting conversation)."""
+    lake = Lake(root=str(tmp_path))
+    ensure_tables(lake)
+    build_silver(lake)
+    body = message("M001", CONTACTS["+5511987654321"]["jid"], T0, text="oi")
+    append_webhooks(lake, webhook_rows([("r1", T0 + timedelta(seconds=5), json.dumps(body))]))
+    stats = build_silver(lake)
+    assert stats["_run"]["as_of"] == T0 + timedelta(seconds=5)
+    incremental = _snapshot(lake)
+    build_silver(lake, full=True)
+    assert _snapshot(lake) == incremental
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(
+    world=traffic(),
+    perm=st.randoms(use_true_random=False),
+    cuts=st.lists(st.integers(0, 60), min_size=1, max_size=4),
+)
+def test_incremental_equals_full_with_concurrent_appends(world, perm, cuts):
+    """Runs interleaved with appends: a receiver-like writer thread (``LocalBlindAppender`` for webhooks,
+    delta-rs for ops actions) appends batch k + 1 as silver run k starts; the last incremental state
+    equals a full rebuild."""
+    webhooks, actions = world
+    order = list(range(len(webhooks)))
+    perm.shuffle(order)
+    arrivals = [(f"r{pos:05d}", T0 + timedelta(seconds=pos), json.dumps(webhooks[i])) for pos, i in enumerate(order)]
+    batches = _split(arrivals, cuts)
+    op_batches = _split(actions, cuts)
+    cond = threading.Condition()
+    runs_started = 0
+    failures: list[BaseException] = []
+
+    def write(lake: Lake) -> None:
+        appender = LocalBlindAppender(
+            lake.uri(B.WEBHOOK_EVENTS), B.WEBHOOK_EVENTS_SCHEMA, B.WEBHOOK_EVENTS_PARTITIONS, fsync=False
+        )
+        try:
+            for k in range(max(len(batches), len(op_batches))):
+                with cond:  # append batch k once run k has started (the first batch before any run)
+                    assert cond.wait_for(lambda k=k: runs_started >= k, timeout=120)
+                if k < len(batches) and batches[k]:
+                    appender.append(webhook_rows(batches[k]), "test-receiver", k + 1)
+                if k < len(op_batches) and op_batches[k]:
+                    append_ops(lake, ops_rows(op_batches[k]))
+        except BaseException as exc:  # surfaced by the assertion below
+            failures.append(exc)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Lake(root=tmp)
+        ensure_tables(lake)
+        writer = threading.Thread(target=write, args=(lake,))
+        writer.start()
+        while writer.is_alive():
+            with cond:
+                runs_started += 1
+                cond.notify_all()
+            build_silver(lake)
+        writer.join()
+        assert not failures
+        build_silver(lake)  # what the writer appended during the last run
+        incremental = _snapshot(lake)
+        build_silver(lake, full=True)
+        full = _snapshot(lake)
+    for table in TABLES:
+        assert incremental[table] == full[table], table

@@ -20,6 +20,7 @@ from core.settings import Settings
 from orchestration import quality
 from orchestration.common import OWNERS, check_result, delta_metadata, key, pool, table_schema
 from orchestration.resources import LakeResource, OpsStoreResource
+from storage import log_tail
 
 BRONZE_SOURCES: Mapping[str, tuple[pa.Schema, str]] = {
     bronze_schema.WEBHOOK_EVENTS: (
@@ -110,8 +111,8 @@ def bronze_changes(lake: Any, cursor: str | None) -> tuple[list[str], str]:
     seen: dict[str, int] = json.loads(cursor) if cursor else {}
     changed: list[str] = []
     for table in BRONZE_SOURCES:
-        version = lake.version(table)
-        version = -1 if version is None else version
+        # by commit path (storage.log_tail): delta-rs' listing is refused ("gap") while receivers append
+        version = log_tail.latest_version(lake, table, seen.get(table, -1))
         if seen.get(table) != version:
             seen[table] = version
             changed.append(table)
