@@ -240,6 +240,7 @@ class GroupCommitWriter:
         observer: CommitObserver | None = None,
         app_id: str | None = None,
         compact_every: int = 50,
+        compact_min_interval_s: float = 5.0,
         fast_commit: bool = True,
         fsync: bool = True,
     ) -> None:
@@ -264,6 +265,8 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.compact_every = compact_every
+        self.compact_min_interval_s = compact_min_interval_s
+        self._last_compaction: float | None = None  # monotonic start of the last auto-compaction
         self._commits_since_compaction = 0
         self._days_written: set[date] = set()
         self._compaction: asyncio.Task[None] | None = None
@@ -395,6 +398,13 @@ class GroupCommitWriter:
         busy = self._compaction is not None and not self._compaction.done()
         if self._commits_since_compaction < self.compact_every or busy:
             return
+        # One compaction costs about the same whatever the commits since the last one (open the
+        # table, rewrite the small files, write a checkpoint: ~0.1–0.3 s of CPU here), so under load
+        # a per-commit period alone would spend most of a core compacting (benchmarks/RESULTS.md).
+        now = time.monotonic()
+        if self._last_compaction is not None and now - self._last_compaction < self.compact_min_interval_s:
+            return
+        self._last_compaction = now
         days, self._days_written = self._days_written, set()
         self._commits_since_compaction = 0
         self._compaction = asyncio.create_task(self._compact(days), name=f"bronze-compaction:{self.target.table}")

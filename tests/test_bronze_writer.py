@@ -349,3 +349,22 @@ def test_concurrent_compactions_are_serialized_and_never_duplicate_rows(lake: La
     assert "done" in outcomes
     ids = receipts(lake)
     assert len(ids) == len(set(ids)) == 30
+
+
+def test_auto_compaction_waits_its_minimum_interval(lake: Lake) -> None:
+    """Under load a commit period alone would compact many times a second; the interval bounds it."""
+
+    async def main(min_interval: float) -> GroupCommitWriter:
+        writer = GroupCommitWriter(
+            lake, max_rows=1, max_wait_ms=0, lanes=1, compact_every=3, compact_min_interval_s=min_interval
+        )
+        await writer.start()
+        for i in range(12):
+            await writer.write(row(i))
+            if writer._compaction is not None:
+                await writer._compaction  # let each compaction finish, so only the interval can skip one
+        await writer.stop()
+        return writer
+
+    assert asyncio.run(main(3600.0)).stats.compactions == 1
+    assert asyncio.run(main(0.0)).stats.compactions == 4

@@ -85,6 +85,7 @@ class Receiver:
             "max_wait_ms": settings.group_commit_max_wait_ms,
             "lanes": settings.group_commit_lanes,
             "compact_every": settings.bronze_compact_every_commits,
+            "compact_min_interval_s": settings.bronze_compact_min_interval_seconds,
             "fast_commit": settings.bronze_fast_commit,
             "fsync": settings.bronze_fsync,
             "timeout_s": settings.receiver_commit_timeout_seconds,
