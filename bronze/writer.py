@@ -211,7 +211,7 @@ class DeltaAppender:
         return version is not None and version >= seq
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     row: tuple[Any, ...]
     future: asyncio.Future[None]
@@ -288,6 +288,7 @@ class GroupCommitWriter:
         self._closing = False
         self._free = list(reversed(self.lanes))
         self._task = asyncio.create_task(self._run(), name=f"bronze-flusher:{self.target.table}")
+        self._task.add_done_callback(self._flusher_ended)
         try:
             await asyncio.to_thread(self.appender.ensure_table)
         except Exception as exc:
@@ -320,17 +321,38 @@ class GroupCommitWriter:
         self._pending.append(_Pending(row, future, time.monotonic()))
         if len(self._pending) == 1 or len(self._pending) >= self.max_rows:
             self._signal.set()
-        try:
-            async with asyncio.timeout(self.timeout_s):  # cancelling the future on timeout is harmless:
-                await future  # the flusher skips futures already done
-        except TimeoutError as exc:
-            raise LakeUnavailableError(f"commit not done within {self.timeout_s:g}s") from exc
+        # The flusher fails rows older than ``timeout_s`` (one deadline per batch, not a timer per
+        # request: :meth:`_expire`); a cancelled wait is harmless, the flusher skips done futures.
+        await future
 
     # --- flusher ----------------------------------------------------------------------------------
+    def _flusher_ended(self, task: asyncio.Task[None]) -> None:
+        """Nothing may wait forever: if the flusher died, fail whatever is still waiting."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bronze flusher stopped", table=self.target.table, error=type(task.exception()).__name__)
+        self._closing = True
+        self._fail(self._pending, LakeUnavailableError("writer stopped"))
+        self._pending = []
+
+    @staticmethod
+    def _fail(batch: list[_Pending], error: LakeUnavailableError) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(error)
+                pending.future.exception()  # mark retrieved: a cancelled request no longer awaits it
+
+    def _expire(self, now: float) -> None:
+        """Fail the waiting rows that are ``timeout_s`` old (every lane busy for that long)."""
+        if self._pending and now - self._pending[0].arrived >= self.timeout_s:
+            old = [p for p in self._pending if now - p.arrived >= self.timeout_s]
+            self._pending = [p for p in self._pending if now - p.arrived < self.timeout_s]
+            self._fail(old, LakeUnavailableError(f"commit not done within {self.timeout_s:g}s"))
+
     async def _run(self) -> None:
         assert self._signal is not None
         while True:
             self._signal.clear()
+            self._expire(time.monotonic())
             if not self._pending:
                 if self._closing:
                     if not self._inflight:
@@ -339,8 +361,10 @@ class GroupCommitWriter:
                     continue
                 await self._signal.wait()
                 continue
-            if not self._free:
-                await self._signal.wait()  # a lane finishing sets the signal
+            if not self._free:  # a lane finishing sets the signal; the oldest row's deadline wakes us too
+                deadline = self._pending[0].arrived + self.timeout_s - time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._signal.wait(), max(deadline, 0.001))
                 continue
             linger = self._pending[0].arrived + self.max_wait - time.monotonic()
             ready = self._closing or not self._inflight or len(self._pending) >= self.max_rows or linger <= 0
@@ -356,9 +380,16 @@ class GroupCommitWriter:
 
     async def _flush(self, lane: DeltaAppender, batch: list[_Pending]) -> None:
         started = time.perf_counter()
-        error: Exception | None = None
+        error: LakeUnavailableError | None = None
+        commit = asyncio.ensure_future(asyncio.to_thread(lane.append, [p.row for p in batch]))
         try:
-            await asyncio.to_thread(lane.append, [p.row for p in batch])
+            # The batch's deadline is its oldest row's: past it, answer 503 and let the commit finish
+            # in the background (the rows may still land; bronze keeps duplicates, silver dedupes).
+            deadline = batch[0].arrived + self.timeout_s - time.monotonic()
+            done, _ = await asyncio.wait({commit}, timeout=max(deadline, 0.001))
+            if not done:
+                self._fail(batch, LakeUnavailableError(f"commit not done within {self.timeout_s:g}s"))
+            await commit
         except Exception as exc:
             error = exc if isinstance(exc, LakeUnavailableError) else LakeUnavailableError(str(exc))
         finally:
@@ -380,14 +411,12 @@ class GroupCommitWriter:
             log.error("bronze commit failed", table=self.target.table, rows=len(batch), error=type(error).__name__)
         if self.observer is not None:
             self.observer(self.target.table, len(batch), elapsed, error is None)
+        if error is not None:
+            self._fail(batch, error)
+            return
         for pending in batch:
-            if pending.future.done():
-                continue
-            if error is None:
+            if not pending.future.done():
                 pending.future.set_result(None)
-            else:
-                pending.future.set_exception(error)
-                pending.future.exception()  # mark retrieved: a timed-out request no longer awaits it
 
     # --- auto-compaction ----------------------------------------------------------------------
     def _maybe_compact(self, batch: list[_Pending]) -> None:
