@@ -2,7 +2,7 @@
 
 A request calls :meth:`GroupCommitWriter.write` with one row and awaits it. A single flusher task
 per process collects rows until ``max_rows`` are waiting or ``max_wait_ms`` passed since the oldest
-one arrived, then appends them to the Delta table in one commit (in a worker thread, so the event
+one arrived, then appends them to the Delta table in one commit (in the lane's own thread, so the event
 loop keeps accepting requests meanwhile). Every waiting request is resolved with the commit's
 outcome: success, or :class:`LakeUnavailableError` (the receiver answers 503 so the sender retries).
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import socket
 import threading
 import time
@@ -211,6 +212,52 @@ class DeltaAppender:
         return version is not None and version >= seq
 
 
+class _CommitThread:
+    """One lane's own commit thread: batches in through a queue, outcomes back on the event loop.
+
+    Not ``asyncio.to_thread``: ``ThreadPoolExecutor.submit`` takes a lock shared by every executor
+    of the process, which the commit thread's own fsync pool also takes, and the profile showed the
+    event loop stalled on it (benchmarks/RESULTS.md, ingest).
+    """
+
+    def __init__(self, lane: DeltaAppender, loop: asyncio.AbstractEventLoop, name: str) -> None:
+        self._loop = loop
+        self._queue: queue.SimpleQueue[tuple[list[tuple[Any, ...]], asyncio.Future[None]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, args=(lane,), name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, rows: list[tuple[Any, ...]]) -> asyncio.Future[None]:
+        """Commit ``rows`` on this lane; the future is resolved on the loop with the outcome."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put((rows, future))
+        return future
+
+    async def close(self) -> None:
+        """Let the thread finish what it was given, then end it."""
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+    def _serve(self, lane: DeltaAppender) -> None:
+        while (item := self._queue.get()) is not None:
+            rows, future = item
+            error: BaseException | None = None
+            try:
+                lane.append(rows)
+            except BaseException as exc:  # reported to the waiting flush, never lost in this thread
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody waits
+                self._loop.call_soon_threadsafe(_settle, future, error)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
 @dataclass(slots=True)
 class _Pending:
     row: tuple[Any, ...]
@@ -260,6 +307,7 @@ class GroupCommitWriter:
         self._app_id = base
         self._pending: list[_Pending] = []
         self._free: list[DeltaAppender] = []
+        self._committers: dict[DeltaAppender, _CommitThread] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._signal: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -287,6 +335,9 @@ class GroupCommitWriter:
         self._signal = asyncio.Event()
         self._closing = False
         self._free = list(reversed(self.lanes))
+        loop = asyncio.get_running_loop()
+        name = f"bronze-commit:{self.target.table}"
+        self._committers = {lane: _CommitThread(lane, loop, f"{name}:{k}") for k, lane in enumerate(self.lanes)}
         self._task = asyncio.create_task(self._run(), name=f"bronze-flusher:{self.target.table}")
         self._task.add_done_callback(self._flusher_ended)
         try:
@@ -303,6 +354,9 @@ class GroupCommitWriter:
         self._signal.set()
         await self._task
         self._task = None
+        for committer in self._committers.values():
+            await committer.close()
+        self._committers = {}
         if self._compaction is not None:
             await self._compaction
             self._compaction = None
@@ -381,7 +435,7 @@ class GroupCommitWriter:
     async def _flush(self, lane: DeltaAppender, batch: list[_Pending]) -> None:
         started = time.perf_counter()
         error: LakeUnavailableError | None = None
-        commit = asyncio.ensure_future(asyncio.to_thread(lane.append, [p.row for p in batch]))
+        commit = self._committers[lane].submit([p.row for p in batch])
         try:
             # The batch's deadline is its oldest row's: past it, answer 503 and let the commit finish
             # in the background (the rows may still land; bronze keeps duplicates, silver dedupes).
