@@ -3,18 +3,20 @@ answered ``500 {"error": "internal error"}`` and logged once, masked (``core.log
 
 :class:`LogSafetyMiddleware` is the outermost ASGI layer. It registers the secrets the request
 carries (``Authorization``, ``apikey``, cookies, token-like query parameters) with
-:func:`core.logging.remember_secrets`, so every log line written while serving it has them redacted,
+:func:`core.logging.remember_secret_source` (worked out only when a line is logged), so every log
+line written while serving it has them redacted,
 and it catches whatever escaped the app so the server never prints its own traceback.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.logging import get_logger, remember_secrets
+from core.logging import get_logger, remember_secret_source
 
 log = get_logger("beazap.api")
 
@@ -46,7 +48,7 @@ class LogSafetyMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        remember_secrets(*_request_secrets(scope))
+        remember_secret_source(partial(_request_secrets, scope))  # worked out only if a line is logged
         started = False
 
         async def tracking_send(message: Message) -> None:

@@ -108,7 +108,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(cmd: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+def server(cmd: list[str], env: dict[str, str], port: int) -> Iterator[tuple[str, int]]:
+    """Start ``cmd``, wait for ``/readyz``; yields (base URL, process id)."""
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -126,7 +127,7 @@ def server(cmd: list[str], env: dict[str, str], port: int) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit("server not ready within 90 s")
             time.sleep(0.1)
-        yield base
+        yield base, proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -237,6 +238,94 @@ def run_python_load(base: str, posts: list[Post], connections: int, duration: in
     }
 
 
+# --- server CPU and profile -----------------------------------------------------------------------
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds used so far by every live process of group ``pgid`` (Linux /proc).
+
+    CPU per request is steadier than req/s on a shared machine: other people's load slows both
+    servers' wall clock, not the work each request costs. Returns NaN where /proc is missing.
+    """
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    found = False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp … utime(11) stime(12)
+            total += int(fields[11]) + int(fields[12])
+            found = True
+    return total / tick if found else float("nan")
+
+
+@contextmanager
+def measured_cpu(pgid: int, into: dict[str, Any]) -> Iterator[None]:
+    """Adds ``cpu_s`` (server CPU seconds spent inside the block) to ``into``."""
+    before = group_cpu_seconds(pgid)
+    yield
+    into["cpu_s"] = group_cpu_seconds(pgid) - before
+
+
+@contextmanager
+def py_spy(pid: int, seconds: int, out: Path | None) -> Iterator[None]:
+    """Sample ``pid`` (and its worker processes) with py-spy while the block runs, when ``out`` is set.
+
+    ``uv run --with py-spy python -m benchmarks.ingest --profile DIR``. Only threads holding the GIL
+    are sampled (``--gil``: where the interpreter's time goes, not threads waiting on fsync), and
+    ``--nonblocking`` so the sampler does not pause the server it measures.
+    """
+    if out is None:
+        yield
+        return
+    exe = shutil.which("py-spy")
+    if exe is None:
+        raise SystemExit("--profile needs py-spy on PATH: uv run --with py-spy python -m benchmarks.ingest …")
+    cmd = [exe, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil", "--rate", "250"]
+    cmd += ["--format", "raw", "--duration", str(seconds), "--output", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.wait(timeout=seconds + 60)
+
+
+PROJECT_PACKAGES = ("api/", "bronze/", "core/", "storage/", "beazap/commands/")
+
+
+def _frame_name(frame: str) -> str:
+    """``func (package/module.py:12)`` → ``package/module.py:func`` (py-spy's short paths)."""
+    name, _, where = frame.partition(" (")
+    return f"{where.rsplit(':', 1)[0]}:{name.strip()}"
+
+
+def profile_table(raw: Path, top: int = 15) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """From py-spy's collapsed stacks: the functions with most samples on top of the stack (self %),
+    and the project's functions with most samples anywhere in the stack (inclusive %)."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame_name(f) for f in stack.split(";")[1:]]  # first item: the process
+        if not frames:
+            continue
+        total += count
+        for name in set(frames):
+            inclusive[name] = inclusive.get(name, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+    if not total:
+        return [], []
+    by_self = sorted(own, key=lambda k: -own[k])[:top]
+    ours = sorted((k for k in inclusive if k.startswith(PROJECT_PACKAGES)), key=lambda k: -inclusive[k])[:top]
+    return [(k, 100 * own[k] / total) for k in by_self], [(k, 100 * inclusive[k] / total) for k in ours]
+
+
 # --- the run --------------------------------------------------------------------------------------
 
 
@@ -330,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
         "--delta-rs", action="store_true", help="also run (c): the receiver with plain delta-rs commits (no fast path)"
     )
     parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample (b) with py-spy during the measured run; raw stacks in DIR (uv run --with py-spy …)",
+    )
+    parser.add_argument(
         "--commit-cost",
         type=int,
         default=0,
@@ -376,24 +471,30 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, dict[str, Any]] = {}
         port = free_port()
         bare_cmd = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.ingest:bare_app", "--port", str(port)]
-        with server(bare_cmd + uvicorn_common, env, port) as base:
+        cpu: dict[str, dict[str, Any]] = {"bare": {}, "beazap": {}}
+        profile = args.profile / "receiver.txt" if args.profile else None
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        with server(bare_cmd + uvicorn_common, env, port) as (base, pid):
             if args.warmup:
                 load(base, args.warmup)
-            results["bare"] = load(base, args.duration)
+            with measured_cpu(pid, cpu["bare"]):
+                results["bare"] = load(base, args.duration)
         port = free_port()
-        with server([*serve_cmd, str(port)], env, port) as base:
+        with server([*serve_cmd, str(port)], env, port) as (base, pid):
             if args.warmup:
                 load(base, args.warmup)
             rows_before, _ = bronze_rows(work / "lake")
             hist_before = request_histogram(base)
-            results["beazap"] = load(base, args.duration)
+            with measured_cpu(pid, cpu["beazap"]), py_spy(pid, args.duration, profile):
+                results["beazap"] = load(base, args.duration)
             time.sleep(0.5)  # let in-flight requests of the closed connections finish committing
             hist_after = request_histogram(base)
         rows_after, version = bronze_rows(work / "lake")
         if args.delta_rs:
             port = free_port()
             slow_env = {**env, "BEAZAP_BRONZE_FAST_COMMIT": "false", "BEAZAP_LAKE_URI": str(work / "lake-delta-rs")}
-            with server([*serve_cmd, str(port)], slow_env, port) as base:
+            with server([*serve_cmd, str(port)], slow_env, port) as (base, _pid):
                 if args.warmup:
                     load(base, args.warmup)
                 results["delta-rs"] = load(base, args.duration)
@@ -417,6 +518,20 @@ def main(argv: list[str] | None = None) -> int:
             f"p50 <= {histogram_quantile(hist_before, hist_after, 0.5):g} ms, "
             f"p99 <= {histogram_quantile(hist_before, hist_after, 0.99):g} ms"
         )
+        per_request = {k: 1e6 * cpu[k].get("cpu_s", float("nan")) / max(1, results[k]["requests"]) for k in cpu}
+        print(
+            f"server CPU per request: a {per_request['bare']:.0f} µs, b {per_request['beazap']:.0f} µs "
+            f"(b/a = {per_request['beazap'] / per_request['bare']:.2f}; all processes of each server)"
+        )
+        if profile is not None and profile.exists():
+            by_self, ours = profile_table(profile)
+            print(f"\nprofile of b (py-spy --gil, {profile}), % of samples holding the GIL")
+            print("  self (top of stack):")
+            for name, share in by_self:
+                print(f"    {share:5.1f}  {name}")
+            print("  project functions, inclusive:")
+            for name, share in ours:
+                print(f"    {share:5.1f}  {name}")
         if "delta-rs" in results and results["delta-rs"]["rps"]:
             print(f"fast commits vs plain delta-rs commits: b/c = {real['rps'] / results['delta-rs']['rps']:.2f}")
         print(

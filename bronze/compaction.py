@@ -52,6 +52,6 @@ def compact_partitions(
             )
             removed += int(metrics.get("numFilesRemoved", 0))
             added += int(metrics.get("numFilesAdded", 0))
-        if checkpoint:
-            lake.open(table).create_checkpoint()
+        if checkpoint:  # optimize left ``dt`` at the newest version: no second open (~25 ms) needed
+            dt.create_checkpoint()
     return {"files_removed": removed, "files_added": added}

@@ -18,12 +18,14 @@ _RANDOM_BITS = 80
 _RANDOM_MAX = (1 << _RANDOM_BITS) - 1
 
 
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # every 10-bit value as two digits
+
+
 def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """``value`` as ``length`` Crockford base32 digits (zero-padded); two digits per lookup."""
+    if length % 2:
+        return _ALPHABET[(value >> (5 * (length - 1))) & 31] + _encode(value, length - 1)
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(5 * length - 10, -1, -10)])
 
 
 _POOL_BYTES = 4000  # 400 ids per os.urandom call (one syscall per id cost ~20 µs on the hot path)
@@ -60,7 +62,7 @@ class ReceiptIdGenerator:
             else:
                 rand = self._random80()
             self._last_ms, self._last_rand = ms, rand
-        return _encode(ms, 10) + _encode(rand, 16)
+        return _encode(ms << _RANDOM_BITS | rand, 26)
 
 
 _default = ReceiptIdGenerator()

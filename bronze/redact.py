@@ -31,6 +31,8 @@ def hash_apikey(value: str) -> str:
 def _replacement(raw: str) -> str | None:
     if not raw or raw.startswith(HASH_PREFIX):
         return None
+    if "\\" not in raw:  # no JSON escape: the text is the value (the usual case, no decoding)
+        return hash_apikey(raw)
     try:
         value = json.loads(f'"{raw}"')
     except ValueError:

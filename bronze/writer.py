@@ -2,7 +2,7 @@
 
 A request calls :meth:`GroupCommitWriter.write` with one row and awaits it. A single flusher task
 per process collects rows until ``max_rows`` are waiting or ``max_wait_ms`` passed since the oldest
-one arrived, then appends them to the Delta table in one commit (in a worker thread, so the event
+one arrived, then appends them to the Delta table in one commit (in the lane's own thread, so the event
 loop keeps accepting requests meanwhile). Every waiting request is resolved with the commit's
 outcome: success, or :class:`LakeUnavailableError` (the receiver answers 503 so the sender retries).
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import socket
 import threading
 import time
@@ -211,7 +212,53 @@ class DeltaAppender:
         return version is not None and version >= seq
 
 
-@dataclass
+class _CommitThread:
+    """One lane's own commit thread: batches in through a queue, outcomes back on the event loop.
+
+    Not ``asyncio.to_thread``: ``ThreadPoolExecutor.submit`` takes a lock shared by every executor
+    of the process, which the commit thread's own fsync pool also takes, and the profile showed the
+    event loop stalled on it (benchmarks/RESULTS.md, ingest).
+    """
+
+    def __init__(self, lane: DeltaAppender, loop: asyncio.AbstractEventLoop, name: str) -> None:
+        self._loop = loop
+        self._queue: queue.SimpleQueue[tuple[list[tuple[Any, ...]], asyncio.Future[None]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, args=(lane,), name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, rows: list[tuple[Any, ...]]) -> asyncio.Future[None]:
+        """Commit ``rows`` on this lane; the future is resolved on the loop with the outcome."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put((rows, future))
+        return future
+
+    async def close(self) -> None:
+        """Let the thread finish what it was given, then end it."""
+        self._queue.put(None)
+        await asyncio.to_thread(self._thread.join)
+
+    def _serve(self, lane: DeltaAppender) -> None:
+        while (item := self._queue.get()) is not None:
+            rows, future = item
+            error: BaseException | None = None
+            try:
+                lane.append(rows)
+            except BaseException as exc:  # reported to the waiting flush, never lost in this thread
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody waits
+                self._loop.call_soon_threadsafe(_settle, future, error)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+@dataclass(slots=True)
 class _Pending:
     row: tuple[Any, ...]
     future: asyncio.Future[None]
@@ -240,6 +287,7 @@ class GroupCommitWriter:
         observer: CommitObserver | None = None,
         app_id: str | None = None,
         compact_every: int = 50,
+        compact_min_interval_s: float = 5.0,
         fast_commit: bool = True,
         fsync: bool = True,
     ) -> None:
@@ -259,11 +307,14 @@ class GroupCommitWriter:
         self._app_id = base
         self._pending: list[_Pending] = []
         self._free: list[DeltaAppender] = []
+        self._committers: dict[DeltaAppender, _CommitThread] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._signal: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.compact_every = compact_every
+        self.compact_min_interval_s = compact_min_interval_s
+        self._last_compaction: float | None = None  # monotonic start of the last auto-compaction
         self._commits_since_compaction = 0
         self._days_written: set[date] = set()
         self._compaction: asyncio.Task[None] | None = None
@@ -284,7 +335,11 @@ class GroupCommitWriter:
         self._signal = asyncio.Event()
         self._closing = False
         self._free = list(reversed(self.lanes))
+        loop = asyncio.get_running_loop()
+        name = f"bronze-commit:{self.target.table}"
+        self._committers = {lane: _CommitThread(lane, loop, f"{name}:{k}") for k, lane in enumerate(self.lanes)}
         self._task = asyncio.create_task(self._run(), name=f"bronze-flusher:{self.target.table}")
+        self._task.add_done_callback(self._flusher_ended)
         try:
             await asyncio.to_thread(self.appender.ensure_table)
         except Exception as exc:
@@ -299,6 +354,9 @@ class GroupCommitWriter:
         self._signal.set()
         await self._task
         self._task = None
+        for committer in self._committers.values():
+            await committer.close()
+        self._committers = {}
         if self._compaction is not None:
             await self._compaction
             self._compaction = None
@@ -317,17 +375,38 @@ class GroupCommitWriter:
         self._pending.append(_Pending(row, future, time.monotonic()))
         if len(self._pending) == 1 or len(self._pending) >= self.max_rows:
             self._signal.set()
-        try:
-            async with asyncio.timeout(self.timeout_s):  # cancelling the future on timeout is harmless:
-                await future  # the flusher skips futures already done
-        except TimeoutError as exc:
-            raise LakeUnavailableError(f"commit not done within {self.timeout_s:g}s") from exc
+        # The flusher fails rows older than ``timeout_s`` (one deadline per batch, not a timer per
+        # request: :meth:`_expire`); a cancelled wait is harmless, the flusher skips done futures.
+        await future
 
     # --- flusher ----------------------------------------------------------------------------------
+    def _flusher_ended(self, task: asyncio.Task[None]) -> None:
+        """Nothing may wait forever: if the flusher died, fail whatever is still waiting."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bronze flusher stopped", table=self.target.table, error=type(task.exception()).__name__)
+        self._closing = True
+        self._fail(self._pending, LakeUnavailableError("writer stopped"))
+        self._pending = []
+
+    @staticmethod
+    def _fail(batch: list[_Pending], error: LakeUnavailableError) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(error)
+                pending.future.exception()  # mark retrieved: a cancelled request no longer awaits it
+
+    def _expire(self, now: float) -> None:
+        """Fail the waiting rows that are ``timeout_s`` old (every lane busy for that long)."""
+        if self._pending and now - self._pending[0].arrived >= self.timeout_s:
+            old = [p for p in self._pending if now - p.arrived >= self.timeout_s]
+            self._pending = [p for p in self._pending if now - p.arrived < self.timeout_s]
+            self._fail(old, LakeUnavailableError(f"commit not done within {self.timeout_s:g}s"))
+
     async def _run(self) -> None:
         assert self._signal is not None
         while True:
             self._signal.clear()
+            self._expire(time.monotonic())
             if not self._pending:
                 if self._closing:
                     if not self._inflight:
@@ -336,8 +415,10 @@ class GroupCommitWriter:
                     continue
                 await self._signal.wait()
                 continue
-            if not self._free:
-                await self._signal.wait()  # a lane finishing sets the signal
+            if not self._free:  # a lane finishing sets the signal; the oldest row's deadline wakes us too
+                deadline = self._pending[0].arrived + self.timeout_s - time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._signal.wait(), max(deadline, 0.001))
                 continue
             linger = self._pending[0].arrived + self.max_wait - time.monotonic()
             ready = self._closing or not self._inflight or len(self._pending) >= self.max_rows or linger <= 0
@@ -353,9 +434,16 @@ class GroupCommitWriter:
 
     async def _flush(self, lane: DeltaAppender, batch: list[_Pending]) -> None:
         started = time.perf_counter()
-        error: Exception | None = None
+        error: LakeUnavailableError | None = None
+        commit = self._committers[lane].submit([p.row for p in batch])
         try:
-            await asyncio.to_thread(lane.append, [p.row for p in batch])
+            # The batch's deadline is its oldest row's: past it, answer 503 and let the commit finish
+            # in the background (the rows may still land; bronze keeps duplicates, silver dedupes).
+            deadline = batch[0].arrived + self.timeout_s - time.monotonic()
+            done, _ = await asyncio.wait({commit}, timeout=max(deadline, 0.001))
+            if not done:
+                self._fail(batch, LakeUnavailableError(f"commit not done within {self.timeout_s:g}s"))
+            await commit
         except Exception as exc:
             error = exc if isinstance(exc, LakeUnavailableError) else LakeUnavailableError(str(exc))
         finally:
@@ -377,14 +465,12 @@ class GroupCommitWriter:
             log.error("bronze commit failed", table=self.target.table, rows=len(batch), error=type(error).__name__)
         if self.observer is not None:
             self.observer(self.target.table, len(batch), elapsed, error is None)
+        if error is not None:
+            self._fail(batch, error)
+            return
         for pending in batch:
-            if pending.future.done():
-                continue
-            if error is None:
+            if not pending.future.done():
                 pending.future.set_result(None)
-            else:
-                pending.future.set_exception(error)
-                pending.future.exception()  # mark retrieved: a timed-out request no longer awaits it
 
     # --- auto-compaction ----------------------------------------------------------------------
     def _maybe_compact(self, batch: list[_Pending]) -> None:
@@ -395,6 +481,13 @@ class GroupCommitWriter:
         busy = self._compaction is not None and not self._compaction.done()
         if self._commits_since_compaction < self.compact_every or busy:
             return
+        # One compaction costs about the same whatever the commits since the last one (open the
+        # table, rewrite the small files, write a checkpoint: ~0.1–0.3 s of CPU here), so under load
+        # a per-commit period alone would spend most of a core compacting (benchmarks/RESULTS.md).
+        now = time.monotonic()
+        if self._last_compaction is not None and now - self._last_compaction < self.compact_min_interval_s:
+            return
+        self._last_compaction = now
         days, self._days_written = self._days_written, set()
         self._commits_since_compaction = 0
         self._compaction = asyncio.create_task(self._compact(days), name=f"bronze-compaction:{self.target.table}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -77,7 +77,8 @@ _KEY_VALUE_RE = re.compile(
 )
 _OWN_TOKEN_RE = re.compile(r"\b[a-z]{2,5}_[A-Za-z0-9_-]{40,}")
 _MIN_SECRET_CHARS = 6
-_request_secrets: ContextVar[tuple[str, ...]] = ContextVar("beazap_log_secrets", default=())
+SecretSource = Callable[[], Iterable[str | None]]
+_request_secrets: ContextVar[tuple[str | SecretSource, ...]] = ContextVar("beazap_log_secrets", default=())
 
 
 def remember_secrets(*values: str | None) -> None:
@@ -87,9 +88,23 @@ def remember_secrets(*values: str | None) -> None:
         _request_secrets.set(_request_secrets.get() + found)
 
 
+def remember_secret_source(source: SecretSource) -> None:
+    """Like :func:`remember_secrets` for values a hot path should not work out unless needed: ``source``
+    is called only when a log line of the current context is masked (most requests write none)."""
+    _request_secrets.set((*_request_secrets.get(), source))
+
+
+def _current_secrets() -> Iterator[str]:
+    for item in _request_secrets.get():
+        if isinstance(item, str):
+            yield item
+        else:
+            yield from (v for v in item() if v and len(v) >= _MIN_SECRET_CHARS)
+
+
 def scrub(text: str) -> str:
     """``text`` with known and secret-looking values redacted and phone numbers masked."""
-    for secret in _request_secrets.get():
+    for secret in _current_secrets():
         if secret in text:
             text = text.replace(secret, REDACTED)
     text = _BEARER_RE.sub(lambda m: m.group(1) + REDACTED, text)

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     bronze_compact_every_commits: int = Field(
         default=50, ge=0, description="Receiver compacts the bronze partitions it writes every N commits (0 = off)."
     )
+    bronze_compact_min_interval_seconds: float = Field(
+        default=5.0, ge=0, description="…but at most once per this many seconds (bounds its CPU under load)."
+    )
     instance_cache_refresh_seconds: float = Field(
         default=30.0, description="How often the receiver reloads instance tokens from the ops store."
     )

@@ -62,6 +62,11 @@ def keyed_hash(value: str, purpose: str) -> str:
     Used where a record must name something without storing it (e.g. the erasure audit keeps the
     keyed hash of an erased phone number, never the number itself).
     """
+    return hmac.digest(_purpose_key(purpose), value.encode("utf-8"), "sha256").hex()
+
+
+@lru_cache(maxsize=32)
+def _purpose_key(purpose: str) -> bytes:
+    """The HMAC key of ``purpose`` (derived once per process: the receiver hashes a key per webhook)."""
     secret = _fernet()._signing_key + _fernet()._encryption_key  # type: ignore[attr-defined]
-    key = hashlib.sha256(b"beazap:" + purpose.encode() + b":" + secret).digest()
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hashlib.sha256(b"beazap:" + purpose.encode() + b":" + secret).digest()

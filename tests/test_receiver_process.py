@@ -54,6 +54,7 @@ def server_env(tmp_path: Path) -> dict[str, str]:
         BEAZAP_LOG_LEVEL="WARNING",
         BEAZAP_GROUP_COMMIT_MAX_WAIT_MS="10",
         BEAZAP_BRONZE_COMPACT_EVERY_COMMITS="10",  # compactions (and checkpoints) happen under load too
+        BEAZAP_BRONZE_COMPACT_MIN_INTERVAL_SECONDS="0",
     )
     return env
 

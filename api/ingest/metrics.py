@@ -8,6 +8,7 @@ aggregates all workers (multiprocess mode). Without it the metrics are those of 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -52,6 +53,37 @@ PROJECTOR_LAG = Gauge(
     "Age of the oldest bronze commit the live projector (beazap worker) has not applied yet (0 = caught up).",
     multiprocess_mode="max",
 )
+
+
+# Labelled children, looked up once per label value: ``labels()`` validates and locks on every call,
+# which showed in the receiver's per-request profile (label sets are bounded: events, reasons, codes).
+_received: dict[str, Any] = {}
+_rejected: dict[str, Any] = {}
+_request_seconds: dict[int, Any] = {}
+
+
+def count_received(event_label: str) -> None:
+    """One webhook committed (``event_label``: a known event or ``other``)."""
+    child = _received.get(event_label)
+    if child is None:
+        child = _received[event_label] = RECEIVED.labels(event_label)
+    child.inc()
+
+
+def count_rejected(reason: str) -> None:
+    """One webhook refused for ``reason``."""
+    child = _rejected.get(reason)
+    if child is None:
+        child = _rejected[reason] = REJECTED.labels(reason)
+    child.inc()
+
+
+def observe_request(status: int, seconds: float) -> None:
+    """Time from a webhook's arrival to its answer with ``status``."""
+    child = _request_seconds.get(status)
+    if child is None:
+        child = _request_seconds[status] = REQUEST_SECONDS.labels(str(status))
+    child.observe(seconds)
 
 
 def observe_commit(table: str, rows: int, seconds: float, ok: bool) -> None:

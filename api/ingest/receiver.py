@@ -62,7 +62,7 @@ class Outcome:
 
 def reject(status: int, reason: str, error: str, **extra: Any) -> Outcome:
     """A refusal: count it by reason and build the JSON answer (503 carries Retry-After)."""
-    metrics.REJECTED.labels(reason).inc()
+    metrics.count_rejected(reason)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="beazap-webhooks"'
@@ -85,6 +85,7 @@ class Receiver:
             "max_wait_ms": settings.group_commit_max_wait_ms,
             "lanes": settings.group_commit_lanes,
             "compact_every": settings.bronze_compact_every_commits,
+            "compact_min_interval_s": settings.bronze_compact_min_interval_seconds,
             "fast_commit": settings.bronze_fast_commit,
             "fsync": settings.bronze_fsync,
             "timeout_s": settings.receiver_commit_timeout_seconds,
@@ -157,7 +158,7 @@ class Receiver:
             await self.events.write(row)
         except LakeUnavailableError:
             return reject(503, "lake_unavailable", "the lake cannot be written now; retry later")
-        metrics.RECEIVED.labels(metric_event(envelope.event)).inc()
+        metrics.count_received(metric_event(envelope.event))
         return Outcome(200, {"status": "accepted", "receipt_id": receipt_id, "event": envelope.event})
 
     async def _authenticate(

@@ -17,6 +17,7 @@ import time
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.ingest import metrics
@@ -35,53 +36,70 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-class _BodyTooLargeError(Exception):
-    pass
+_WANTED_HEADERS = {b"apikey": "apikey", b"authorization": "authorization", b"content-length": "content-length"}
+_JSON_TYPE = (b"content-type", b"application/json")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLargeError
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request headers the receiver reads (first occurrence of each, latin-1 as in Starlette)."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = _WANTED_HEADERS.get(name)
+        if key is not None and key not in found:
+            found[key] = value.decode("latin-1")
+    return found
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None when it grows past ``limit`` (ClientDisconnect as Starlette's)."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _BodyTooLargeError
+            return None
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
-def _answer(outcome: Outcome, started: float) -> Response:
-    metrics.REQUEST_SECONDS.labels(str(outcome.status)).observe(time.perf_counter() - started)
-    return Response(
-        content=orjson.dumps(outcome.body),
-        status_code=outcome.status,
-        media_type="application/json",
-        headers=outcome.headers or None,
-    )
-
-
-async def _receive(request: Request, suffix: str | None) -> Response:
+async def _handle(scope: Scope, receive: Receive, suffix: str | None) -> tuple[Outcome, bytes]:
+    """One webhook from the raw ASGI request to its outcome and JSON answer body (request metric included)."""
     started = time.perf_counter()
-    receiver: Receiver | None = getattr(request.app.state, "receiver", None)
+    receiver: Receiver | None = getattr(scope["app"].state, "receiver", None)
     if receiver is None:
-        return _answer(reject(503, "receiver_disabled", "the webhook receiver is not running"), started)
-    try:
-        body = await _read_body(request, receiver.settings.max_body_bytes)
-    except _BodyTooLargeError:
+        outcome = reject(503, "receiver_disabled", "the webhook receiver is not running")
+    else:
+        headers = _headers(scope)
         limit = receiver.settings.max_body_bytes
-        return _answer(reject(413, "too_large", f"body larger than {limit} bytes"), started)
-    client = request.client.host if request.client else None
-    outcome = await receiver.handle(body, request.headers, client, suffix)
-    return _answer(outcome, started)
+        declared = headers.get("content-length")
+        too_large = declared is not None and declared.isdigit() and int(declared) > limit
+        body = None if too_large else await _read_body(receive, limit)
+        if body is None:
+            outcome = reject(413, "too_large", f"body larger than {limit} bytes")
+        else:
+            client = scope.get("client")
+            outcome = await receiver.handle(body, headers, client[0] if client else None, suffix)
+    answer = orjson.dumps(outcome.body)
+    metrics.observe_request(outcome.status, time.perf_counter() - started)
+    return outcome, answer
+
+
+def _response(outcome: Outcome, answer: bytes) -> Response:
+    return Response(answer, outcome.status, outcome.headers or None, media_type="application/json")
 
 
 @router.post("/evolution", responses=_RESPONSES, summary="Receive an Evolution API webhook")
 async def receive(request: Request) -> Response:
     """One Evolution API v2 webhook (single-URL mode). Answers 200 only after the bronze commit."""
-    return await _receive(request, None)
+    return _response(*await _handle(request.scope, request.receive, None))
 
 
 @router.post("/evolution/{event_suffix}", responses=_RESPONSES, summary="Receive a per-event webhook")
@@ -91,11 +109,12 @@ async def receive_by_event(event_suffix: str, request: Request) -> Response:
     The body's ``event`` is authoritative and must name the same event as the suffix
     (``messages.upsert`` ≡ ``messages-upsert``); a contradiction is quarantined (422).
     """
-    return await _receive(request, event_suffix)
+    return _response(*await _handle(request.scope, request.receive, event_suffix))
 
 
 class WebhookFastPath:
-    """ASGI middleware: ``POST /webhooks/evolution[/<suffix>]`` goes straight to the receiver."""
+    """ASGI middleware: ``POST /webhooks/evolution[/<suffix>]`` goes straight to the receiver, read
+    and answered with raw ASGI messages (no Request/Headers/Response objects per webhook)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -107,7 +126,10 @@ class WebhookFastPath:
             if path == PATH or (
                 path.startswith(PATH + "/") and "/" not in (suffix := path[len(PATH) + 1 :]) and suffix
             ):
-                response = await _receive(Request(scope, receive), suffix)
-                await response(scope, receive, send)
+                outcome, answer = await _handle(scope, receive, suffix)
+                headers = [_JSON_TYPE, (b"content-length", str(len(answer)).encode())]
+                headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in outcome.headers.items()]
+                await send({"type": "http.response.start", "status": outcome.status, "headers": headers})
+                await send({"type": "http.response.body", "body": answer})
                 return
         await self.app(scope, receive, send)
