@@ -19,22 +19,16 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
+from benchmarks.servers import free_port
 from benchmarks.workdir import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:
@@ -79,7 +73,7 @@ def main() -> None:
     register_instances(engine, worlds[0])
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(_free_port())],
+        [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(free_port())],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

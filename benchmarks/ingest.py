@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
+from benchmarks.servers import free_port
 from benchmarks.workdir import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,12 +99,6 @@ def simulator_posts(limit: int) -> tuple[list[Post], list[tuple[str, str]], str]
 
 
 # --- servers --------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,16 +25,11 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.servers import free_port, wait_healthy
 from benchmarks.workdir import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = '"contact_key":"'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rss_mb(pid: int) -> float:
@@ -211,7 +205,7 @@ def main() -> None:
     engine = get_engine(settings)
     migrate.upgrade(engine)
     token = create_token(engine, "bench", "admin")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [
@@ -231,16 +225,7 @@ def main() -> None:
     worker: subprocess.Popen[bytes] | None = None
     try:
         with httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as api:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if api.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError("server did not start")
-                time.sleep(0.1)  # waiting for the subprocess to listen, bounded
+            wait_healthy(api)
             hook = api.post("/v1/instances", json={"id": "bench-1"}).json()["webhook_token"]
 
             worker = subprocess.Popen([sys.executable, "-m", "beazap", "worker"], cwd=ROOT, env={**os.environ, **env})

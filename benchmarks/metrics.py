@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import duckdb
 import httpx
 import pyarrow as pa
 
+from benchmarks.servers import free_port
 from benchmarks.workdir import scratch_dir
 from silver import schema as s
 
@@ -360,12 +360,6 @@ class NoCache:
         return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def bench_app() -> Any:
     """uvicorn factory for the benchmark server process: the real app, gold loaded, cache off."""
     from api.app import create_app
@@ -392,7 +386,7 @@ def serve(
 ) -> tuple[subprocess.Popen, str]:
     """Start an API in its own process (one uvicorn worker), as in production; wait until it answers.
     ``cwd``: run another source tree of the project (its modules come first on the path)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **env}
     log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen(

@@ -20,7 +20,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,15 +28,10 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.servers import free_port, wait_healthy
 from benchmarks.workdir import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -87,22 +81,13 @@ def main() -> None:
     migrate.upgrade(engine)
     seed(engine)
     add_many(engine, args.open)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port)]
     server = subprocess.Popen([*cmd, "--log-level", "warning"], cwd=ROOT, env={**os.environ, **env})
     try:
         with httpx.Client(base_url=base, timeout=60, headers={"Accept-Encoding": "gzip"}) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError("server did not start")
-                time.sleep(0.1)  # waiting for the subprocess to listen, bounded
+            wait_healthy(client)
             form = client.get("/app/login").text
             csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
             login = {"email": USERS["supervisor"], "password": PASSWORD, "csrf": csrf, "next": "/app"}

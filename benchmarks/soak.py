@@ -28,7 +28,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -45,18 +44,13 @@ import httpx
 import numpy as np
 import sqlalchemy as sa
 
+from benchmarks.servers import free_port
 from benchmarks.workdir import scratch_dir
 from tests.fakes.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 FAULTS = ("kill -9 a receiver worker", "PostgreSQL cut", "kill -9 the worker", "restart the worker")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
