@@ -102,6 +102,16 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def worker_processes(pid: int) -> list[int]:
+    """The server's worker processes (multiprocessing children), not its resource tracker."""
+    workers = []
+    for child in children(pid):
+        with suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(child)
+    return workers
+
+
 class Process:
     """One ``beazap`` subprocess in its own session (so ``kill -9`` takes its children too)."""
 
@@ -351,9 +361,10 @@ def run(
         t0 = time.monotonic()
         print(f"[{t0 - started:6.0f} s] fault: {fault}", flush=True)
         if fault.startswith("kill -9 a receiver"):
-            pids = children(receiver.proc.pid) if receiver.proc else []
+            pids = worker_processes(receiver.proc.pid) if receiver.proc else []
             if pids:
                 os.kill(pids[0], signal.SIGKILL)
+            print(f"         killed receiver worker {pids[0] if pids else 'none found'} of {len(pids)}", flush=True)
         elif fault.startswith("PostgreSQL"):
             proxy.cut()
             time.sleep(args.outage_seconds)  # the fault's duration, not synchronization
