@@ -10,9 +10,10 @@ token in the ``X-CSRF-Token`` header (a custom header a cross-site form cannot s
 ``fetch`` cannot send without a CORS grant, which this API never gives); without it the write answers
 401 as if unauthenticated, with a wrong one 403. The web app calls the API in-process with the user's
 scope already resolved (``request.scope[WEB_SCOPE_KEY]``, which no client can set). An attendant user
-reads only the metrics and conversation facts of their own attendant id, and works in the console:
-the account's live conversations, their actions and replies, quick replies and the live stream
-(``CONSOLE_PATHS``).
+reads only the metrics and conversation facts of their own attendant id, and works in the console on
+their own instance (``CONSOLE_PATHS``): reads quick replies, and reads, acts on and replies to their own
+and the unassigned conversations (``api/routes/ops_conversations.py``), contacts masked (``contact_for``).
+The account-wide live stream is not theirs: the queue page streams their view (``/app/queue/stream``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from core.logging import mask_phones
 from storage.db import get_engine
-from storage.ops_repo import NotFoundError, scoped_instances
+from storage.ops_repo import NotFoundError, get_attendant, scoped_instances
 from storage.tokens import TenantScope, resolve_token
 from storage.users import resolve_session
 
@@ -95,7 +96,15 @@ def _check_role(request: Request, scope: TenantScope) -> TenantScope:
     own = [scope.attendant_id] if scope.attendant_id else []
     path = request.url.path
     if own and path.startswith(CONSOLE_PATHS) and not path.startswith(ATTENDANT_PATHS):
-        return dataclasses.replace(scope, scope="agent")  # the console: act on and reply to conversations
+        # the console, on the attendant's own instance: read quick replies; act on and reply to
+        # conversations (their own and the unassigned ones, api/routes/ops_conversations.py)
+        engine = getattr(request.app.state, "engine", None) or get_engine()
+        try:
+            instance = get_attendant(engine, scope, own[0])["instance_id"]
+        except NotFoundError:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "this login is not linked to an attendant") from None
+        narrowed = dataclasses.replace(scope, instance_ids=frozenset({instance}))
+        return dataclasses.replace(narrowed, scope="agent") if path.startswith("/v1/conversations") else narrowed
     if not path.startswith(ATTENDANT_PATHS) or request.query_params.getlist("attendant_id") != own or not own:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "attendants see only their own figures")
     return scope

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from core.logging import get_logger
+from core.logging import get_logger, mask_phones
 
 log = get_logger(__name__)
 
@@ -52,6 +52,11 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def _reason(response: httpx.Response) -> str:
+    """Evolution's reason for a refusal, phone numbers masked (it is shown to people and stored)."""
+    return mask_phones(_raw_reason(response))
+
+
+def _raw_reason(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:

@@ -242,13 +242,38 @@ def test_pages_of_a_long_queue_cover_every_open_conversation_once(app, engine) -
     assert client.get("/app/queue/rows", params={"cursor": "not-a-cursor"}).status_code == 422
 
 
-def test_attendant_session_reads_contacts_masked_through_the_api(app, engine) -> None:
+def test_attendant_session_works_on_own_and_unassigned_only_with_contacts_masked(app, engine) -> None:
     _world(engine)
     client = login(TestClient(app), "attendant")
+    csrf = {"X-CSRF-Token": re.search(r'data-csrf="([^"]+)"', client.get("/app/queue").text).group(1)}
     listed = client.get("/v1/conversations", params={"status": "open"})
-    assert listed.status_code == 200 and listed.json()["items"]
+    assert listed.status_code == 200
+    assert {r["id"] for r in listed.json()["items"]} == {"c-old", "c-ana", "c-new"}  # own instance, own + unassigned
+    assert "5511" not in listed.text  # contact_key and chat_jid masked
     assert all(r["contact_key"].startswith("***") for r in listed.json()["items"])
-    one = client.get(f"/v1/conversations/{listed.json()['items'][0]['id']}")
+    one = client.get("/v1/conversations/c-old")
     assert one.status_code == 200 and "5511" not in one.text
+    # a colleague's conversation and another instance of the account are not the attendant's (404)
+    assert client.get("/v1/conversations/c-bob").status_code == 404
+    assert client.get("/v1/conversations/c-bob/messages").status_code == 404
+    assert client.get("/v1/conversations", params={"instance_id": "qa-2"}).status_code == 404
+    assert client.post("/v1/conversations/c-bob/resolve", json={}, headers=csrf).status_code == 404
+    assert client.post("/v1/conversations/c-bob/messages", json={"text": "oi"}, headers=csrf).status_code == 404
+    # quick replies are the account's: attendants read them, supervisors and admins write them
+    assert client.get("/v1/quick-replies").status_code == 200
+    r = client.post("/v1/quick-replies", json={"shortcut": "x", "title": "x", "body": "x"}, headers=csrf)
+    assert r.status_code == 403
+    # the attendant acts on their own conversation
+    assert client.post("/v1/conversations/c-ana/resolve", json={}, headers=csrf).status_code == 200
     supervisor = login(TestClient(app), "supervisor")
     assert any("5511" in r["contact_key"] for r in supervisor.get("/v1/conversations").json()["items"])
+
+
+def test_evolution_refusal_reason_is_shown_with_phones_masked() -> None:
+    import httpx
+
+    from live.evolution import _reason
+
+    body = {"response": {"message": [{"jid": "5511987654321@s.whatsapp.net", "exists": False}]}}
+    reason = _reason(httpx.Response(400, json=body))
+    assert "5511987654321" not in reason and "exists" in reason

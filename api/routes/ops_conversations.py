@@ -39,6 +39,20 @@ def _policies(request: Request, instance_ids: list[str]) -> dict[str, SlaPolicy]
     return live_sla.policies(engine_of(request), instance_ids)
 
 
+def _attendant_may_see(scope: TenantScope, conv: dict[str, Any]) -> bool:
+    """An attendant's session works on its own conversations and the unassigned ones (the queue's view)."""
+    return scope.role != "attendant" or conv["assignee_id"] in (None, scope.attendant_id)
+
+
+def _get_for(engine: Any, scope: TenantScope, conversation_id: str, expected: int | None = None) -> dict[str, Any]:
+    """The conversation if the caller may work on it, else 404 like an unknown id. A stale ``expected``
+    version passes, so the action answers 409 with who changed it (the console says it in words)."""
+    conv = ops_repo.get_conversation(engine, scope, conversation_id)
+    if not _attendant_may_see(scope, conv) and (expected is None or expected == conv["version"]):
+        raise ops_repo.NotFoundError(f"conversation not found: {conversation_id}")
+    return conv
+
+
 def _with_sla(
     rows: list[dict[str, Any]], policies: dict[str, SlaPolicy], now: datetime, scope: TenantScope
 ) -> list[dict[str, Any]]:
@@ -46,6 +60,8 @@ def _with_sla(
     for row in rows:
         row["sla"] = clocks(row, policies[row["instance_id"]], now)
         row["contact_key"] = contact_for(scope, row["contact_key"])
+        if row.get("chat_jid"):
+            row["chat_jid"] = contact_for(scope, row["chat_jid"])
     return rows
 
 
@@ -73,6 +89,7 @@ def list_conversations(
     flt = ConversationFilter(ids, status_, assignee_id, team_id, unassigned, sla, opened_from, opened_to)
     cutoffs = {i: c for i, p in policies.items() if (c := p.frt_cutoffs(now)) is not None}
     rows, next_cursor = ops_repo.list_conversations(engine, scope, flt, limit=limit, cursor=cursor, frt_cutoffs=cutoffs)
+    rows = [row for row in rows if _attendant_may_see(scope, row)]
     return {"items": _with_sla(rows, policies, now, scope), "next_cursor": next_cursor}
 
 
@@ -86,7 +103,7 @@ def get_conversation(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     engine = engine_of(request)
-    conv = ops_repo.get_conversation(engine, scope, conversation_id)
+    conv = _get_for(engine, scope, conversation_id)
     msgs, next_cursor = ops_repo.list_messages(
         engine, scope, conversation_id, limit=limit, cursor=cursor, conversation=conv
     )
@@ -103,6 +120,7 @@ def list_messages(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
+    _get_for(engine_of(request), scope, conversation_id)
     msgs, next_cursor = ops_repo.list_messages(engine_of(request), scope, conversation_id, limit=limit, cursor=cursor)
     return {"items": msgs, "next_cursor": next_cursor}
 
@@ -135,6 +153,7 @@ def _action(
             expected = int(if_match.strip().strip('"').removeprefix("W/").strip('"'))
         except ValueError:
             raise InvalidError("If-Match must be the conversation version") from None
+    _get_for(engine_of(request), scope, conversation_id, expected)
     try:
         conv = ops_actions.act(
             engine_of(request),
@@ -207,7 +226,7 @@ class AutoAssignIn(BaseModel):
 @errors
 def auto_assign(request: Request, scope: WriteScope, conversation_id: str, body: AutoAssignIn) -> Any:
     engine = engine_of(request)
-    ops_repo.get_conversation(engine, scope, conversation_id)
+    _get_for(engine, scope, conversation_id)
     if body.team_id:
         team = ops_repo.get_team(engine, scope, body.team_id)
         conv = ops_repo.get_conversation(engine, scope, conversation_id)
@@ -250,7 +269,7 @@ def send(
 ) -> dict[str, Any]:
     """Retries on Evolution 5xx/timeouts; a repeated ``Idempotency-Key`` never sends twice."""
     engine = engine_of(request)
-    conv = ops_repo.get_conversation(engine, scope, conversation_id)
+    conv = _get_for(engine, scope, conversation_id)
     result = send_message(
         engine,
         scope,

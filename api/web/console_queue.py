@@ -59,7 +59,7 @@ class QueueFilter:
         self.team_id = None if self.attendant_view else (team_id or None)
 
     def shows(self, conv: dict[str, Any]) -> bool:
-        """Whether an open conversation of the view's instances belongs in this view."""
+        """Whether a conversation of the view's instances belongs in this view."""
         if self.attendant_view:
             return conv["assignee_id"] in (None, self.attendant_id)
         return not self.team_id or conv["team_id"] == self.team_id
@@ -325,7 +325,7 @@ def view_frames(chunk: bytes, qf: QueueFilter, role: str | None) -> bytes:
         event = orjson.loads(line[6:])
         conv = event.get("conversation")
         if isinstance(conv, dict):
-            if event.get("kind") in ("waiting", "assigned") and not qf.shows(conv):
+            if not qf.shows(conv):  # whatever the kind: a colleague's resolved conversation is not the view's
                 event = {
                     "id": event["id"],
                     "kind": "gone",

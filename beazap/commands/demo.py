@@ -189,7 +189,7 @@ def _live_queue_moving(lake: Any, engine: Any, sim: Any, seconds: float) -> None
     from beazap.simulator import simulate
     from beazap.simulator.live import LiveError, live_window, planned_actions, replay, steady_rate
     from live.projector import run_once
-    from storage.tokens import create_token
+    from storage.tokens import create_token, resolve_token, revoke_token
 
     accounts = sorted({inst.account_id for inst in sim.instances})
     tokens = [create_token(engine, account, "agent", name="demo-live") for account in accounts]
@@ -226,6 +226,9 @@ def _live_queue_moving(lake: Any, engine: Any, sim: Any, seconds: float) -> None
         finally:
             stop.set()
             worker.join(timeout=60)
+            for token in tokens:  # the demo's tokens end with it
+                if (held := resolve_token(engine, token)) is not None:
+                    revoke_token(engine, held.token_id)
     run_once(lake, engine)
     done = report.summary()
     console.print(
@@ -240,10 +243,10 @@ def _live_queue_moving(lake: Any, engine: Any, sim: Any, seconds: float) -> None
         highlight=False,
     )
     console.print(
-        f"  uv run beazap simulate --post http://127.0.0.1:8000 --live --minutes 5 --rate {LIVE_PACE:g} "
+        f'  BEAZAP_API_TOKEN="$(uv run beazap token create --account {accounts[0]} --scope agent | tail -n 1)" '
+        f"uv run beazap simulate --post http://127.0.0.1:8000 --live --minutes 5 --rate {LIVE_PACE:g} "
         f"--conversations-per-day 300 --instances {sum(1 for i in sim.instances if i.account_id == accounts[0])} "
-        f'--seed {sim.config.seed} --api-token "$(uv run beazap token create --account {accounts[0]} --scope agent '
-        '| tail -n 1)"',
+        f"--seed {sim.config.seed}",
         soft_wrap=True,
         highlight=False,
     )
